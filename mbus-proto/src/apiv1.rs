@@ -1,0 +1,296 @@
+//! Protocol version 1: the message type and every frame a producer, a consumer and the broker
+//! exchange.
+//!
+//! A frame body is a msgpack array `[kind, field, ...]`; the field list of each kind is fixed and
+//! documented on its variant. Decoding borrows strings and payloads from the input buffer, so a
+//! [`Frame`] lives no longer than the bytes it was decoded from.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks, carried in [`Frame::Hello`] and [`Frame::Welcome`].
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// A message as a producer publishes it and a consumer receives it: a topic and opaque bytes.
+///
+/// Encoded as the msgpack array `[topic, data]`, with `data` a msgpack *bin*.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The topic the message belongs to; see [`crate::validate_topic`].
+    pub topic: String,
+    /// The payload; the bus never looks inside it.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl Message {
+    /// The frame that publishes this message.
+    pub fn publish_frame(&self) -> Frame<'_> {
+        Frame::Publish {
+            topic: &self.topic,
+            data: &self.data,
+        }
+    }
+}
+
+/// Which side of the bus a client is; each role has its own port on the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Publishes messages; connects to the producer port. Encoded as the string `"producer"`.
+    Producer,
+    /// Subscribes to topics; connects to the consumer port. Encoded as the string `"consumer"`.
+    Consumer,
+}
+
+impl Role {
+    /// The wire name of the role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        }
+    }
+}
+
+/// Where a subscription starts reading its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Start {
+    /// The oldest message the topic still holds. Encoded as the string `"earliest"`.
+    #[default]
+    Earliest,
+    /// Only messages published after the subscription. Encoded as the string `"latest"`.
+    Latest,
+    /// The message with this offset. Encoded as a msgpack unsigned integer.
+    Offset(u64),
+}
+
+impl std::str::FromStr for Start {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "earliest" => Ok(Start::Earliest),
+            "latest" => Ok(Start::Latest),
+            _ => s
+                .parse()
+                .map(Start::Offset)
+                .map_err(|_| format!("expected `earliest`, `latest` or an offset, found `{s}`")),
+        }
+    }
+}
+
+impl std::fmt::Display for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Start::Earliest => f.write_str("earliest"),
+            Start::Latest => f.write_str("latest"),
+            Start::Offset(o) => write!(f, "{o}"),
+        }
+    }
+}
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
+        /// The reason carried by an [`Frame::Error`], as a number that programs can act on.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $name,)*
+            /// A code this version does not know; kept so that newer peers can be understood.
+            Other(u16),
+        }
+
+        impl ErrorCode {
+            /// The code's number on the wire.
+            pub fn to_u16(self) -> u16 {
+                match self {
+                    $(ErrorCode::$name => $value,)*
+                    ErrorCode::Other(n) => n,
+                }
+            }
+
+            /// The code with this number; unknown numbers become [`ErrorCode::Other`].
+            pub fn from_u16(n: u16) -> Self {
+                match n {
+                    $($value => ErrorCode::$name,)*
+                    n => ErrorCode::Other(n),
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The body is not a msgpack array of the shape its kind requires.
+    Malformed = 1,
+    /// The length prefix exceeds the receiver's frame limit.
+    FrameTooLarge = 2,
+    /// The frame kind is not defined by this protocol version.
+    UnknownKind = 3,
+    /// The `Hello` asked for a protocol version the broker does not speak.
+    UnsupportedVersion = 4,
+    /// A valid frame that is not allowed here: before `Hello`, on the other role's port, or a
+    /// frame only the broker sends.
+    UnexpectedFrame = 5,
+    /// The topic name breaks the naming rules.
+    InvalidTopic = 6,
+    /// The authentication token is missing or wrong.
+    Unauthorized = 7,
+    /// The broker is at its connection limit.
+    TooManyConnections = 8,
+    /// The peer did not complete the handshake, or stayed silent, for too long.
+    Timeout = 9,
+    /// The peer did not read what the broker owed it and the outbound buffer limit was reached.
+    SlowConsumer = 10,
+    /// The broker is shutting down.
+    ShuttingDown = 11,
+    /// A broker-wide or per-connection limit other than the above was reached.
+    LimitReached = 12,
+    /// The broker failed in a way that is not the peer's fault.
+    Internal = 13,
+}
+
+/// One protocol frame, borrowing its strings and payloads from the buffer it was decoded from.
+///
+/// Each variant documents its msgpack array. `kind` numbers are stable within a protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// `[1, version, role, token]`, client to broker, first frame of every connection.
+    /// `token` is a string, or nil when the client has none.
+    Hello {
+        /// The protocol version the client speaks.
+        version: u8,
+        /// Whether the client produces or consumes; must match the port it connected to.
+        role: Role,
+        /// The shared secret, when the broker requires one.
+        token: Option<&'a str>,
+    },
+    /// `[2, version, max_frame]`, broker to client, the answer to an accepted `Hello`.
+    Welcome {
+        /// The protocol version the broker speaks on this connection.
+        version: u8,
+        /// The largest frame body, in bytes, the broker accepts from this client.
+        max_frame: u32,
+    },
+    /// `[3, topic, data]`, producer to broker: append `data` to `topic`.
+    ///
+    /// The broker numbers the publishes of a connection 1, 2, 3, ... in the order it receives
+    /// them; [`Frame::Confirm`] refers to those numbers.
+    Publish {
+        /// The topic to append to; created if it does not exist.
+        topic: &'a str,
+        /// The payload, a msgpack bin.
+        data: &'a [u8],
+    },
+    /// `[4, count]`, broker to producer: publishes 1 to `count` of this connection are stored.
+    ///
+    /// Confirms are cumulative and may be coalesced: a producer sees `count` only grow.
+    Confirm {
+        /// How many publishes of this connection the broker has taken.
+        count: u64,
+    },
+    /// `[5, topic, start]`, consumer to broker: deliver `topic` from `start` on.
+    /// `start` is `"earliest"`, `"latest"` or an unsigned offset.
+    Subscribe {
+        /// The topic; it need not exist yet.
+        topic: &'a str,
+        /// Where to start reading.
+        start: Start,
+    },
+    /// `[6, topic, offset]`, broker to consumer: the subscription is active and its first
+    /// delivery will carry `offset` (or a later one, after a [`Frame::Gap`]).
+    Subscribed {
+        /// The topic subscribed to.
+        topic: &'a str,
+        /// The resolved start position.
+        offset: u64,
+    },
+    /// `[7, topic]`, consumer to broker: stop delivering `topic`.
+    Unsubscribe {
+        /// The topic to leave.
+        topic: &'a str,
+    },
+    /// `[8, topic, offset, data]`, broker to consumer: one message of a subscribed topic.
+    Deliver {
+        /// The topic the message was published to.
+        topic: &'a str,
+        /// The message's position in its topic: 0, 1, 2, ...
+        offset: u64,
+        /// The payload, a msgpack bin.
+        data: &'a [u8],
+    },
+    /// `[9, topic, from, to]`, broker to consumer: messages `from..to` (end exclusive) of `topic`
+    /// were removed by retention before this consumer read them; delivery goes on at `to`.
+    Gap {
+        /// The topic that lost messages for this consumer.
+        topic: &'a str,
+        /// The first missed offset.
+        from: u64,
+        /// The first offset that will still be delivered.
+        to: u64,
+    },
+    /// `[10, code, reason]`, either direction: the sender is about to close the connection.
+    Error {
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        reason: &'a str,
+    },
+    /// `[11]`, either direction: asks for a `Pong`.
+    Ping,
+    /// `[12]`, either direction: the answer to a `Ping`.
+    Pong,
+}
+
+/// The `kind` numbers of [`Frame`] variants, the second byte of every frame body.
+pub mod kind {
+    #![allow(missing_docs)]
+    pub const HELLO: u8 = 1;
+    pub const WELCOME: u8 = 2;
+    pub const PUBLISH: u8 = 3;
+    pub const CONFIRM: u8 = 4;
+    pub const SUBSCRIBE: u8 = 5;
+    pub const SUBSCRIBED: u8 = 6;
+    pub const UNSUBSCRIBE: u8 = 7;
+    pub const DELIVER: u8 = 8;
+    pub const GAP: u8 = 9;
+    pub const ERROR: u8 = 10;
+    pub const PING: u8 = 11;
+    pub const PONG: u8 = 12;
+}
+
+impl Frame<'_> {
+    /// This frame's `kind` number.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Frame::Hello { .. } => kind::HELLO,
+            Frame::Welcome { .. } => kind::WELCOME,
+            Frame::Publish { .. } => kind::PUBLISH,
+            Frame::Confirm { .. } => kind::CONFIRM,
+            Frame::Subscribe { .. } => kind::SUBSCRIBE,
+            Frame::Subscribed { .. } => kind::SUBSCRIBED,
+            Frame::Unsubscribe { .. } => kind::UNSUBSCRIBE,
+            Frame::Deliver { .. } => kind::DELIVER,
+            Frame::Gap { .. } => kind::GAP,
+            Frame::Error { .. } => kind::ERROR,
+            Frame::Ping => kind::PING,
+            Frame::Pong => kind::PONG,
+        }
+    }
+
+    /// The frame's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello { .. } => "Hello",
+            Frame::Welcome { .. } => "Welcome",
+            Frame::Publish { .. } => "Publish",
+            Frame::Confirm { .. } => "Confirm",
+            Frame::Subscribe { .. } => "Subscribe",
+            Frame::Subscribed { .. } => "Subscribed",
+            Frame::Unsubscribe { .. } => "Unsubscribe",
+            Frame::Deliver { .. } => "Deliver",
+            Frame::Gap { .. } => "Gap",
+            Frame::Error { .. } => "Error",
+            Frame::Ping => "Ping",
+            Frame::Pong => "Pong",
+        }
+    }
+}

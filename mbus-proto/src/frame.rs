@@ -1,0 +1,134 @@
+//! The length-prefixed codec: splitting a byte stream into frames and appending frames to a buffer.
+//!
+//! A frame is a 4-byte big-endian body length followed by the body. The limit on the body size is
+//! enforced from the prefix alone, before a receiver buffers or allocates for the body, and an
+//! incomplete frame is a normal result (`Ok(None)`), not an error.
+
+use crate::apiv1::{Frame, PROTOCOL_VERSION, kind};
+use crate::error::DecodeError;
+
+/// Bytes in the length prefix that precedes every frame body.
+pub const HEADER_LEN: usize = 4;
+
+/// The default largest frame body, in bytes, that the broker and clients accept: 1 MiB.
+pub const DEFAULT_MAX_FRAME: u32 = 1 << 20;
+
+/// Looks at the start of `buf` and tells whether a whole frame is there.
+///
+/// Returns `Ok(Some(n))` when the first `n` bytes of `buf` are one frame (prefix included),
+/// `Ok(None)` when more bytes are needed, and [`DecodeError::TooLarge`] as soon as the prefix
+/// announces a body over `max_frame`, however little of it has arrived.
+pub fn check(buf: &[u8], max_frame: u32) -> Result<Option<usize>, DecodeError> {
+    let Some(prefix) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes(*prefix);
+    if len > max_frame {
+        return Err(DecodeError::TooLarge {
+            len,
+            max: max_frame,
+        });
+    }
+    let total = HEADER_LEN + len as usize;
+    Ok((buf.len() >= total).then_some(total))
+}
+
+/// Decodes the first frame of `buf`.
+///
+/// Returns the frame and the number of bytes it took, or `Ok(None)` while the frame is incomplete.
+/// The frame borrows from `buf`.
+pub fn decode(buf: &[u8], max_frame: u32) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
+    match check(buf, max_frame)? {
+        Some(n) => Ok(Some((Frame::parse(&buf[HEADER_LEN..n])?, n))),
+        None => Ok(None),
+    }
+}
+
+impl<'a> Frame<'a> {
+    /// Parses a frame body (the bytes after the length prefix).
+    pub fn parse(body: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
+        precheck(body)?;
+        rmp_serde::from_slice(body).map_err(|e| DecodeError::Malformed(e.to_string()))
+    }
+
+    /// Appends the frame, length prefix included, to `buf`.
+    ///
+    /// # Panics
+    ///
+    /// If the body would exceed `u32::MAX` bytes, which no receiver could accept anyway.
+    pub fn encode(&self, buf: &mut Vec<u8>) {
+        let start = buf.len();
+        buf.extend_from_slice(&[0; HEADER_LEN]);
+        rmp_serde::encode::write(buf, self).expect("encoding a frame into a Vec cannot fail");
+        let len = u32::try_from(buf.len() - start - HEADER_LEN).expect("frame body over 4 GiB");
+        buf[start..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// The frame encoded into a new buffer, length prefix included.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        self.encode(&mut buf);
+        buf
+    }
+}
+
+/// Gives the errors that a program must tell apart their own type before serde sees the body:
+/// a kind this version does not define, and a `Hello` of another version, whose later fields
+/// need not have the shape version 1 gives them.
+fn precheck(body: &[u8]) -> Result<(), DecodeError> {
+    let Some((len, rest)) = array_len(body) else {
+        return Err(DecodeError::Malformed(
+            "frame body is not a msgpack array".into(),
+        ));
+    };
+    if len == 0 {
+        return Err(DecodeError::Malformed("frame array is empty".into()));
+    }
+    let Some((k, rest)) = small_uint(rest) else {
+        return Ok(()); // Not an unsigned integer: serde reports the type error.
+    };
+    if k == 0 || k > u64::from(kind::PONG) {
+        return Err(DecodeError::UnknownKind(u8::try_from(k).unwrap_or(u8::MAX)));
+    }
+    if k == u64::from(kind::HELLO) && len >= 2 {
+        if let Some((version, _)) = small_uint(rest) {
+            if version != u64::from(PROTOCOL_VERSION) {
+                return Err(DecodeError::UnsupportedVersion(
+                    u8::try_from(version).unwrap_or(u8::MAX),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a msgpack array header: fixarray, array 16 or array 32.
+fn array_len(b: &[u8]) -> Option<(u32, &[u8])> {
+    match *b.first()? {
+        m @ 0x90..=0x9f => Some((u32::from(m & 0x0f), &b[1..])),
+        0xdc => Some((
+            u32::from(u16::from_be_bytes(*b[1..].first_chunk()?)),
+            &b[3..],
+        )),
+        0xdd => Some((u32::from_be_bytes(*b[1..].first_chunk()?), &b[5..])),
+        _ => None,
+    }
+}
+
+/// Reads a msgpack unsigned integer in any of its encodings.
+fn small_uint(b: &[u8]) -> Option<(u64, &[u8])> {
+    match *b.first()? {
+        v @ 0x00..=0x7f => Some((u64::from(v), &b[1..])),
+        0xcc => Some((u64::from(*b.get(1)?), &b[2..])),
+        0xcd => Some((
+            u64::from(u16::from_be_bytes(*b[1..].first_chunk()?)),
+            &b[3..],
+        )),
+        0xce => Some((
+            u64::from(u32::from_be_bytes(*b[1..].first_chunk()?)),
+            &b[5..],
+        )),
+        0xcf => Some((u64::from_be_bytes(*b[1..].first_chunk()?), &b[9..])),
+        _ => None,
+    }
+}

@@ -1,0 +1,34 @@
+//! The mbus wire protocol: versioned frame types and length-prefixed msgpack framing, with no I/O.
+//!
+//! Every frame on an mbus connection is a 4-byte big-endian length followed by that many bytes of
+//! msgpack: one array whose first element is the frame kind. [`apiv1`] defines the frames of
+//! protocol version 1; [`frame`] splits a byte stream into frames and appends encoded frames to a
+//! buffer. Nothing here reads or writes a socket, so the crate serves any client, blocking or not.
+//!
+//! ```
+//! use mbus_proto::{Frame, decode, DEFAULT_MAX_FRAME};
+//!
+//! let mut buf = Vec::new();
+//! Frame::Publish { topic: "orders", data: b"look ma! a new order" }.encode(&mut buf);
+//!
+//! // A decoder sees a frame only once all of it has arrived.
+//! assert_eq!(decode(&buf[..3], DEFAULT_MAX_FRAME).unwrap(), None);
+//! let (frame, used) = decode(&buf, DEFAULT_MAX_FRAME).unwrap().unwrap();
+//! assert_eq!(used, buf.len());
+//! assert_eq!(frame, Frame::Publish { topic: "orders", data: b"look ma! a new order" });
+//! ```
+//!
+//! The byte-level description for implementers in other languages is `PROTOCOL.md` at the root of
+//! the repository.
+#![warn(missing_docs)]
+
+pub mod apiv1;
+pub mod error;
+pub mod frame;
+mod serde_impl;
+pub mod topic;
+
+pub use apiv1::{ErrorCode, Frame, Message, PROTOCOL_VERSION, Role, Start};
+pub use error::DecodeError;
+pub use frame::{DEFAULT_MAX_FRAME, HEADER_LEN, check, decode};
+pub use topic::{MAX_TOPIC_LEN, TopicError, validate_topic};
