@@ -1,1 +1,11 @@
-//! Placeholder.
+//! The mbus broker: topics kept as in-memory logs, fed by producers and dispatched to consumers.
+//!
+//! [`core::Core`] holds all state and logic and knows nothing of sockets; [`server`] is the
+//! single-threaded `mio` event loop that feeds it bytes and writes what it owes.
+
+pub mod config;
+pub mod core;
+pub mod server;
+
+pub use config::BrokerConfig;
+pub use server::Server;

@@ -1,0 +1,98 @@
+//! The broker's configuration, one struct that is also its command line.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use clap::Args;
+
+use crate::core::CoreConfig;
+use crate::core::log::Retention;
+
+/// Everything a broker can be told at start. Each field is a command-line flag of `mbus-broker`.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerConfig {
+    /// Address to listen on for producers.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub phost: String,
+    /// Port to listen on for producers (0 picks a free one).
+    #[arg(long, default_value_t = 9990)]
+    pub pport: u16,
+    /// Address to listen on for consumers.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub chost: String,
+    /// Port to listen on for consumers (0 picks a free one).
+    #[arg(long, default_value_t = 9991)]
+    pub cport: u16,
+    /// Largest frame body accepted from a client, in bytes.
+    #[arg(long, default_value_t = mbus_proto::DEFAULT_MAX_FRAME)]
+    pub max_frame: u32,
+    /// Most bytes each topic keeps in memory; the oldest messages go first.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub retention_bytes: usize,
+    /// Most messages each topic keeps.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub retention_messages: u64,
+    /// Size of the memory segments a topic's log is kept in; retention frees whole segments.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub segment_bytes: usize,
+    /// Most replies (confirms, errors, pongs) a connection may leave unread before it is closed.
+    #[arg(long, default_value_t = 256 << 10)]
+    pub max_outbound: usize,
+    /// Most client connections at once; further ones are refused with an error frame.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: BrokerConfig,
+        }
+        <Defaults as clap::Parser>::parse_from(["mbus-broker"]).config
+    }
+}
+
+impl BrokerConfig {
+    /// A configuration for tests and embedding: loopback, free ports, default limits.
+    pub fn ephemeral() -> Self {
+        BrokerConfig {
+            pport: 0,
+            cport: 0,
+            ..BrokerConfig::default()
+        }
+    }
+
+    /// The producer listening address.
+    pub fn producer_addr(&self) -> std::io::Result<SocketAddr> {
+        resolve(&self.phost, self.pport)
+    }
+
+    /// The consumer listening address.
+    pub fn consumer_addr(&self) -> std::io::Result<SocketAddr> {
+        resolve(&self.chost, self.cport)
+    }
+
+    /// The part of the configuration the core acts on.
+    pub fn core(&self) -> CoreConfig {
+        CoreConfig {
+            max_frame: self.max_frame,
+            retention: Retention {
+                max_bytes: self.retention_bytes,
+                max_messages: self.retention_messages,
+                segment_bytes: self.segment_bytes,
+            },
+            max_control_bytes: self.max_outbound,
+            write_budget: 1 << 20,
+        }
+    }
+}
+
+fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{host} resolves to no address"),
+        )
+    })
+}

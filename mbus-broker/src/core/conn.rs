@@ -1,0 +1,89 @@
+//! What the core knows of one connection: its role, handshake state, publish count, pending
+//! control frames and subscriptions.
+
+use std::net::SocketAddr;
+
+use mbus_proto::Role;
+
+use super::log::Cursor;
+use super::topic::TopicId;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Connected; the first frame must be `Hello`.
+    Handshake,
+    /// `Hello` accepted; the role's frames are served.
+    Open,
+    /// An `Error` was queued: the connection is read no more and closes once it is flushed.
+    Closing,
+}
+
+/// One subscription of a consumer connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Sub {
+    /// The topic read.
+    pub topic: TopicId,
+    /// Where the next write to this consumer resumes in the topic's log.
+    pub cursor: Cursor,
+}
+
+/// A connection's state in the core.
+#[derive(Debug)]
+pub struct Conn {
+    /// The port the peer connected to, which fixes the role it may take.
+    pub role: Role,
+    /// The peer's address, for log lines.
+    pub peer: SocketAddr,
+    /// Handshake and closing state.
+    pub state: State,
+    /// Publishes taken on this connection: the publish numbered `published` is the latest.
+    pub published: u64,
+    /// The largest count sent in a `Confirm`.
+    pub confirmed: u64,
+    /// Encoded control frames (everything but deliveries) not yet written.
+    pub control: Vec<u8>,
+    /// Bytes at the front of `control` already written.
+    pub control_sent: usize,
+    /// The consumer's subscriptions, at most one per topic.
+    pub subs: Vec<Sub>,
+    /// Where the next write starts its round over `subs`, so that no topic starves the others.
+    pub next_sub: usize,
+    /// In the core's ready list already.
+    pub queued: bool,
+    /// The last write hit `WouldBlock`; the event loop reports when the socket is writable.
+    pub blocked: bool,
+}
+
+impl Conn {
+    pub fn new(role: Role, peer: SocketAddr) -> Self {
+        Conn {
+            role,
+            peer,
+            state: State::Handshake,
+            published: 0,
+            confirmed: 0,
+            control: Vec::new(),
+            control_sent: 0,
+            subs: Vec::new(),
+            next_sub: 0,
+            queued: false,
+            blocked: false,
+        }
+    }
+
+    /// Control bytes not yet written.
+    pub fn control_pending(&self) -> usize {
+        self.control.len() - self.control_sent
+    }
+
+    /// The subscription whose frame is half written, if any. At most one source of output is
+    /// ever mid-frame, and it must be finished before anything else is written.
+    pub fn partial_sub(&self) -> Option<usize> {
+        self.subs.iter().position(|s| s.cursor.partial > 0)
+    }
+
+    pub fn sub_index(&self, topic: TopicId) -> Option<usize> {
+        self.subs.iter().position(|s| s.topic == topic)
+    }
+}

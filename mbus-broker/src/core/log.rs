@@ -1,0 +1,414 @@
+//! A topic's log: messages stored once, as ready-to-send `Deliver` frames, in offset order.
+//!
+//! The log is a queue of segments. Each segment is one growable buffer of encoded frames plus the
+//! start position of every frame in it, so that a consumer at any offset is found by binary search
+//! and its bytes can be handed to `writev` as they are, for every consumer alike. Retention drops
+//! whole segments from the front; the count limit may also move the first offset inside a segment.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use mbus_proto::Frame;
+
+/// Bounds on what a log keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Most bytes of encoded frames to keep. The log keeps at least its newest segment.
+    pub max_bytes: usize,
+    /// Most messages to keep.
+    pub max_messages: u64,
+    /// Size at which a segment is closed and a new one started.
+    pub segment_bytes: usize,
+}
+
+/// One run of consecutive frames in one buffer.
+#[derive(Debug)]
+pub struct Segment {
+    /// Offset of the first frame in `buf`.
+    pub base: u64,
+    /// Encoded `Deliver` frames, length prefixes included, back to back.
+    pub buf: Vec<u8>,
+    /// Start of each frame in `buf`; frame `i` has offset `base + i`.
+    pub starts: Vec<u32>,
+}
+
+impl Segment {
+    fn end(&self) -> u64 {
+        self.base + self.starts.len() as u64
+    }
+
+    /// Byte range in `buf` of the frame with `offset`.
+    pub fn frame_range(&self, offset: u64) -> std::ops::Range<usize> {
+        let i = (offset - self.base) as usize;
+        let start = self.starts[i] as usize;
+        let end = self
+            .starts
+            .get(i + 1)
+            .map_or(self.buf.len(), |&e| e as usize);
+        start..end
+    }
+}
+
+/// A read position in a log: the next offset to send and how many bytes of its frame were sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cursor {
+    /// The offset of the frame being sent, or next to be sent.
+    pub offset: u64,
+    /// Bytes of that frame already written to the peer; 0 at a frame boundary.
+    pub partial: usize,
+}
+
+/// The messages of one topic.
+#[derive(Debug)]
+pub struct Log {
+    segments: VecDeque<Segment>,
+    /// The oldest offset still served; older ones were dropped by retention.
+    first: u64,
+    /// The offset the next appended message gets.
+    next: u64,
+    /// Bytes held by all segments' frames.
+    bytes: usize,
+    retention: Retention,
+}
+
+impl Log {
+    /// An empty log whose first message gets offset 0.
+    pub fn new(retention: Retention) -> Self {
+        Log {
+            segments: VecDeque::new(),
+            first: 0,
+            next: 0,
+            bytes: 0,
+            retention,
+        }
+    }
+
+    /// The oldest offset the log still serves.
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// The offset the next message will get; the log holds `first()..next()`.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Bytes of encoded frames held in memory.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Appends a message and returns its offset. Segments that retention expires are left in
+    /// place until [`Log::pop_expired`] hands them out.
+    pub fn append(&mut self, topic: &str, data: &[u8]) -> u64 {
+        let offset = self.next;
+        // Upper bound of the frame header: prefix, array, kind, str 8, offset u64, bin 32.
+        let needed = data.len() + topic.len() + 4 + 1 + 1 + 2 + 9 + 5;
+        let seg = match self.segments.back_mut() {
+            Some(s) if s.buf.is_empty() || s.buf.len() + needed <= self.retention.segment_bytes => {
+                s
+            }
+            _ => {
+                self.segments.push_back(Segment {
+                    base: offset,
+                    buf: Vec::new(),
+                    starts: Vec::new(),
+                });
+                self.segments.back_mut().expect("just pushed")
+            }
+        };
+        reserve_within(&mut seg.buf, needed, self.retention.segment_bytes);
+        let start = seg.buf.len();
+        seg.starts
+            .push(u32::try_from(start).expect("segment over 4 GiB"));
+        Frame::Deliver {
+            topic,
+            offset,
+            data,
+        }
+        .encode(&mut seg.buf);
+        self.bytes += seg.buf.len() - start;
+        self.next += 1;
+        self.apply_retention();
+        offset
+    }
+
+    fn apply_retention(&mut self) {
+        let r = self.retention;
+        if self.next - self.first > r.max_messages {
+            self.first = self.next - r.max_messages;
+        }
+        let mut bytes = self.bytes;
+        for seg in self
+            .segments
+            .iter()
+            .take(self.segments.len().saturating_sub(1))
+        {
+            if bytes <= r.max_bytes {
+                break;
+            }
+            bytes -= seg.buf.len();
+            self.first = self.first.max(seg.end());
+        }
+    }
+
+    /// Removes and returns the oldest segment if retention no longer needs any of it.
+    pub fn pop_expired(&mut self) -> Option<Segment> {
+        if self.segments.front()?.end() > self.first {
+            return None;
+        }
+        let seg = self.segments.pop_front()?;
+        self.bytes -= seg.buf.len();
+        Some(seg)
+    }
+
+    /// The segment holding the frame with `offset`, if the log still has it in memory.
+    pub fn segment_of(&self, offset: u64) -> Option<&Segment> {
+        self.segment_index(offset).map(|i| &self.segments[i])
+    }
+
+    /// The payload of the message at `offset`, if the log still serves it.
+    pub fn data_at(&self, offset: u64) -> Option<&[u8]> {
+        if offset < self.first {
+            return None;
+        }
+        let seg = self.segment_of(offset)?;
+        match Frame::parse(&seg.buf[seg.frame_range(offset)][mbus_proto::HEADER_LEN..]) {
+            Ok(Frame::Deliver { data, .. }) => Some(data),
+            _ => unreachable!("the log holds only Deliver frames it encoded"),
+        }
+    }
+
+    fn segment_index(&self, offset: u64) -> Option<usize> {
+        let i = self.segments.partition_point(|s| s.base <= offset);
+        let seg = self.segments.get(i.checked_sub(1)?)?;
+        (offset < seg.end()).then_some(i - 1)
+    }
+
+    /// Appends to `out` slices of the encoded frames from `cursor` on, at most `max_bytes` in all
+    /// (whole segments' runs, the first trimmed by `cursor.partial`), and returns the byte count.
+    /// A cursor outside `first()..next()` yields nothing.
+    pub fn read_at<'a>(
+        &'a self,
+        cursor: Cursor,
+        max_bytes: usize,
+        out: &mut Vec<IoSlice<'a>>,
+        max_slices: usize,
+    ) -> usize {
+        if cursor.offset < self.first {
+            return 0;
+        }
+        let Some(mut i) = self.segment_index(cursor.offset) else {
+            return 0;
+        };
+        let seg = &self.segments[i];
+        let mut from = seg.frame_range(cursor.offset).start + cursor.partial;
+        let mut total = 0;
+        while total < max_bytes && out.len() < max_slices {
+            let Some(seg) = self.segments.get(i) else {
+                break;
+            };
+            let take = (seg.buf.len() - from).min(max_bytes - total);
+            out.push(IoSlice::new(&seg.buf[from..from + take]));
+            total += take;
+            i += 1;
+            from = 0;
+        }
+        total
+    }
+
+    /// The cursor `n` bytes after `cursor`, which must lie inside the log and have at least `n`
+    /// bytes after it.
+    pub fn advance(&self, cursor: Cursor, n: usize) -> Cursor {
+        let mut i = self
+            .segment_index(cursor.offset)
+            .expect("cursor inside the log");
+        let mut pos = self.segments[i].frame_range(cursor.offset).start + cursor.partial + n;
+        while pos >= self.segments[i].buf.len() {
+            pos -= self.segments[i].buf.len();
+            i += 1;
+            if i == self.segments.len() {
+                debug_assert_eq!(pos, 0, "advanced past the end of the log");
+                return Cursor {
+                    offset: self.next,
+                    partial: 0,
+                };
+            }
+        }
+        let seg = &self.segments[i];
+        let k = seg.starts.partition_point(|&s| s as usize <= pos) - 1;
+        Cursor {
+            offset: seg.base + k as u64,
+            partial: pos - seg.starts[k] as usize,
+        }
+    }
+}
+
+/// Grows `buf` to fit `needed` more bytes, doubling but not past `limit` unless one frame needs it.
+fn reserve_within(buf: &mut Vec<u8>, needed: usize, limit: usize) {
+    let want = buf.len() + needed;
+    if want <= buf.capacity() {
+        return;
+    }
+    let cap = (buf.capacity() * 2).max(4096).min(limit).max(want);
+    buf.reserve_exact(cap - buf.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mbus_proto::{DEFAULT_MAX_FRAME, decode};
+
+    fn log(max_bytes: usize, max_messages: u64, segment_bytes: usize) -> Log {
+        Log::new(Retention {
+            max_bytes,
+            max_messages,
+            segment_bytes,
+        })
+    }
+
+    fn read_all(log: &Log, cursor: Cursor) -> Vec<u8> {
+        let mut slices = Vec::new();
+        log.read_at(cursor, usize::MAX, &mut slices, usize::MAX);
+        slices.iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
+    fn offsets(bytes: &[u8]) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while let Some((frame, n)) = decode(rest, DEFAULT_MAX_FRAME).unwrap() {
+            match frame {
+                Frame::Deliver { offset, .. } => out.push(offset),
+                other => panic!("unexpected {other:?}"),
+            }
+            rest = &rest[n..];
+        }
+        assert!(rest.is_empty(), "trailing bytes");
+        out
+    }
+
+    #[test]
+    fn appends_frames_that_decode_with_their_offsets() {
+        let mut l = log(1 << 20, 1000, 100);
+        for i in 0..10u64 {
+            assert_eq!(l.append("t", format!("m{i}").as_bytes()), i);
+        }
+        assert!(l.segments.len() > 1, "small segments split the log");
+        assert_eq!(
+            offsets(&read_all(&l, Cursor::default())),
+            (0..10).collect::<Vec<_>>()
+        );
+        let from7 = read_all(
+            &l,
+            Cursor {
+                offset: 7,
+                partial: 0,
+            },
+        );
+        assert_eq!(offsets(&from7), vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn advance_walks_frames_and_segments() {
+        let mut l = log(1 << 20, 1000, 64);
+        for _ in 0..20 {
+            l.append("topic", b"0123456789");
+        }
+        let all = read_all(&l, Cursor::default());
+        let frame_len = all.len() / 20;
+        for n in 0..all.len() {
+            let c = l.advance(Cursor::default(), n);
+            assert_eq!(c.offset, (n / frame_len) as u64, "n={n}");
+            assert_eq!(c.partial, n % frame_len, "n={n}");
+            assert_eq!(read_all(&l, c), all[n..], "n={n}");
+        }
+        let end = l.advance(Cursor::default(), all.len());
+        assert_eq!(
+            end,
+            Cursor {
+                offset: 20,
+                partial: 0
+            }
+        );
+    }
+
+    #[test]
+    fn read_at_respects_byte_and_slice_limits() {
+        let mut l = log(1 << 20, 1000, 64);
+        for _ in 0..20 {
+            l.append("topic", b"0123456789");
+        }
+        let mut slices = Vec::new();
+        assert_eq!(l.read_at(Cursor::default(), 50, &mut slices, 100), 50);
+        slices.clear();
+        let n = l.read_at(Cursor::default(), usize::MAX, &mut slices, 2);
+        assert_eq!(slices.len(), 2);
+        assert_eq!(n, slices.iter().map(|s| s.len()).sum::<usize>());
+    }
+
+    #[test]
+    fn count_retention_moves_first_and_frees_whole_segments() {
+        let mut l = log(1 << 20, 5, 64);
+        for _ in 0..20 {
+            l.append("t", b"x");
+        }
+        assert_eq!(l.first(), 15);
+        assert_eq!(l.next(), 20);
+        let mut dropped = 0;
+        while let Some(seg) = l.pop_expired() {
+            assert!(seg.end() <= 15);
+            dropped += seg.starts.len();
+        }
+        assert!(dropped > 0);
+        assert!(l.segments.front().unwrap().base <= 15);
+        assert_eq!(
+            offsets(&read_all(
+                &l,
+                Cursor {
+                    offset: 15,
+                    partial: 0
+                }
+            )),
+            vec![15, 16, 17, 18, 19]
+        );
+        assert!(
+            read_all(
+                &l,
+                Cursor {
+                    offset: 3,
+                    partial: 0
+                }
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn byte_retention_keeps_the_total_under_the_bound() {
+        let mut l = log(1000, u64::MAX, 256);
+        for _ in 0..1000 {
+            l.append("t", &[7; 50]);
+            while l.pop_expired().is_some() {}
+            assert!(l.bytes() <= 1000 + 256, "bytes {}", l.bytes());
+        }
+        assert!(l.first() > 900);
+        let kept = offsets(&read_all(
+            &l,
+            Cursor {
+                offset: l.first(),
+                partial: 0,
+            },
+        ));
+        assert_eq!(kept, (l.first()..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_frame_larger_than_a_segment_gets_a_segment_of_its_own() {
+        let mut l = log(1 << 20, 1000, 64);
+        l.append("t", b"small");
+        l.append("t", &[1; 500]);
+        l.append("t", b"small");
+        assert_eq!(l.segments.len(), 3);
+        assert_eq!(offsets(&read_all(&l, Cursor::default())), vec![0, 1, 2]);
+    }
+}

@@ -1,0 +1,378 @@
+//! The broker's state machine: topics, subscriptions and dispatch, driven by plain method calls.
+//!
+//! The event loop hands the core decoded frames with the id of the connection they came from, and
+//! asks it to write what a connection is owed into anything that implements `io::Write`. The core
+//! never sees a socket, a token or a clock, so every behaviour is testable in memory.
+
+mod conn;
+pub mod log;
+mod output;
+mod topic;
+
+use std::net::SocketAddr;
+
+use mbus_proto::{DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role, Start, validate_topic};
+use slab::Slab;
+
+use conn::{Conn, State, Sub};
+use log::{Cursor, Retention, Segment};
+pub use output::Progress;
+use topic::{TopicId, Topics};
+
+/// Identifies a connection inside the core; the event loop maps it to its socket.
+pub type ConnId = usize;
+
+/// What the core needs to know of the broker's configuration.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// The largest frame body accepted from clients, announced in `Welcome`.
+    pub max_frame: u32,
+    /// How much each topic keeps.
+    pub retention: Retention,
+    /// The most control bytes (confirms, errors, pongs, gap notices) a connection may owe before
+    /// it is closed as a slow consumer. Deliveries never count: they are read from the log.
+    pub max_control_bytes: usize,
+    /// The most bytes one `write` call sends before it yields to other connections.
+    pub write_budget: usize,
+}
+
+/// Counters for the shutdown summary and for tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections open now.
+    pub connections: usize,
+    /// Connections opened since start.
+    pub connections_total: u64,
+    /// Topics that exist.
+    pub topics: usize,
+    /// Messages published since start.
+    pub messages: u64,
+}
+
+/// The broker core.
+#[derive(Debug)]
+pub struct Core {
+    config: CoreConfig,
+    topics: Topics,
+    conns: Slab<Conn>,
+    /// Connections that may have something to write.
+    ready: Vec<ConnId>,
+    /// Topics appended to since their subscribers were last woken.
+    dirty: Vec<TopicId>,
+    connections_total: u64,
+    messages: u64,
+}
+
+impl Core {
+    pub fn new(config: CoreConfig) -> Self {
+        Core {
+            topics: Topics::new(config.retention),
+            config,
+            conns: Slab::new(),
+            ready: Vec::new(),
+            dirty: Vec::new(),
+            connections_total: 0,
+            messages: 0,
+        }
+    }
+
+    /// Registers a connection accepted on the port of `role`.
+    pub fn open(&mut self, role: Role, peer: SocketAddr) -> ConnId {
+        self.connections_total += 1;
+        self.conns.insert(Conn::new(role, peer))
+    }
+
+    /// Forgets a connection and its subscriptions.
+    pub fn close(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.try_remove(id) else {
+            return;
+        };
+        for sub in conn.subs {
+            self.topics[sub.topic].subscribers.retain(|&c| c != id);
+        }
+    }
+
+    /// True once the connection has been told why it is being closed, or said it is closing; the
+    /// event loop stops reading it and closes it when `write` reports it drained.
+    pub fn is_closing(&self, id: ConnId) -> bool {
+        self.conns.get(id).is_none_or(|c| c.state == State::Closing)
+    }
+
+    /// Applies one frame received on connection `id`.
+    pub fn receive(&mut self, id: ConnId, frame: Frame<'_>) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        match (conn.state, conn.role, frame) {
+            (State::Closing, _, _) => {}
+            (
+                State::Handshake,
+                _,
+                Frame::Hello {
+                    version,
+                    role,
+                    token: _,
+                },
+            ) => {
+                if role != conn.role {
+                    let reason = format!(
+                        "a {} must connect to the {} port, this is the {} port",
+                        role.as_str(),
+                        role.as_str(),
+                        conn.role.as_str()
+                    );
+                    return self.reject(id, ErrorCode::UnexpectedFrame, &reason);
+                }
+                debug_assert_eq!(version, PROTOCOL_VERSION, "the decoder checks versions");
+                conn.state = State::Open;
+                self.send(
+                    id,
+                    Frame::Welcome {
+                        version: PROTOCOL_VERSION,
+                        max_frame: self.config.max_frame,
+                    },
+                );
+            }
+            (State::Handshake, _, other) => {
+                let reason = format!("expected Hello first, got {}", other.name());
+                self.reject(id, ErrorCode::UnexpectedFrame, &reason)
+            }
+            (_, Role::Producer, Frame::Publish { topic, data }) => self.publish(id, topic, data),
+            (_, Role::Consumer, Frame::Subscribe { topic, start }) => {
+                self.subscribe(id, topic, start)
+            }
+            (_, Role::Consumer, Frame::Unsubscribe { topic }) => self.unsubscribe(id, topic),
+            (_, _, Frame::Ping) => self.send(id, Frame::Pong),
+            (_, _, Frame::Pong) => {}
+            (_, _, Frame::Error { code, reason }) => {
+                ::log::info!(
+                    "{} closed with error {}: {reason}",
+                    conn.peer,
+                    code.to_u16()
+                );
+                conn.state = State::Closing;
+                self.mark(id);
+            }
+            (_, role, other) => {
+                let reason = format!(
+                    "{} is not accepted on the {} port",
+                    other.name(),
+                    role.as_str()
+                );
+                self.reject(id, ErrorCode::UnexpectedFrame, &reason)
+            }
+        }
+    }
+
+    /// Reports a frame that could not be decoded; the connection is closed after the error frame.
+    pub fn decode_error(&mut self, id: ConnId, err: &DecodeError) {
+        self.reject(id, err.code(), &err.to_string());
+    }
+
+    /// Queues a final confirm (for producers) and an `Error`, and marks the connection closing.
+    pub fn reject(&mut self, id: ConnId, code: ErrorCode, reason: &str) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.state == State::Closing {
+            return;
+        }
+        ::log::warn!("closing {} ({}): {reason}", conn.peer, conn.role.as_str());
+        // A half-written delivery must be finished before the error frame can follow it.
+        if let Some(i) = conn.partial_sub() {
+            let sub = &mut conn.subs[i];
+            let log = &self.topics[sub.topic].log;
+            let seg = log
+                .segment_of(sub.cursor.offset)
+                .expect("partial frames stay in memory");
+            spill(&mut conn.control, conn.control_sent, seg, &mut sub.cursor);
+        }
+        output::queue_confirm(conn);
+        Frame::Error { code, reason }.encode(&mut conn.control);
+        conn.state = State::Closing;
+        self.mark(id);
+    }
+
+    fn publish(&mut self, id: ConnId, topic: &str, data: &[u8]) {
+        if let Err(e) = validate_topic(topic) {
+            return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
+        }
+        let tid = self.topics.get_or_create(topic);
+        let t = &mut self.topics[tid];
+        t.log.append(topic, data);
+        while let Some(seg) = t.log.pop_expired() {
+            for &cid in &t.subscribers {
+                let conn = &mut self.conns[cid];
+                let i = conn
+                    .sub_index(tid)
+                    .expect("subscriber lists match subscriptions");
+                let cursor = &mut conn.subs[i].cursor;
+                if cursor.partial > 0 && cursor.offset < seg.base + seg.starts.len() as u64 {
+                    spill(&mut conn.control, conn.control_sent, &seg, cursor);
+                }
+            }
+        }
+        if !t.dirty {
+            t.dirty = true;
+            self.dirty.push(tid);
+        }
+        self.messages += 1;
+        self.conns[id].published += 1;
+        self.mark(id);
+    }
+
+    fn subscribe(&mut self, id: ConnId, topic: &str, start: Start) {
+        if let Err(e) = validate_topic(topic) {
+            return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
+        }
+        let tid = self.topics.get_or_create(topic);
+        let log = &self.topics[tid].log;
+        let offset = match start {
+            Start::Earliest => log.first(),
+            Start::Latest => log.next(),
+            Start::Offset(o) => o,
+        };
+        let conn = &mut self.conns[id];
+        match conn.sub_index(tid) {
+            Some(i) => {
+                // Subscribing again moves the subscription; a half-sent frame is finished first.
+                let sub = &mut conn.subs[i];
+                if sub.cursor.partial > 0 {
+                    let seg = log
+                        .segment_of(sub.cursor.offset)
+                        .expect("partial frames stay in memory");
+                    spill(&mut conn.control, conn.control_sent, seg, &mut sub.cursor);
+                }
+                sub.cursor = Cursor { offset, partial: 0 };
+            }
+            None => {
+                conn.subs.push(Sub {
+                    topic: tid,
+                    cursor: Cursor { offset, partial: 0 },
+                });
+                self.topics[tid].subscribers.push(id);
+            }
+        }
+        self.send(id, Frame::Subscribed { topic, offset });
+    }
+
+    fn unsubscribe(&mut self, id: ConnId, topic: &str) {
+        let Some(tid) = self.topics.find(topic) else {
+            return;
+        };
+        let conn = &mut self.conns[id];
+        let Some(i) = conn.sub_index(tid) else {
+            return;
+        };
+        let mut sub = conn.subs.remove(i);
+        if sub.cursor.partial > 0 {
+            let log = &self.topics[tid].log;
+            let seg = log
+                .segment_of(sub.cursor.offset)
+                .expect("partial frames stay in memory");
+            spill(&mut conn.control, conn.control_sent, seg, &mut sub.cursor);
+        }
+        conn.next_sub = 0;
+        self.topics[tid].subscribers.retain(|&c| c != id);
+        self.mark(id);
+    }
+
+    /// Queues a control frame, or closes the connection if it owes too much already.
+    fn send(&mut self, id: ConnId, frame: Frame<'_>) {
+        let conn = &mut self.conns[id];
+        if conn.control_pending() > self.config.max_control_bytes {
+            let reason = format!(
+                "more than {} bytes of replies unread",
+                self.config.max_control_bytes
+            );
+            return self.reject(id, ErrorCode::SlowConsumer, &reason);
+        }
+        frame.encode(&mut conn.control);
+        self.mark(id);
+    }
+
+    /// Puts a connection on the ready list unless it is there already or waits for the socket.
+    fn mark(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            if !conn.queued && !conn.blocked {
+                conn.queued = true;
+                self.ready.push(id);
+            }
+        }
+    }
+
+    /// Tells the core that a connection's socket accepts bytes again.
+    pub fn writable(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.blocked = false;
+        }
+        self.mark(id);
+    }
+
+    /// Moves the connections that may have output onto `out`, waking the subscribers of every
+    /// topic that grew since the last call.
+    pub fn take_ready(&mut self, out: &mut Vec<ConnId>) {
+        for tid in std::mem::take(&mut self.dirty) {
+            let topic = &mut self.topics[tid];
+            topic.dirty = false;
+            for &cid in &topic.subscribers {
+                let conn = &mut self.conns[cid];
+                if !conn.queued && !conn.blocked {
+                    conn.queued = true;
+                    self.ready.push(cid);
+                }
+            }
+        }
+        for &id in &self.ready {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.queued = false;
+            }
+        }
+        out.append(&mut self.ready);
+    }
+
+    /// True when some connection may have output; the event loop then polls without sleeping.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty() || !self.dirty.is_empty()
+    }
+
+    /// Counters for logs and tests.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.conns.len(),
+            connections_total: self.connections_total,
+            topics: self.topics.len(),
+            messages: self.messages,
+        }
+    }
+
+    /// The offsets `first..next` that topic `name` holds, if it exists.
+    pub fn topic_range(&self, name: &str) -> Option<std::ops::Range<u64>> {
+        let log = &self.topics[self.topics.find(name)?].log;
+        Some(log.first()..log.next())
+    }
+
+    /// The payload stored at `offset` of topic `name`, if the topic still holds it.
+    pub fn message(&self, name: &str, offset: u64) -> Option<&[u8]> {
+        self.topics[self.topics.find(name)?].log.data_at(offset)
+    }
+
+    /// Bytes held by all topics' logs.
+    pub fn stored_bytes(&self) -> usize {
+        self.topics.iter().map(|t| t.log.bytes()).sum()
+    }
+}
+
+/// Moves the unsent rest of the frame at `cursor` to the front of `control`, so that a segment
+/// can be dropped or a subscription moved while a consumer is in the middle of that frame. The
+/// caller guarantees `control` has not been started (only one source is ever mid-frame).
+fn spill(control: &mut Vec<u8>, control_sent: usize, seg: &Segment, cursor: &mut Cursor) {
+    debug_assert_eq!(control_sent, 0, "two sources mid-frame at once");
+    let range = seg.frame_range(cursor.offset);
+    let rest = &seg.buf[range.start + cursor.partial..range.end];
+    control.splice(0..0, rest.iter().copied());
+    *cursor = Cursor {
+        offset: cursor.offset + 1,
+        partial: 0,
+    };
+}

@@ -1,0 +1,27 @@
+//! `mbus-broker`: parses flags, starts logging, and runs the broker until SIGINT or SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use mbus_broker::{BrokerConfig, Server};
+
+/// A single-node message bus broker: producers publish to topics on one port, consumers read
+/// them on another.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: BrokerConfig,
+}
+
+fn main() -> anyhow::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let mut server = Server::bind(cli.config).context("cannot start the broker")?;
+    log::info!(
+        "listening for producers on {} and consumers on {}",
+        server.producer_addr(),
+        server.consumer_addr()
+    );
+    server.run().context("broker failed")?;
+    Ok(())
+}

@@ -1,0 +1,392 @@
+//! The event loop: one thread, one `mio::Poll`, non-blocking sockets, and the core it feeds.
+//!
+//! The loop alone touches sockets and tokens. Each iteration it accepts, reads what arrived and
+//! passes decoded frames to the core, then writes what the core says connections are owed.
+
+mod input;
+mod shutdown;
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mbus_proto::{ErrorCode, Frame, Role};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::config::BrokerConfig;
+use crate::core::{ConnId, Core, Progress};
+use input::Input;
+pub use shutdown::ShutdownHandle;
+
+const PRODUCERS: Token = Token(0);
+const CONSUMERS: Token = Token(1);
+const WAKER: Token = Token(2);
+const FIRST_CONN: usize = 3;
+
+/// Most bytes read from one connection per loop iteration, so a busy peer cannot starve others.
+const READ_BUDGET: usize = 1 << 20;
+/// Size of the read buffer shared by all connections.
+const SCRATCH: usize = 256 << 10;
+/// How long to wait before accepting again after the process ran out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a shutdown waits for consumers to take what they are owed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Errors that stop a broker from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listening address could not be resolved or bound.
+    #[error("cannot listen on {addr} for {role}s")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// The port's role.
+        role: &'static str,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The poller failed; the loop cannot go on.
+    #[error("event loop failed")]
+    Poll(#[source] io::Error),
+}
+
+/// One client socket and what has arrived of its next frame.
+struct Socket {
+    stream: TcpStream,
+    peer: SocketAddr,
+    input: Input,
+}
+
+/// A bound broker, ready to [`Server::run`].
+pub struct Server {
+    poll: Poll,
+    producers: TcpListener,
+    consumers: TcpListener,
+    shutdown: ShutdownHandle,
+    core: Core,
+    sockets: Vec<Option<Socket>>,
+    config: BrokerConfig,
+    scratch: Vec<u8>,
+    /// Connections that used their read budget and may hold more input.
+    read_backlog: Vec<ConnId>,
+    ready: Vec<ConnId>,
+    /// While set, accepting waits: the process had no file descriptor left.
+    accept_paused_until: Option<Instant>,
+}
+
+impl Server {
+    /// Binds both ports and prepares the loop.
+    pub fn bind(config: BrokerConfig) -> Result<Server, ServerError> {
+        let listen = |addr: io::Result<SocketAddr>, host: &str, port: u16, role: Role| {
+            addr.and_then(TcpListener::bind)
+                .map_err(|source| ServerError::Bind {
+                    addr: format!("{host}:{port}"),
+                    role: role.as_str(),
+                    source,
+                })
+        };
+        let mut producers = listen(
+            config.producer_addr(),
+            &config.phost,
+            config.pport,
+            Role::Producer,
+        )?;
+        let mut consumers = listen(
+            config.consumer_addr(),
+            &config.chost,
+            config.cport,
+            Role::Consumer,
+        )?;
+        let poll = Poll::new().map_err(ServerError::Poll)?;
+        let registry = poll.registry();
+        registry
+            .register(&mut producers, PRODUCERS, Interest::READABLE)
+            .map_err(ServerError::Poll)?;
+        registry
+            .register(&mut consumers, CONSUMERS, Interest::READABLE)
+            .map_err(ServerError::Poll)?;
+        let waker = Waker::new(registry, WAKER).map_err(ServerError::Poll)?;
+        Ok(Server {
+            core: Core::new(config.core()),
+            shutdown: ShutdownHandle::new(waker),
+            poll,
+            producers,
+            consumers,
+            sockets: Vec::new(),
+            config,
+            scratch: vec![0; SCRATCH],
+            read_backlog: Vec::new(),
+            ready: Vec::new(),
+            accept_paused_until: None,
+        })
+    }
+
+    /// The address producers connect to.
+    pub fn producer_addr(&self) -> SocketAddr {
+        self.producers
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The address consumers connect to.
+    pub fn consumer_addr(&self) -> SocketAddr {
+        self.consumers
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// A handle that stops [`Server::run`] from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// The core, for inspection once the loop has stopped.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Serves until a shutdown is requested, then gives consumers a bounded time to take what
+    /// they are owed and returns.
+    pub fn run(&mut self) -> Result<(), ServerError> {
+        let mut events = Events::with_capacity(1024);
+        while !self.shutdown.requested() {
+            self.turn(&mut events, true)?;
+        }
+        let stats = self.core.stats();
+        log::info!(
+            "shutting down: {} connections open, {} topics, {} messages published",
+            stats.connections,
+            stats.topics,
+            stats.messages
+        );
+        self.poll.registry().deregister(&mut self.producers).ok();
+        self.poll.registry().deregister(&mut self.consumers).ok();
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while self.core.owes_output() && Instant::now() < deadline {
+            self.turn(&mut events, false)?;
+        }
+        let owed = self.core.owes_output();
+        for id in 0..self.sockets.len() {
+            if self.sockets[id].is_some() {
+                self.core
+                    .reject(id, ErrorCode::ShuttingDown, "broker is shutting down");
+            }
+        }
+        self.flush_ready();
+        for id in 0..self.sockets.len() {
+            self.drop_socket(id);
+        }
+        log::info!(
+            "stopped after {} connections{}",
+            stats.connections_total,
+            if owed {
+                "; some consumers were still owed messages"
+            } else {
+                ""
+            }
+        );
+        Ok(())
+    }
+
+    /// One loop iteration: wait for events (or not, when work is pending), read, then write.
+    fn turn(&mut self, events: &mut Events, accepting: bool) -> Result<(), ServerError> {
+        let busy = self.core.has_ready() || !self.read_backlog.is_empty();
+        let timeout = if busy {
+            Some(Duration::ZERO)
+        } else {
+            self.accept_paused_until
+                .map(|t| t.saturating_duration_since(Instant::now()))
+                .or((!accepting).then_some(Duration::from_millis(50)))
+        };
+        match self.poll.poll(events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ServerError::Poll(e)),
+        }
+        if accepting
+            && self
+                .accept_paused_until
+                .is_some_and(|t| Instant::now() >= t)
+        {
+            self.accept_paused_until = None;
+            self.accept(Role::Producer);
+            self.accept(Role::Consumer);
+        }
+        for event in events.iter() {
+            match event.token() {
+                PRODUCERS if accepting => self.accept(Role::Producer),
+                CONSUMERS if accepting => self.accept(Role::Consumer),
+                PRODUCERS | CONSUMERS | WAKER => {}
+                Token(t) => {
+                    let id = t - FIRST_CONN;
+                    if event.is_writable() {
+                        self.core.writable(id);
+                    }
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        self.read(id);
+                    }
+                }
+            }
+        }
+        for id in std::mem::take(&mut self.read_backlog) {
+            self.read(id);
+        }
+        self.flush_ready();
+        Ok(())
+    }
+
+    /// Writes to every connection the core says may be owed something.
+    fn flush_ready(&mut self) {
+        self.core.take_ready(&mut self.ready);
+        for id in std::mem::take(&mut self.ready) {
+            let Some(socket) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
+                continue;
+            };
+            match self.core.write(id, &mut socket.stream) {
+                Ok(Progress::Drained) if self.core.is_closing(id) => self.drop_socket(id),
+                Ok(_) => {}
+                Err(e) => {
+                    log::info!("{}: write failed, closing: {e}", socket.peer);
+                    self.drop_socket(id);
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, role: Role) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let listener = match role {
+                Role::Producer => &self.producers,
+                Role::Consumer => &self.consumers,
+            };
+            let (stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_out_of_descriptors(&e) => {
+                    log::warn!("cannot accept {} connections for now: {e}", role.as_str());
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("accepting a {} connection failed: {e}", role.as_str());
+                    continue;
+                }
+            };
+            if self.core.stats().connections >= self.config.max_connections {
+                refuse(stream, peer, self.config.max_connections);
+                continue;
+            }
+            self.register(stream, peer, role);
+        }
+    }
+
+    fn register(&mut self, mut stream: TcpStream, peer: SocketAddr, role: Role) {
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("{peer}: cannot set TCP_NODELAY: {e}");
+        }
+        let id = self.core.open(role, peer);
+        let token = Token(id + FIRST_CONN);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("{peer}: cannot register the connection: {e}");
+            self.core.close(id);
+            return;
+        }
+        log::debug!("{peer}: {} connected", role.as_str());
+        if self.sockets.len() <= id {
+            self.sockets.resize_with(id + 1, || None);
+        }
+        self.sockets[id] = Some(Socket {
+            stream,
+            peer,
+            input: Input::default(),
+        });
+    }
+
+    /// Reads until the socket would block, the budget is spent, or the connection closes.
+    fn read(&mut self, id: ConnId) {
+        let mut budget = READ_BUDGET;
+        loop {
+            if self.core.is_closing(id) {
+                return;
+            }
+            let Some(socket) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
+                return;
+            };
+            match socket.input.read_from(
+                &mut socket.stream,
+                &mut self.scratch,
+                &mut self.core,
+                id,
+                self.config.max_frame,
+            ) {
+                Ok(0) => {
+                    if socket.input.is_mid_frame() {
+                        log::info!("{}: closed in the middle of a frame", socket.peer);
+                    } else {
+                        log::debug!("{}: closed", socket.peer);
+                    }
+                    return self.drop_socket(id);
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.read_backlog.push(id);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::info!("{}: read failed, closing: {e}", socket.peer);
+                    return self.drop_socket(id);
+                }
+            }
+        }
+    }
+
+    /// Closes a connection's socket and forgets it in the core.
+    fn drop_socket(&mut self, id: ConnId) {
+        let Some(mut socket) = self.sockets.get_mut(id).and_then(Option::take) else {
+            return;
+        };
+        self.poll.registry().deregister(&mut socket.stream).ok();
+        // Finish our side cleanly and take what the peer still sent, so that the close is a FIN
+        // the peer can read our last frame before, rather than a reset that may discard it.
+        socket.stream.shutdown(std::net::Shutdown::Write).ok();
+        let mut sink = [0; 4096];
+        for _ in 0..16 {
+            match socket.stream.read(&mut sink) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        self.core.close(id);
+    }
+}
+
+/// Answers a connection over the limit with an error frame, as far as the socket takes it.
+fn refuse(mut stream: TcpStream, peer: SocketAddr, max: usize) {
+    log::warn!("{peer}: refused, already {max} connections");
+    let reason = format!("the broker is at its limit of {max} connections");
+    let frame = Frame::Error {
+        code: ErrorCode::TooManyConnections,
+        reason: &reason,
+    };
+    stream.write_all(&frame.to_bytes()).ok();
+    stream.shutdown(std::net::Shutdown::Write).ok();
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    // EMFILE (per process) and ENFILE (system wide) on Linux and the BSDs.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
