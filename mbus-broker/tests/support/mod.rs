@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::io::{self, Write};
 use std::net::SocketAddr;
 

@@ -1,0 +1,107 @@
+//! A broker on free loopback ports in a thread, and a raw-bytes client for socket-level tests.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mbus_broker::server::ShutdownHandle;
+use mbus_broker::{BrokerConfig, Server};
+use mbus_proto::{Frame, PROTOCOL_VERSION, Role, decode};
+
+use super::Owned;
+
+/// A broker running in a background thread.
+pub struct Running {
+    pub producers: SocketAddr,
+    pub consumers: SocketAddr,
+    shutdown: ShutdownHandle,
+    thread: JoinHandle<Server>,
+}
+
+impl Running {
+    pub fn start(config: BrokerConfig) -> Running {
+        let mut server = Server::bind(config).expect("bind");
+        let producers = server.producer_addr();
+        let consumers = server.consumer_addr();
+        let shutdown = server.shutdown_handle();
+        let thread = std::thread::spawn(move || {
+            server.run().expect("run");
+            server
+        });
+        Running {
+            producers,
+            consumers,
+            shutdown,
+            thread,
+        }
+    }
+
+    /// Stops the broker and hands back its server, whose core can then be inspected.
+    pub fn stop(self) -> Server {
+        self.shutdown.shutdown();
+        self.thread.join().expect("broker thread")
+    }
+}
+
+/// A client speaking raw frames over a blocking socket.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects without saying anything.
+    pub fn raw(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Connects and completes the handshake.
+    pub fn open(addr: SocketAddr, role: Role) -> Client {
+        let mut c = Client::raw(addr);
+        c.send(Frame::Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            token: None,
+        });
+        match c.recv() {
+            Some(Owned::Welcome { .. }) => c,
+            other => panic!("expected Welcome, got {other:?}"),
+        }
+    }
+
+    pub fn send(&mut self, frame: Frame<'_>) {
+        self.stream.write_all(&frame.to_bytes()).expect("send");
+    }
+
+    /// The next frame, or None once the broker closed the connection.
+    pub fn recv(&mut self) -> Option<Owned> {
+        loop {
+            if let Some((frame, n)) = decode(&self.buf, u32::MAX).expect("broker frames decode") {
+                let owned = Owned::from(frame);
+                self.buf.drain(..n);
+                return Some(owned);
+            }
+            let mut chunk = [0; 64 << 10];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// Reads frames until the broker closes; returns them all.
+    pub fn recv_until_closed(&mut self) -> Vec<Owned> {
+        std::iter::from_fn(|| self.recv()).collect()
+    }
+}
