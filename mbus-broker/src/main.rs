@@ -17,6 +17,9 @@ fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let mut server = Server::bind(cli.config).context("cannot start the broker")?;
+    server
+        .stop_on_signals()
+        .context("cannot install signal handlers")?;
     log::info!(
         "listening for producers on {} and consumers on {}",
         server.producer_addr(),

@@ -22,7 +22,8 @@ pub use shutdown::ShutdownHandle;
 const PRODUCERS: Token = Token(0);
 const CONSUMERS: Token = Token(1);
 const WAKER: Token = Token(2);
-const FIRST_CONN: usize = 3;
+const SIGNALS: Token = Token(3);
+const FIRST_CONN: usize = 4;
 
 /// Most bytes read from one connection per loop iteration, so a busy peer cannot starve others.
 const READ_BUDGET: usize = 1 << 20;
@@ -74,6 +75,7 @@ pub struct Server {
     ready: Vec<ConnId>,
     /// While set, accepting waits: the process had no file descriptor left.
     accept_paused_until: Option<Instant>,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
 }
 
 impl Server {
@@ -120,7 +122,21 @@ impl Server {
             read_backlog: Vec::new(),
             ready: Vec::new(),
             accept_paused_until: None,
+            signals: None,
         })
+    }
+
+    /// Makes SIGINT and SIGTERM stop the loop as [`ShutdownHandle::shutdown`] does.
+    pub fn stop_on_signals(&mut self) -> Result<(), ServerError> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals =
+            signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM]).map_err(ServerError::Poll)?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(ServerError::Poll)?;
+        self.signals = Some(signals);
+        Ok(())
     }
 
     /// The address producers connect to.
@@ -218,6 +234,14 @@ impl Server {
             match event.token() {
                 PRODUCERS if accepting => self.accept(Role::Producer),
                 CONSUMERS if accepting => self.accept(Role::Consumer),
+                SIGNALS => {
+                    if let Some(signals) = &mut self.signals {
+                        for signal in signals.pending() {
+                            log::info!("received signal {signal}, shutting down");
+                            self.shutdown.shutdown();
+                        }
+                    }
+                }
                 PRODUCERS | CONSUMERS | WAKER => {}
                 Token(t) => {
                     let id = t - FIRST_CONN;
