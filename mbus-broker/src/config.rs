@@ -1,6 +1,7 @@
 //! The broker's configuration, one struct that is also its command line.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 use clap::Args;
 
@@ -40,6 +41,24 @@ pub struct BrokerConfig {
     /// Most client connections at once; further ones are refused with an error frame.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Seconds a new connection has to send its Hello.
+    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    pub handshake_timeout: Duration,
+    /// Seconds of silence after which a peer is pinged, and again after which it is dropped.
+    #[arg(long, default_value = "60", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+    /// Token that clients must present in their Hello; none means no authentication.
+    #[arg(long, env = "MBUS_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!(
+            "expected a positive number of seconds, found `{s}`"
+        )),
+    }
 }
 
 impl Default for BrokerConfig {
@@ -84,6 +103,9 @@ impl BrokerConfig {
             },
             max_control_bytes: self.max_outbound,
             write_budget: 1 << 20,
+            handshake_timeout: self.handshake_timeout,
+            idle_timeout: self.idle_timeout,
+            auth_token: self.auth_token.clone(),
         }
     }
 }

@@ -4,11 +4,18 @@
 //! enforced from the prefix alone, before a receiver buffers or allocates for the body, and an
 //! incomplete frame is a normal result (`Ok(None)`), not an error.
 
+use serde::Deserialize;
+
 use crate::apiv1::{Frame, PROTOCOL_VERSION, kind};
 use crate::error::DecodeError;
 
 /// Bytes in the length prefix that precedes every frame body.
 pub const HEADER_LEN: usize = 4;
+
+/// How deep msgpack containers may nest in a body. A valid frame is one array of scalars, but
+/// skipping an unexpected element recurses once per level, and rmp-serde's own limit (1024) is
+/// more than a 2 MiB thread stack survives in a debug build: a 1 KB frame could crash a receiver.
+const MAX_NESTING: usize = 16;
 
 /// The default largest frame body, in bytes, that the broker and clients accept: 1 MiB.
 pub const DEFAULT_MAX_FRAME: u32 = 1 << 20;
@@ -48,7 +55,9 @@ impl<'a> Frame<'a> {
     /// Parses a frame body (the bytes after the length prefix).
     pub fn parse(body: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
         precheck(body)?;
-        rmp_serde::from_slice(body).map_err(|e| DecodeError::Malformed(e.to_string()))
+        let mut de = rmp_serde::Deserializer::from_read_ref(body);
+        de.set_max_depth(MAX_NESTING);
+        Frame::deserialize(&mut de).map_err(|e| DecodeError::Malformed(e.to_string()))
     }
 
     /// Appends the frame, length prefix included, to `buf`.
@@ -115,7 +124,10 @@ fn array_len(b: &[u8]) -> Option<(u32, &[u8])> {
     }
 }
 
-/// Reads a msgpack unsigned integer in any of its encodings.
+/// Reads a msgpack integer that is not negative, in any of its encodings.
+///
+/// The signed encodings count too: serde accepts a non-negative `int 8` where a `u8` is expected,
+/// so a version or kind written that way must not slip past the checks above.
 fn small_uint(b: &[u8]) -> Option<(u64, &[u8])> {
     match *b.first()? {
         v @ 0x00..=0x7f => Some((u64::from(v), &b[1..])),
@@ -129,6 +141,14 @@ fn small_uint(b: &[u8]) -> Option<(u64, &[u8])> {
             &b[5..],
         )),
         0xcf => Some((u64::from_be_bytes(*b[1..].first_chunk()?), &b[9..])),
+        0xd0 => non_negative(i8::from_be_bytes([*b.get(1)?]).into(), &b[2..]),
+        0xd1 => non_negative(i16::from_be_bytes(*b[1..].first_chunk()?).into(), &b[3..]),
+        0xd2 => non_negative(i32::from_be_bytes(*b[1..].first_chunk()?).into(), &b[5..]),
+        0xd3 => non_negative(i64::from_be_bytes(*b[1..].first_chunk()?), &b[9..]),
         _ => None,
     }
+}
+
+fn non_negative(v: i64, rest: &[u8]) -> Option<(u64, &[u8])> {
+    u64::try_from(v).ok().map(|v| (v, rest))
 }

@@ -52,6 +52,13 @@ impl<'de> Deserialize<'de> for Start {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Start, E> {
                 Ok(Start::Offset(v))
             }
+            // A non-negative integer in a signed msgpack encoding is still an offset, as it is
+            // for every other integer field.
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Start, E> {
+                u64::try_from(v)
+                    .map(Start::Offset)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Start, E> {
                 match v {
                     "earliest" => Ok(Start::Earliest),

@@ -2,6 +2,7 @@
 //! control frames and subscriptions.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use mbus_proto::Role;
 
@@ -53,10 +54,16 @@ pub struct Conn {
     pub queued: bool,
     /// The last write hit `WouldBlock`; the event loop reports when the socket is writable.
     pub blocked: bool,
+    /// When the connection was accepted.
+    pub opened: Instant,
+    /// When the peer last sent a frame, the keepalive ping went out, or closing began.
+    pub heard: Instant,
+    /// A keepalive `Ping` is unanswered.
+    pub pinged: bool,
 }
 
 impl Conn {
-    pub fn new(role: Role, peer: SocketAddr) -> Self {
+    pub fn new(role: Role, peer: SocketAddr, now: Instant) -> Self {
         Conn {
             role,
             peer,
@@ -69,6 +76,9 @@ impl Conn {
             next_sub: 0,
             queued: false,
             blocked: false,
+            opened: now,
+            heard: now,
+            pinged: false,
         }
     }
 

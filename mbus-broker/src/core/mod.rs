@@ -7,9 +7,11 @@
 mod conn;
 pub mod log;
 mod output;
+mod timeouts;
 mod topic;
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use mbus_proto::{DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role, Start, validate_topic};
 use slab::Slab;
@@ -34,6 +36,12 @@ pub struct CoreConfig {
     pub max_control_bytes: usize,
     /// The most bytes one `write` call sends before it yields to other connections.
     pub write_budget: usize,
+    /// How long a new connection has to complete its `Hello`.
+    pub handshake_timeout: Duration,
+    /// Silence after which the broker pings a peer, and again after which it gives up on it.
+    pub idle_timeout: Duration,
+    /// The token clients must present in `Hello`, if any.
+    pub auth_token: Option<String>,
 }
 
 /// Counters for the shutdown summary and for tests.
@@ -61,11 +69,15 @@ pub struct Core {
     dirty: Vec<TopicId>,
     connections_total: u64,
     messages: u64,
+    /// The time as last told by [`Core::set_now`]; the core has no clock of its own.
+    now: Instant,
 }
 
 impl Core {
-    pub fn new(config: CoreConfig) -> Self {
+    /// A core with no topics and no connections, its clock set to `now`.
+    pub fn new(config: CoreConfig, now: Instant) -> Self {
         Core {
+            now,
             topics: Topics::new(config.retention),
             config,
             conns: Slab::new(),
@@ -79,7 +91,7 @@ impl Core {
     /// Registers a connection accepted on the port of `role`.
     pub fn open(&mut self, role: Role, peer: SocketAddr) -> ConnId {
         self.connections_total += 1;
-        self.conns.insert(Conn::new(role, peer))
+        self.conns.insert(Conn::new(role, peer, self.now))
     }
 
     /// Forgets a connection and its subscriptions.
@@ -103,6 +115,8 @@ impl Core {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
+        conn.heard = self.now;
+        conn.pinged = false;
         match (conn.state, conn.role, frame) {
             (State::Closing, _, _) => {}
             (
@@ -111,9 +125,14 @@ impl Core {
                 Frame::Hello {
                     version,
                     role,
-                    token: _,
+                    token,
                 },
             ) => {
+                if !self.token_matches(token) {
+                    let reason = "missing or wrong authentication token";
+                    return self.reject(id, ErrorCode::Unauthorized, reason);
+                }
+                let conn = &mut self.conns[id];
                 if role != conn.role {
                     let reason = format!(
                         "a {} must connect to the {} port, this is the {} port",
@@ -190,7 +209,18 @@ impl Core {
         output::queue_confirm(conn);
         Frame::Error { code, reason }.encode(&mut conn.control);
         conn.state = State::Closing;
+        conn.heard = self.now;
         self.mark(id);
+    }
+
+    /// Compares a presented token with the configured one in constant time.
+    fn token_matches(&self, token: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        match (&self.config.auth_token, token) {
+            (None, _) => true,
+            (Some(expected), Some(given)) => expected.as_bytes().ct_eq(given.as_bytes()).into(),
+            (Some(_), None) => false,
+        }
     }
 
     fn publish(&mut self, id: ConnId, topic: &str, data: &[u8]) {

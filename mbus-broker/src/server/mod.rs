@@ -75,6 +75,8 @@ pub struct Server {
     ready: Vec<ConnId>,
     /// While set, accepting waits: the process had no file descriptor left.
     accept_paused_until: Option<Instant>,
+    /// When the core's deadlines are next checked.
+    next_tick: Instant,
     signals: Option<signal_hook_mio::v1_0::Signals>,
 }
 
@@ -111,7 +113,7 @@ impl Server {
             .map_err(ServerError::Poll)?;
         let waker = Waker::new(registry, WAKER).map_err(ServerError::Poll)?;
         Ok(Server {
-            core: Core::new(config.core()),
+            core: Core::new(config.core(), Instant::now()),
             shutdown: ShutdownHandle::new(waker),
             poll,
             producers,
@@ -122,6 +124,7 @@ impl Server {
             read_backlog: Vec::new(),
             ready: Vec::new(),
             accept_paused_until: None,
+            next_tick: Instant::now(),
             signals: None,
         })
     }
@@ -209,13 +212,16 @@ impl Server {
     /// One loop iteration: wait for events (or not, when work is pending), read, then write.
     fn turn(&mut self, events: &mut Events, accepting: bool) -> Result<(), ServerError> {
         let busy = self.core.has_ready() || !self.read_backlog.is_empty();
+        let mut wake_at = self.next_tick;
+        if let Some(t) = self.accept_paused_until {
+            wake_at = wake_at.min(t);
+        }
         let timeout = if busy {
-            Some(Duration::ZERO)
+            Duration::ZERO
         } else {
-            self.accept_paused_until
-                .map(|t| t.saturating_duration_since(Instant::now()))
-                .or((!accepting).then_some(Duration::from_millis(50)))
+            wake_at.saturating_duration_since(Instant::now())
         };
+        let timeout = Some(timeout);
         match self.poll.poll(events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -257,6 +263,19 @@ impl Server {
         for id in std::mem::take(&mut self.read_backlog) {
             self.read(id);
         }
+        let now = Instant::now();
+        self.core.set_now(now);
+        if now >= self.next_tick {
+            self.next_tick = now + self.tick();
+            let mut expired = Vec::new();
+            self.core.check_timeouts(&mut expired);
+            for id in expired {
+                if let Some(socket) = self.sockets.get(id).and_then(Option::as_ref) {
+                    log::info!("{}: dropped, it never took its error frame", socket.peer);
+                }
+                self.drop_socket(id);
+            }
+        }
         self.flush_ready();
         Ok(())
     }
@@ -277,6 +296,12 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// How often deadlines are checked: often enough to act within a fifth of the shortest one.
+    fn tick(&self) -> Duration {
+        let shortest = self.config.handshake_timeout.min(self.config.idle_timeout);
+        (shortest / 5).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 
     fn accept(&mut self, role: Role) {

@@ -68,6 +68,7 @@ impl From<Frame<'_>> for Owned {
                 reason: reason.into(),
             },
             Frame::Pong => Owned::Pong,
+            Frame::Ping => Owned::Other("Ping".into()),
             other => Owned::Other(format!("{other:?}")),
         }
     }
@@ -125,7 +126,7 @@ impl Harness {
 
     pub fn with(config: CoreConfig) -> Self {
         Harness {
-            core: Core::new(config),
+            core: Core::new(config, std::time::Instant::now()),
         }
     }
 

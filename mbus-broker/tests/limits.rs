@@ -1,0 +1,99 @@
+//! The core's time-driven limits and authentication, with the clock passed in by hand.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use mbus_broker::BrokerConfig;
+use mbus_broker::core::{Core, CoreConfig};
+use mbus_proto::{ErrorCode, Frame, PROTOCOL_VERSION, Role};
+use support::{Harness, Owned, peer};
+
+fn config() -> CoreConfig {
+    CoreConfig {
+        handshake_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(30),
+        auth_token: None,
+        ..BrokerConfig::default().core()
+    }
+}
+
+#[test]
+fn a_connection_without_hello_is_refused_at_the_handshake_deadline() {
+    let start = Instant::now();
+    let mut h = Harness::with(config());
+    h.core.set_now(start);
+    let silent = h.core.open(Role::Producer, peer());
+    let mut expired = Vec::new();
+    h.core.set_now(start + Duration::from_millis(4900));
+    h.core.check_timeouts(&mut expired);
+    assert!(!h.core.is_closing(silent), "not before the deadline");
+    h.core.set_now(start + Duration::from_secs(5));
+    h.core.check_timeouts(&mut expired);
+    let out = h.output(silent);
+    assert!(
+        matches!(&out[..], [Owned::Error { code: ErrorCode::Timeout, reason }] if reason.contains("no Hello")),
+        "{out:?}"
+    );
+    assert!(expired.is_empty());
+    // If it never takes its error frame, it is dropped one more deadline later.
+    h.core.set_now(start + Duration::from_secs(10));
+    h.core.check_timeouts(&mut expired);
+    assert_eq!(expired, vec![silent]);
+}
+
+#[test]
+fn a_silent_peer_is_pinged_then_dropped_and_a_pong_keeps_it() {
+    let start = Instant::now();
+    let mut h = Harness::with(config());
+    h.core.set_now(start);
+    let alive = h.consumer();
+    let dead = h.consumer();
+    let mut expired = Vec::new();
+    h.core.set_now(start + Duration::from_secs(30));
+    h.core.check_timeouts(&mut expired);
+    assert_eq!(h.output(alive), vec![Owned::Other("Ping".into())]);
+    assert_eq!(h.output(dead), vec![Owned::Other("Ping".into())]);
+    h.core.set_now(start + Duration::from_secs(40));
+    h.core.receive(alive, Frame::Pong);
+    h.core.set_now(start + Duration::from_secs(60));
+    h.core.check_timeouts(&mut expired);
+    assert!(!h.core.is_closing(alive));
+    let out = h.output(dead);
+    assert!(
+        matches!(&out[..], [Owned::Error { code: ErrorCode::Timeout, reason }] if reason.contains("ping")),
+        "{out:?}"
+    );
+}
+
+fn hello(core: &mut Core, role: Role, token: Option<&str>) -> usize {
+    let id = core.open(role, peer());
+    core.receive(
+        id,
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            token,
+        },
+    );
+    id
+}
+
+#[test]
+fn with_a_token_configured_only_clients_presenting_it_get_in() {
+    let mut h = Harness::with(CoreConfig {
+        auth_token: Some("s3cret".into()),
+        ..config()
+    });
+    let good = hello(&mut h.core, Role::Producer, Some("s3cret"));
+    assert!(matches!(h.output(good)[..], [Owned::Welcome { .. }]));
+    for token in [None, Some("s3cre"), Some("s3cret!"), Some("")] {
+        let bad = hello(&mut h.core, Role::Consumer, token);
+        let out = h.output(bad);
+        assert!(
+            matches!(&out[..], [Owned::Error { code: ErrorCode::Unauthorized, reason }] if reason.contains("token")),
+            "{token:?}: {out:?}"
+        );
+        assert!(h.core.is_closing(bad));
+    }
+}

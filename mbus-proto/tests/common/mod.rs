@@ -1,0 +1,203 @@
+//! Frames and helpers shared by the integration tests: every frame kind, with edge-case fields.
+// Each test file is a crate of its own and uses only some of these helpers.
+#![allow(dead_code)]
+
+use std::sync::LazyLock;
+
+use mbus_proto::{
+    DEFAULT_MAX_FRAME, ErrorCode, Frame, MAX_TOPIC_LEN, PROTOCOL_VERSION, Role, Start,
+};
+
+/// 70,000 bytes: past the 65,535 that fit a msgpack bin 16, so `bin 32` is exercised too.
+pub static LARGE: LazyLock<Vec<u8>> =
+    LazyLock::new(|| (0..70_000u32).map(|i| (i % 251) as u8).collect());
+
+/// A topic of the longest allowed name.
+pub static LONG_TOPIC: LazyLock<String> = LazyLock::new(|| "x".repeat(MAX_TOPIC_LEN));
+
+/// Every code `ErrorCode` names, with its number on the wire.
+pub const NAMED_CODES: [(ErrorCode, u16); 13] = [
+    (ErrorCode::Malformed, 1),
+    (ErrorCode::FrameTooLarge, 2),
+    (ErrorCode::UnknownKind, 3),
+    (ErrorCode::UnsupportedVersion, 4),
+    (ErrorCode::UnexpectedFrame, 5),
+    (ErrorCode::InvalidTopic, 6),
+    (ErrorCode::Unauthorized, 7),
+    (ErrorCode::TooManyConnections, 8),
+    (ErrorCode::Timeout, 9),
+    (ErrorCode::SlowConsumer, 10),
+    (ErrorCode::ShuttingDown, 11),
+    (ErrorCode::LimitReached, 12),
+    (ErrorCode::Internal, 13),
+];
+
+/// At least one frame of every kind, with the field values most likely to break an encoder:
+/// zero and maximum integers, every msgpack width boundary, empty and large payloads.
+pub fn every_frame() -> Vec<Frame<'static>> {
+    let large: &'static [u8] = &LARGE;
+    let long_topic: &'static str = &LONG_TOPIC;
+    let mut frames = vec![
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Producer,
+            token: None,
+        },
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Consumer,
+            token: Some("s3cret"),
+        },
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Producer,
+            token: Some(""),
+        },
+        Frame::Welcome {
+            version: PROTOCOL_VERSION,
+            max_frame: DEFAULT_MAX_FRAME,
+        },
+        Frame::Welcome {
+            version: PROTOCOL_VERSION,
+            max_frame: 0,
+        },
+        Frame::Welcome {
+            version: PROTOCOL_VERSION,
+            max_frame: u32::MAX,
+        },
+        Frame::Publish {
+            topic: "orders",
+            data: b"look ma! a new order",
+        },
+        Frame::Publish {
+            topic: "t",
+            data: b"",
+        },
+        Frame::Publish {
+            topic: long_topic,
+            data: large,
+        },
+    ];
+    // bin 8 holds up to 255 bytes, bin 16 up to 65,535; probe both sides of each boundary.
+    for len in [1, 255, 256, 65_535, 65_536] {
+        frames.push(Frame::Publish {
+            topic: "sizes",
+            data: &large[..len],
+        });
+    }
+    for count in [
+        0,
+        1,
+        127,
+        128,
+        255,
+        256,
+        65_535,
+        65_536,
+        u64::from(u32::MAX),
+        u64::MAX,
+    ] {
+        frames.push(Frame::Confirm { count });
+    }
+    for start in [
+        Start::Earliest,
+        Start::Latest,
+        Start::Offset(0),
+        Start::Offset(1000),
+        Start::Offset(u64::MAX),
+    ] {
+        frames.push(Frame::Subscribe {
+            topic: "orders",
+            start,
+        });
+    }
+    frames.extend([
+        Frame::Subscribed {
+            topic: "orders",
+            offset: 0,
+        },
+        Frame::Subscribed {
+            topic: long_topic,
+            offset: u64::MAX,
+        },
+        Frame::Unsubscribe { topic: "orders" },
+        Frame::Unsubscribe { topic: long_topic },
+        Frame::Deliver {
+            topic: "orders",
+            offset: 0,
+            data: b"look ma! a new order",
+        },
+        Frame::Deliver {
+            topic: "orders",
+            offset: u64::MAX,
+            data: b"",
+        },
+        Frame::Deliver {
+            topic: "big",
+            offset: 70_000,
+            data: large,
+        },
+        Frame::Gap {
+            topic: "orders",
+            from: 0,
+            to: 1,
+        },
+        Frame::Gap {
+            topic: "orders",
+            from: 5,
+            to: 300,
+        },
+        Frame::Gap {
+            topic: "orders",
+            from: u64::MAX - 1,
+            to: u64::MAX,
+        },
+    ]);
+    for (code, _) in NAMED_CODES {
+        frames.push(Frame::Error {
+            code,
+            reason: "something went wrong",
+        });
+    }
+    for n in [0, 14, 1000, u16::MAX] {
+        frames.push(Frame::Error {
+            code: ErrorCode::Other(n),
+            reason: "",
+        });
+    }
+    frames.push(Frame::Error {
+        code: ErrorCode::Internal,
+        reason: "naïve ✓ reasons are UTF-8",
+    });
+    frames.extend([Frame::Ping, Frame::Pong]);
+    frames
+}
+
+/// A body wrapped in a length prefix that matches it.
+pub fn with_prefix(body: &[u8]) -> Vec<u8> {
+    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Bytes from lowercase hex pairs separated by whitespace.
+pub fn unhex(s: &str) -> Vec<u8> {
+    s.split_whitespace()
+        .map(|pair| {
+            assert!(
+                pair.len() == 2 && pair.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "`{pair}` is not a lowercase hex byte"
+            );
+            u8::from_str_radix(pair, 16).unwrap()
+        })
+        .collect()
+}
+
+/// Lowercase hex pairs separated by single spaces.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,345 @@
+//! Property tests on pseudo-random input: the decoder never panics and never claims more bytes
+//! than it was given, and random valid frames round-trip, alone and as one chunked stream.
+
+mod common;
+
+use common::with_prefix;
+use mbus_proto::{
+    DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, HEADER_LEN, MAX_TOPIC_LEN, Role, Start,
+    decode,
+};
+
+/// xorshift64*: deterministic, so a failure reproduces, and small enough to need no crate.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+
+    /// An integer from a width chosen first, so that every msgpack encoding turns up often.
+    fn int(&mut self) -> u64 {
+        match self.below(6) {
+            0 => self.below(128),
+            1 => 128 + self.below(128),
+            2 => self.below(1 << 16),
+            3 => self.below(1 << 32),
+            4 => u64::MAX - self.below(3),
+            _ => self.next(),
+        }
+    }
+
+    /// A length that is usually small and sometimes crosses the bin 8 and bin 16 boundaries.
+    fn len(&mut self) -> usize {
+        match self.below(20) {
+            0 => 250 + self.below(20) as usize,
+            1 => 65_530 + self.below(20) as usize,
+            _ => self.below(40) as usize,
+        }
+    }
+
+    /// A valid topic name.
+    fn topic(&mut self) -> String {
+        const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+        let len = if self.below(10) == 0 {
+            1 + self.below(MAX_TOPIC_LEN as u64) as usize
+        } else {
+            1 + self.below(12) as usize
+        };
+        (0..len).map(|_| char::from(self.pick(CHARS))).collect()
+    }
+
+    /// Any UTF-8 text, not only topic characters.
+    fn text(&mut self) -> String {
+        let len = self.below(24) as usize;
+        (0..len)
+            .map(|_| self.pick(&['a', 'Z', '0', ' ', '\n', '\0', 'é', '✓', '😀', '"']))
+            .collect()
+    }
+}
+
+/// Owned field values for one random frame, which borrows them.
+struct Parts {
+    topic: String,
+    text: String,
+    data: Vec<u8>,
+    a: u64,
+    b: u64,
+    choice: u64,
+}
+
+impl Parts {
+    fn random(rng: &mut Rng) -> Parts {
+        let len = rng.len();
+        Parts {
+            topic: rng.topic(),
+            text: rng.text(),
+            data: rng.bytes(len),
+            a: rng.int(),
+            b: rng.int(),
+            choice: rng.next(),
+        }
+    }
+
+    fn frame(&self) -> Frame<'_> {
+        let role = if self.choice & 1 == 0 {
+            Role::Producer
+        } else {
+            Role::Consumer
+        };
+        let start = match (self.choice >> 1) % 3 {
+            0 => Start::Earliest,
+            1 => Start::Latest,
+            _ => Start::Offset(self.a),
+        };
+        let code = ErrorCode::from_u16(self.b as u16);
+        match (self.choice >> 8) % 12 {
+            0 => Frame::Hello {
+                version: 1,
+                role,
+                token: (self.choice & 4 == 0).then_some(self.text.as_str()),
+            },
+            1 => Frame::Welcome {
+                version: 1,
+                max_frame: self.a as u32,
+            },
+            2 => Frame::Publish {
+                topic: &self.topic,
+                data: &self.data,
+            },
+            3 => Frame::Confirm { count: self.a },
+            4 => Frame::Subscribe {
+                topic: &self.topic,
+                start,
+            },
+            5 => Frame::Subscribed {
+                topic: &self.topic,
+                offset: self.a,
+            },
+            6 => Frame::Unsubscribe { topic: &self.topic },
+            7 => Frame::Deliver {
+                topic: &self.topic,
+                offset: self.a,
+                data: &self.data,
+            },
+            8 => Frame::Gap {
+                topic: &self.topic,
+                from: self.a.min(self.b),
+                to: self.a.max(self.b),
+            },
+            9 => Frame::Error {
+                code,
+                reason: &self.text,
+            },
+            10 => Frame::Ping,
+            _ => Frame::Pong,
+        }
+    }
+}
+
+/// Asserts what must hold of any decode result, and that a decoded frame survives re-encoding.
+fn check_decode(input: &[u8], max: u32) -> Result<Option<usize>, DecodeError> {
+    let result = decode(input, max);
+    if let Ok(Some((frame, used))) = &result {
+        assert!(
+            *used <= input.len(),
+            "claimed {used} of {} bytes",
+            input.len()
+        );
+        assert!(*used >= HEADER_LEN);
+        let prefix = u32::from_be_bytes(input[..HEADER_LEN].try_into().unwrap());
+        assert_eq!(*used, HEADER_LEN + prefix as usize);
+        // Whatever widths the input used, the frame it meant encodes and decodes to itself.
+        let again = frame.to_bytes();
+        assert_eq!(decode(&again, u32::MAX), Ok(Some((*frame, again.len()))));
+    }
+    result.map(|found| found.map(|(_, used)| used))
+}
+
+/// How often each outcome turned up, so a test can prove it reached the code it means to test.
+#[derive(Default, Debug)]
+struct Tally {
+    frames: u32,
+    incomplete: u32,
+    too_large: u32,
+    malformed: u32,
+    unknown_kind: u32,
+    unsupported_version: u32,
+}
+
+impl Tally {
+    fn add(&mut self, result: Result<Option<usize>, DecodeError>) {
+        match result {
+            Ok(Some(_)) => self.frames += 1,
+            Ok(None) => self.incomplete += 1,
+            Err(DecodeError::TooLarge { .. }) => self.too_large += 1,
+            Err(DecodeError::Malformed(_)) => self.malformed += 1,
+            Err(DecodeError::UnknownKind(_)) => self.unknown_kind += 1,
+            Err(DecodeError::UnsupportedVersion(_)) => self.unsupported_version += 1,
+        }
+    }
+}
+
+#[test]
+fn random_bytes_never_panic_nor_overclaim() {
+    let mut rng = Rng::new(0x6d62_7573);
+    let mut tally = Tally::default();
+    for _ in 0..50_000 {
+        let len = rng.below(48) as usize;
+        let mut input = rng.bytes(len);
+        // Small prefixes are rare among random bytes; make a quarter of the inputs have one.
+        if input.len() >= HEADER_LEN && rng.below(4) == 0 {
+            input[..3].fill(0);
+        }
+        let max = rng.pick(&[0, 16, 1024, DEFAULT_MAX_FRAME, u32::MAX]);
+        tally.add(check_decode(&input, max));
+    }
+    assert!(
+        tally.too_large > 0 && tally.incomplete > 0 && tally.malformed > 0,
+        "{tally:?}"
+    );
+}
+
+#[test]
+fn random_bodies_behind_a_correct_prefix_never_panic() {
+    // Bodies drawn mostly from msgpack's interesting markers reach deep into the parser.
+    const MARKERS: &[u8] = &[
+        0x00, 0x01, 0x02, 0x03, 0x05, 0x0b, 0x0d, 0x7f, 0x80, 0x90, 0x91, 0x93, 0x9f, 0xa0, 0xa1,
+        0xa6, 0xa8, 0xbf, 0xc0, 0xc1, 0xc2, 0xc4, 0xc5, 0xc6, 0xca, 0xcc, 0xcd, 0xce, 0xcf, 0xd0,
+        0xd3, 0xd9, 0xdc, 0xdd, 0xde, 0xff,
+    ];
+    let mut rng = Rng::new(42);
+    let mut tally = Tally::default();
+    for _ in 0..100_000 {
+        let mut body = vec![0x90 | rng.below(6) as u8, rng.below(15) as u8];
+        if rng.below(2) == 0 {
+            body.push(rng.below(4) as u8); // often a plausible version or small integer
+        }
+        for _ in 0..rng.below(24) {
+            let byte = if rng.below(3) == 0 {
+                rng.next() as u8
+            } else {
+                rng.pick(MARKERS)
+            };
+            body.push(byte);
+        }
+        if rng.below(4) == 0 {
+            body.truncate(rng.below(body.len() as u64 + 1) as usize);
+        }
+        tally.add(check_decode(&with_prefix(&body), DEFAULT_MAX_FRAME));
+    }
+    assert!(
+        tally.frames > 0
+            && tally.malformed > 0
+            && tally.unknown_kind > 0
+            && tally.unsupported_version > 0,
+        "{tally:?}"
+    );
+}
+
+#[test]
+fn mutated_valid_frames_never_panic() {
+    let mut rng = Rng::new(7);
+    let samples: Vec<Vec<u8>> = common::every_frame()
+        .iter()
+        .map(Frame::to_bytes)
+        .filter(|b| b.len() < 600)
+        .collect();
+    let mut tally = Tally::default();
+    for _ in 0..50_000 {
+        let mut input = samples[rng.below(samples.len() as u64) as usize].clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(input.len() as u64) as usize;
+            match rng.below(4) {
+                0 => input[at] = rng.next() as u8,
+                1 => input[at] ^= 1 << rng.below(8),
+                2 => input.insert(at, rng.next() as u8),
+                _ => {
+                    input.remove(at);
+                }
+            }
+        }
+        // Half the time, repair the prefix so the body itself is what gets judged.
+        if rng.below(2) == 0 && input.len() >= HEADER_LEN {
+            let body_len = (input.len() - HEADER_LEN) as u32;
+            input[..HEADER_LEN].copy_from_slice(&body_len.to_be_bytes());
+        }
+        tally.add(check_decode(&input, DEFAULT_MAX_FRAME));
+    }
+    assert!(
+        tally.frames > 0 && tally.malformed > 0 && tally.incomplete > 0,
+        "{tally:?}"
+    );
+}
+
+#[test]
+fn random_valid_frames_round_trip() {
+    let mut rng = Rng::new(0xdead_beef);
+    let mut kinds = [0u32; 13];
+    for _ in 0..20_000 {
+        let parts = Parts::random(&mut rng);
+        let frame = parts.frame();
+        let bytes = frame.to_bytes();
+        assert_eq!(
+            decode(&bytes, DEFAULT_MAX_FRAME),
+            Ok(Some((frame, bytes.len()))),
+            "{frame:?}"
+        );
+        kinds[usize::from(frame.kind())] += 1;
+    }
+    assert!(
+        kinds[1..].iter().all(|&n| n > 0),
+        "a kind never came up: {kinds:?}"
+    );
+}
+
+#[test]
+fn random_valid_frames_survive_a_stream_read_in_random_chunks() {
+    let mut rng = Rng::new(99);
+    let parts: Vec<Parts> = (0..2_000).map(|_| Parts::random(&mut rng)).collect();
+    let frames: Vec<Frame<'_>> = parts.iter().map(Parts::frame).collect();
+    let mut stream = Vec::new();
+    for frame in &frames {
+        frame.encode(&mut stream);
+    }
+
+    // Feed the stream the way a socket would: arbitrary chunks into a buffer that is drained
+    // from the front as frames come out.
+    let mut buf = Vec::new();
+    let mut fed = 0;
+    let mut decoded = 0;
+    while fed < stream.len() {
+        let chunk = 1 + rng.below(3000) as usize;
+        let end = (fed + chunk).min(stream.len());
+        buf.extend_from_slice(&stream[fed..end]);
+        fed = end;
+        let mut at = 0;
+        while let Some((frame, used)) = decode(&buf[at..], DEFAULT_MAX_FRAME).unwrap() {
+            assert_eq!(frame, frames[decoded]);
+            decoded += 1;
+            at += used;
+        }
+        buf.drain(..at);
+    }
+    assert_eq!(decoded, frames.len());
+    assert!(buf.is_empty());
+}
