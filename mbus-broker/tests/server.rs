@@ -1,5 +1,4 @@
-//! The broker over real loopback sockets: persistent producers, confirms, and bad peers that are
-//! cut off without harm to the others.
+//! The broker over real loopback sockets: persistent producers and their confirms.
 
 mod support;
 
@@ -7,7 +6,7 @@ use std::io::Write;
 use std::thread;
 
 use mbus_broker::BrokerConfig;
-use mbus_proto::{ErrorCode, Frame, Role};
+use mbus_proto::{Frame, Role};
 use support::Owned;
 use support::net::{Client, Running};
 
@@ -67,59 +66,6 @@ fn three_persistent_producers_get_every_message_stored_once_in_order() {
         next[p] += 1;
     }
     assert_eq!(next, [10_000; 3]);
-}
-
-/// Sends `bytes` as a bad peer and returns what the broker answered before closing.
-fn misbehave(addr: std::net::SocketAddr, hello_first: bool, bytes: &[u8]) -> Vec<Owned> {
-    let mut c = if hello_first {
-        Client::open(addr, Role::Producer)
-    } else {
-        Client::raw(addr)
-    };
-    c.stream.write_all(bytes).unwrap();
-    c.recv_until_closed()
-}
-
-fn assert_error(frames: &[Owned], code: ErrorCode, words: &str) {
-    match frames.last() {
-        Some(Owned::Error { code: c, reason }) if *c == code && reason.contains(words) => {}
-        other => panic!("expected {code:?} mentioning {words:?}, got {other:?} in {frames:?}"),
-    }
-}
-
-#[test]
-fn bad_producers_get_an_error_and_are_closed_while_others_are_served() {
-    let broker = Running::start(BrokerConfig::ephemeral());
-    let addr = broker.producers;
-    let healthy = thread::spawn(move || produce(addr, 0, "healthy", 20_000));
-
-    let garbage = misbehave(addr, true, b"\x00\x00\x00\x05\xff\xfe\xfd\xfc\xfb");
-    assert_error(&garbage, ErrorCode::Malformed, "malformed");
-
-    let oversized = misbehave(addr, true, &[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
-    assert_error(&oversized, ErrorCode::FrameTooLarge, "exceeds the limit");
-
-    // A Hello of version 2, whose other fields may be anything.
-    let v2 = misbehave(addr, false, &[0, 0, 0, 4, 0x93, 0x01, 0x02, 0xc0]);
-    assert_error(&v2, ErrorCode::UnsupportedVersion, "version 2");
-
-    let mut after_publish = Vec::new();
-    Frame::Publish {
-        topic: "healthy",
-        data: b"ok",
-    }
-    .encode(&mut after_publish);
-    after_publish.extend_from_slice(b"\x00\x00\x00\x02\x91\x0d");
-    let confirmed_then_error = misbehave(addr, true, &after_publish);
-    assert_eq!(confirmed_then_error[0], Owned::Confirm(1));
-    assert_error(&confirmed_then_error, ErrorCode::UnknownKind, "kind 13");
-
-    healthy
-        .join()
-        .expect("the healthy producer was served in full");
-    let server = broker.stop();
-    assert_eq!(server.core().topic_range("healthy"), Some(0..20_001));
-    assert_eq!(server.core().stats().connections, 0);
 }
 
 #[test]

@@ -66,11 +66,16 @@ impl Client {
 
     /// Connects and completes the handshake.
     pub fn open(addr: SocketAddr, role: Role) -> Client {
+        Client::open_with(addr, role, None)
+    }
+
+    /// Connects and completes the handshake, presenting `token`.
+    pub fn open_with(addr: SocketAddr, role: Role, token: Option<&str>) -> Client {
         let mut c = Client::raw(addr);
         c.send(Frame::Hello {
             version: PROTOCOL_VERSION,
             role,
-            token: None,
+            token,
         });
         match c.recv() {
             Some(Owned::Welcome { .. }) => c,
