@@ -16,6 +16,14 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if (n as usize) < cli.config.max_connections + 64 => log::warn!(
+            "only {n} file descriptors allowed; fewer than --max-connections {} can be served",
+            cli.config.max_connections
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
+    }
     let mut server = Server::bind(cli.config).context("cannot start the broker")?;
     server
         .stop_on_signals()

@@ -77,6 +77,8 @@ pub struct Server {
     accept_paused_until: Option<Instant>,
     /// When the core's deadlines are next checked.
     next_tick: Instant,
+    /// Loop iterations so far.
+    turns: u64,
     signals: Option<signal_hook_mio::v1_0::Signals>,
 }
 
@@ -125,6 +127,7 @@ impl Server {
             ready: Vec::new(),
             accept_paused_until: None,
             next_tick: Instant::now(),
+            turns: 0,
             signals: None,
         })
     }
@@ -159,6 +162,11 @@ impl Server {
     /// A handle that stops [`Server::run`] from any thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
+    }
+
+    /// How many times the loop has polled; a loop that spins shows here.
+    pub fn turns(&self) -> u64 {
+        self.turns
     }
 
     /// The core, for inspection once the loop has stopped.
@@ -222,6 +230,7 @@ impl Server {
             wake_at.saturating_duration_since(Instant::now())
         };
         let timeout = Some(timeout);
+        self.turns += 1;
         match self.poll.poll(events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -1,0 +1,82 @@
+//! Running out of file descriptors on accept neither kills nor spins the event loop, and the
+//! connections left waiting are served once descriptors are free again.
+//!
+//! This file holds a single test because it lowers the limit for the whole test process.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use mbus_broker::BrokerConfig;
+use mbus_proto::{Frame, Role};
+use rlimit::Resource;
+use support::Owned;
+use support::net::{Client, Running};
+
+fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
+}
+
+fn welcomed(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0; 64];
+    matches!(std::io::Read::read(stream, &mut buf), Ok(n) if n > 0)
+}
+
+#[test]
+fn accept_backs_off_when_descriptors_run_out() {
+    let broker = Running::start(BrokerConfig::ephemeral());
+    let (soft, hard) = Resource::NOFILE.get().unwrap();
+    Resource::NOFILE.set(open_fds() + 40, hard).unwrap();
+
+    let hello = Frame::Hello {
+        version: 1,
+        role: Role::Producer,
+        token: None,
+    }
+    .to_bytes();
+    // Take every descriptor left. A client's socket is created before its connection exists, so
+    // each one freed below goes to the next client, and the broker's accept finds none.
+    let mut filler = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        filler.push(f);
+    }
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        filler.pop();
+        let mut c = TcpStream::connect(broker.producers).unwrap();
+        c.write_all(&hello).unwrap();
+        clients.push(c);
+    }
+    for c in &mut clients {
+        assert!(
+            !welcomed(c, Duration::from_millis(300)),
+            "the broker had no descriptor to accept with"
+        );
+    }
+
+    // Free descriptors: the broker takes the connections that waited in the backlog.
+    drop(filler);
+    Resource::NOFILE.set(soft, hard).unwrap();
+    for c in &mut clients {
+        assert!(
+            welcomed(c, Duration::from_secs(5)),
+            "a waiting client was served"
+        );
+    }
+    let mut p = Client::open(broker.producers, Role::Producer);
+    p.send(Frame::Publish {
+        topic: "t",
+        data: b"x",
+    });
+    assert_eq!(p.recv(), Some(Owned::Confirm(1)));
+
+    let server = broker.stop();
+    assert!(
+        server.turns() < 10_000,
+        "the loop did not spin: {} turns",
+        server.turns()
+    );
+}
