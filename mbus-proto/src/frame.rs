@@ -54,6 +54,9 @@ pub fn decode(buf: &[u8], max_frame: u32) -> Result<Option<(Frame<'_>, usize)>, 
 impl<'a> Frame<'a> {
     /// Parses a frame body (the bytes after the length prefix).
     pub fn parse(body: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
+        if let Some(frame) = crate::fast::parse(body) {
+            return Ok(frame);
+        }
         precheck(body)?;
         let mut de = rmp_serde::Deserializer::from_read_ref(body);
         de.set_max_depth(MAX_NESTING);
@@ -68,7 +71,9 @@ impl<'a> Frame<'a> {
     pub fn encode(&self, buf: &mut Vec<u8>) {
         let start = buf.len();
         buf.extend_from_slice(&[0; HEADER_LEN]);
-        rmp_serde::encode::write(buf, self).expect("encoding a frame into a Vec cannot fail");
+        if !crate::fast::encode(self, buf) {
+            rmp_serde::encode::write(buf, self).expect("encoding a frame into a Vec cannot fail");
+        }
         let len = u32::try_from(buf.len() - start - HEADER_LEN).expect("frame body over 4 GiB");
         buf[start..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
     }

@@ -24,6 +24,7 @@
 
 pub mod apiv1;
 pub mod error;
+mod fast;
 pub mod frame;
 mod serde_impl;
 pub mod topic;
