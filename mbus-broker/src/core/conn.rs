@@ -60,6 +60,9 @@ pub struct Conn {
     pub heard: Instant,
     /// A keepalive `Ping` is unanswered.
     pub pinged: bool,
+    /// The topic of this producer's last publish, so that a run of publishes to one topic looks
+    /// its name up and validates it once.
+    pub last_topic: Option<TopicId>,
 }
 
 impl Conn {
@@ -79,6 +82,7 @@ impl Conn {
             opened: now,
             heard: now,
             pinged: false,
+            last_topic: None,
         }
     }
 

@@ -69,6 +69,9 @@ pub struct Log {
     /// Bytes held by all segments' frames.
     bytes: usize,
     retention: Retention,
+    /// One expired segment's buffers, kept for the next segment so that a log at its retention
+    /// limit reuses memory instead of returning it and faulting fresh pages in.
+    spare: Option<Segment>,
 }
 
 impl Log {
@@ -80,6 +83,7 @@ impl Log {
             next: 0,
             bytes: 0,
             retention,
+            spare: None,
         }
     }
 
@@ -109,11 +113,13 @@ impl Log {
                 s
             }
             _ => {
-                self.segments.push_back(Segment {
+                let mut seg = self.spare.take().unwrap_or(Segment {
                     base: offset,
                     buf: Vec::new(),
                     starts: Vec::new(),
                 });
+                seg.base = offset;
+                self.segments.push_back(seg);
                 self.segments.back_mut().expect("just pushed")
             }
         };
@@ -176,6 +182,15 @@ impl Log {
         match Frame::parse(&seg.buf[seg.frame_range(offset)][mbus_proto::HEADER_LEN..]) {
             Ok(Frame::Deliver { data, .. }) => Some(data),
             _ => unreachable!("the log holds only Deliver frames it encoded"),
+        }
+    }
+
+    /// Takes back a segment from [`Log::pop_expired`] to reuse its memory for a later one.
+    pub fn recycle(&mut self, mut seg: Segment) {
+        if self.spare.is_none() && seg.buf.capacity() <= self.retention.segment_bytes {
+            seg.buf.clear();
+            seg.starts.clear();
+            self.spare = Some(seg);
         }
     }
 

@@ -224,10 +224,17 @@ impl Core {
     }
 
     fn publish(&mut self, id: ConnId, topic: &str, data: &[u8]) {
-        if let Err(e) = validate_topic(topic) {
-            return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
-        }
-        let tid = self.topics.get_or_create(topic);
+        let tid = match self.conns[id].last_topic {
+            Some(tid) if *self.topics[tid].name == *topic => tid,
+            _ => {
+                if let Err(e) = validate_topic(topic) {
+                    return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
+                }
+                let tid = self.topics.get_or_create(topic);
+                self.conns[id].last_topic = Some(tid);
+                tid
+            }
+        };
         let t = &mut self.topics[tid];
         t.log.append(topic, data);
         while let Some(seg) = t.log.pop_expired() {
@@ -241,6 +248,7 @@ impl Core {
                     spill(&mut conn.control, conn.control_sent, &seg, cursor);
                 }
             }
+            t.log.recycle(seg);
         }
         if !t.dirty {
             t.dirty = true;

@@ -1,0 +1,71 @@
+//! Drives the core alone, without sockets, with one producer and one consumer on one topic: a
+//! profiling aid for the hot path (`valgrind --tool=callgrind`), not a benchmark of the broker.
+//!
+//! `N=100000 cargo run --release -p mbus-broker --example core_throughput`
+
+use mbus_broker::BrokerConfig;
+use mbus_broker::core::Core;
+use mbus_proto::{Frame, Role, Start, decode};
+use std::time::Instant;
+fn main() {
+    let mut core = Core::new(BrokerConfig::default().core(), Instant::now());
+    let peer = "127.0.0.1:1".parse().unwrap();
+    let p = core.open(Role::Producer, peer);
+    core.receive(
+        p,
+        Frame::Hello {
+            version: 1,
+            role: Role::Producer,
+            token: None,
+        },
+    );
+    let c = core.open(Role::Consumer, peer);
+    core.receive(
+        c,
+        Frame::Hello {
+            version: 1,
+            role: Role::Consumer,
+            token: None,
+        },
+    );
+    core.receive(
+        c,
+        Frame::Subscribe {
+            topic: "bench",
+            start: Start::Earliest,
+        },
+    );
+    let data = [7u8; 128];
+    let mut input = Vec::new();
+    for _ in 0..1000 {
+        Frame::Publish {
+            topic: "bench",
+            data: &data,
+        }
+        .encode(&mut input);
+    }
+    let n: usize = std::env::var("N")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(2_000_000);
+    let t = Instant::now();
+    let mut ready = Vec::new();
+    let mut sink = Vec::with_capacity(1 << 24);
+    for _ in 0..n / 1000 {
+        let mut rest = &input[..];
+        while let Some((f, k)) = decode(rest, 1 << 20).unwrap() {
+            core.receive(p, f);
+            rest = &rest[k..];
+        }
+        core.take_ready(&mut ready);
+        for id in ready.drain(..) {
+            sink.clear();
+            while core.write(id, &mut sink).unwrap() != mbus_broker::core::Progress::Drained {}
+        }
+    }
+    let e = t.elapsed();
+    println!(
+        "{:.1} ns/msg, {:.2} M msg/s",
+        e.as_nanos() as f64 / n as f64,
+        n as f64 / e.as_secs_f64() / 1e6
+    );
+}
