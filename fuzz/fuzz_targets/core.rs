@@ -1,0 +1,173 @@
+//! Fuzzes the broker core: a sequence of frames, raw bytes, partial writes, closes and clock
+//! ticks from several fake connections must never panic, and every byte the core writes must
+//! decode.
+
+#![no_main]
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::fuzz_target;
+use mbus_broker::BrokerConfig;
+use mbus_broker::core::log::Retention;
+use mbus_broker::core::{Core, CoreConfig, Progress};
+use mbus_proto::{Frame, Role, Start, decode};
+
+#[derive(Debug, Arbitrary)]
+enum Op {
+    Open { producer: bool, hello: bool },
+    Hello { conn: u8, producer: bool, version: u8 },
+    Publish { conn: u8, topic: u8, len: u8 },
+    Subscribe { conn: u8, topic: u8, start: Option<u8>, latest: bool },
+    Unsubscribe { conn: u8, topic: u8 },
+    Ping { conn: u8 },
+    Bytes { conn: u8, bytes: Vec<u8> },
+    Write { conn: u8, room: u16 },
+    Close { conn: u8 },
+    Tick { secs: u8 },
+}
+
+const TOPICS: [&str; 4] = ["a", "b", "c", "bad topic"];
+
+struct Sink {
+    taken: Vec<u8>,
+    room: usize,
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.room);
+        self.taken.extend_from_slice(&buf[..n]);
+        self.room -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fuzz_target!(|ops: Vec<Op>| {
+    let config = CoreConfig {
+        retention: Retention {
+            max_bytes: 2048,
+            max_messages: 16,
+            segment_bytes: 256,
+        },
+        max_control_bytes: 1024,
+        ..BrokerConfig::default().core()
+    };
+    let mut now = Instant::now();
+    let mut core = Core::new(config, now);
+    let peer = "127.0.0.1:1".parse().unwrap();
+    let mut conns: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut ready = Vec::new();
+    for op in ops {
+        let pick = |conns: &[(usize, Vec<u8>)], c: u8| {
+            (!conns.is_empty()).then(|| usize::from(c) % conns.len())
+        };
+        match op {
+            Op::Open { producer, hello } => {
+                let role = if producer { Role::Producer } else { Role::Consumer };
+                let id = core.open(role, peer);
+                if hello {
+                    core.receive(id, Frame::Hello { version: 1, role, token: None });
+                }
+                conns.push((id, Vec::new()));
+            }
+            Op::Tick { secs } => {
+                now += Duration::from_secs(u64::from(secs));
+                core.set_now(now);
+                let mut expired = Vec::new();
+                core.check_timeouts(&mut expired);
+                for id in expired {
+                    core.close(id);
+                    conns.retain(|c| c.0 != id);
+                }
+            }
+            Op::Close { conn } => {
+                if let Some(i) = pick(&conns, conn) {
+                    core.close(conns.remove(i).0);
+                }
+            }
+            Op::Hello { conn, producer, version } => {
+                if let Some(i) = pick(&conns, conn) {
+                    let role = if producer { Role::Producer } else { Role::Consumer };
+                    let _ = version;
+                    core.receive(conns[i].0, Frame::Hello { version: 1, role, token: None });
+                }
+            }
+            Op::Publish { conn, topic, len } => {
+                if let Some(i) = pick(&conns, conn) {
+                    let data = vec![len; usize::from(len)];
+                    let topic = TOPICS[usize::from(topic) % TOPICS.len()];
+                    core.receive(conns[i].0, Frame::Publish { topic, data: &data });
+                }
+            }
+            Op::Subscribe { conn, topic, start, latest } => {
+                if let Some(i) = pick(&conns, conn) {
+                    let start = match (start, latest) {
+                        (Some(o), _) => Start::Offset(u64::from(o)),
+                        (None, true) => Start::Latest,
+                        (None, false) => Start::Earliest,
+                    };
+                    let topic = TOPICS[usize::from(topic) % TOPICS.len()];
+                    core.receive(conns[i].0, Frame::Subscribe { topic, start });
+                }
+            }
+            Op::Unsubscribe { conn, topic } => {
+                if let Some(i) = pick(&conns, conn) {
+                    let topic = TOPICS[usize::from(topic) % TOPICS.len()];
+                    core.receive(conns[i].0, Frame::Unsubscribe { topic });
+                }
+            }
+            Op::Ping { conn } => {
+                if let Some(i) = pick(&conns, conn) {
+                    core.receive(conns[i].0, Frame::Ping);
+                }
+            }
+            Op::Bytes { conn, bytes } => {
+                if let Some(i) = pick(&conns, conn) {
+                    match decode(&bytes, 1 << 20) {
+                        Ok(Some((frame, _))) => core.receive(conns[i].0, frame),
+                        Ok(None) => {}
+                        Err(e) => core.decode_error(conns[i].0, &e),
+                    }
+                }
+            }
+            Op::Write { conn, room } => {
+                if let Some(i) = pick(&conns, conn) {
+                    core.take_ready(&mut ready);
+                    ready.clear();
+                    let id = conns[i].0;
+                    core.writable(id);
+                    let mut sink = Sink { taken: Vec::new(), room: usize::from(room) };
+                    let progress = core.write(id, &mut sink).unwrap();
+                    conns[i].1.extend_from_slice(&sink.taken);
+                    if progress == Progress::Drained && core.is_closing(id) {
+                        core.close(id);
+                        check(&conns.remove(i).1);
+                    }
+                }
+            }
+        }
+    }
+    for (id, mut stream) in conns {
+        core.writable(id);
+        let mut sink = Sink { taken: Vec::new(), room: usize::MAX };
+        while core.write(id, &mut sink).unwrap() != Progress::Drained {}
+        stream.extend_from_slice(&sink.taken);
+        check(&stream);
+    }
+});
+
+/// Every byte the core wrote decodes as whole frames.
+fn check(mut stream: &[u8]) {
+    while let Some((_, n)) = decode(stream, u32::MAX).expect("core output decodes") {
+        stream = &stream[n..];
+    }
+    assert!(stream.is_empty(), "output ends on a frame boundary");
+}
