@@ -16,16 +16,47 @@ use mbus_proto::{Frame, Role, Start, decode};
 
 #[derive(Debug, Arbitrary)]
 enum Op {
-    Open { producer: bool, hello: bool },
-    Hello { conn: u8, producer: bool, version: u8 },
-    Publish { conn: u8, topic: u8, len: u8 },
-    Subscribe { conn: u8, topic: u8, start: Option<u8>, latest: bool },
-    Unsubscribe { conn: u8, topic: u8 },
-    Ping { conn: u8 },
-    Bytes { conn: u8, bytes: Vec<u8> },
-    Write { conn: u8, room: u16 },
-    Close { conn: u8 },
-    Tick { secs: u8 },
+    Open {
+        producer: bool,
+        hello: bool,
+    },
+    Hello {
+        conn: u8,
+        producer: bool,
+        version: u8,
+    },
+    Publish {
+        conn: u8,
+        topic: u8,
+        len: u8,
+    },
+    Subscribe {
+        conn: u8,
+        topic: u8,
+        start: Option<u8>,
+        latest: bool,
+    },
+    Unsubscribe {
+        conn: u8,
+        topic: u8,
+    },
+    Ping {
+        conn: u8,
+    },
+    Bytes {
+        conn: u8,
+        bytes: Vec<u8>,
+    },
+    Write {
+        conn: u8,
+        room: u16,
+    },
+    Close {
+        conn: u8,
+    },
+    Tick {
+        secs: u8,
+    },
 }
 
 const TOPICS: [&str; 4] = ["a", "b", "c", "bad topic"];
@@ -71,10 +102,21 @@ fuzz_target!(|ops: Vec<Op>| {
         };
         match op {
             Op::Open { producer, hello } => {
-                let role = if producer { Role::Producer } else { Role::Consumer };
+                let role = if producer {
+                    Role::Producer
+                } else {
+                    Role::Consumer
+                };
                 let id = core.open(role, peer);
                 if hello {
-                    core.receive(id, Frame::Hello { version: 1, role, token: None });
+                    core.receive(
+                        id,
+                        Frame::Hello {
+                            version: 1,
+                            role,
+                            token: None,
+                        },
+                    );
                 }
                 conns.push((id, Vec::new()));
             }
@@ -93,11 +135,26 @@ fuzz_target!(|ops: Vec<Op>| {
                     core.close(conns.remove(i).0);
                 }
             }
-            Op::Hello { conn, producer, version } => {
+            Op::Hello {
+                conn,
+                producer,
+                version,
+            } => {
                 if let Some(i) = pick(&conns, conn) {
-                    let role = if producer { Role::Producer } else { Role::Consumer };
+                    let role = if producer {
+                        Role::Producer
+                    } else {
+                        Role::Consumer
+                    };
                     let _ = version;
-                    core.receive(conns[i].0, Frame::Hello { version: 1, role, token: None });
+                    core.receive(
+                        conns[i].0,
+                        Frame::Hello {
+                            version: 1,
+                            role,
+                            token: None,
+                        },
+                    );
                 }
             }
             Op::Publish { conn, topic, len } => {
@@ -107,7 +164,12 @@ fuzz_target!(|ops: Vec<Op>| {
                     core.receive(conns[i].0, Frame::Publish { topic, data: &data });
                 }
             }
-            Op::Subscribe { conn, topic, start, latest } => {
+            Op::Subscribe {
+                conn,
+                topic,
+                start,
+                latest,
+            } => {
                 if let Some(i) = pick(&conns, conn) {
                     let start = match (start, latest) {
                         (Some(o), _) => Start::Offset(u64::from(o)),
@@ -144,7 +206,10 @@ fuzz_target!(|ops: Vec<Op>| {
                     ready.clear();
                     let id = conns[i].0;
                     core.writable(id);
-                    let mut sink = Sink { taken: Vec::new(), room: usize::from(room) };
+                    let mut sink = Sink {
+                        taken: Vec::new(),
+                        room: usize::from(room),
+                    };
                     let progress = core.write(id, &mut sink).unwrap();
                     conns[i].1.extend_from_slice(&sink.taken);
                     if progress == Progress::Drained && core.is_closing(id) {
@@ -157,7 +222,10 @@ fuzz_target!(|ops: Vec<Op>| {
     }
     for (id, mut stream) in conns {
         core.writable(id);
-        let mut sink = Sink { taken: Vec::new(), room: usize::MAX };
+        let mut sink = Sink {
+            taken: Vec::new(),
+            room: usize::MAX,
+        };
         while core.write(id, &mut sink).unwrap() != Progress::Drained {}
         stream.extend_from_slice(&sink.taken);
         check(&stream);

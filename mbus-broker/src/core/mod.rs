@@ -110,6 +110,11 @@ impl Core {
         self.conns.get(id).is_none_or(|c| c.state == State::Closing)
     }
 
+    /// The port role of connection `id`, if it is open.
+    pub fn role(&self, id: ConnId) -> Option<Role> {
+        self.conns.get(id).map(|c| c.role)
+    }
+
     /// Applies one frame received on connection `id`.
     pub fn receive(&mut self, id: ConnId, frame: Frame<'_>) {
         let Some(conn) = self.conns.get_mut(id) else {

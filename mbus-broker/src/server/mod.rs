@@ -181,40 +181,45 @@ impl Server {
         while !self.shutdown.requested() {
             self.turn(&mut events, true)?;
         }
-        let stats = self.core.stats();
-        log::info!(
-            "shutting down: {} connections open, {} topics, {} messages published",
-            stats.connections,
-            stats.topics,
-            stats.messages
-        );
+        log::info!("shutting down: no new connections, producers are closed after a final confirm");
         self.poll.registry().deregister(&mut self.producers).ok();
         self.poll.registry().deregister(&mut self.consumers).ok();
+        // Nothing more is taken from producers, so that consumers can be brought to the end of
+        // every topic within the grace period.
+        self.reject_all(Some(Role::Producer));
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while self.core.owes_output() && Instant::now() < deadline {
             self.turn(&mut events, false)?;
         }
-        let owed = self.core.owes_output();
-        for id in 0..self.sockets.len() {
-            if self.sockets[id].is_some() {
-                self.core
-                    .reject(id, ErrorCode::ShuttingDown, "broker is shutting down");
-            }
-        }
+        let drained = !self.core.owes_output();
+        self.reject_all(None);
         self.flush_ready();
         for id in 0..self.sockets.len() {
             self.drop_socket(id);
         }
+        let stats = self.core.stats();
         log::info!(
-            "stopped after {} connections{}",
+            "stopped: {} connections served, {} topics, {} messages published, {}",
             stats.connections_total,
-            if owed {
-                "; some consumers were still owed messages"
+            stats.topics,
+            stats.messages,
+            if drained {
+                "every consumer had all it was owed"
             } else {
-                ""
+                "some consumers were still owed messages after the grace period"
             }
         );
         Ok(())
+    }
+
+    /// Tells every connection of `role` (or every connection) that the broker is shutting down.
+    fn reject_all(&mut self, role: Option<Role>) {
+        for id in 0..self.sockets.len() {
+            if self.sockets[id].is_some() && role.is_none_or(|r| self.core.role(id) == Some(r)) {
+                self.core
+                    .reject(id, ErrorCode::ShuttingDown, "broker is shutting down");
+            }
+        }
     }
 
     /// One loop iteration: wait for events (or not, when work is pending), read, then write.

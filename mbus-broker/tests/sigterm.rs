@@ -1,0 +1,149 @@
+//! SIGTERM to the real broker binary in the middle of a 4x4 run: it exits 0 within 5 s, and
+//! every message confirmed to a producer reached every consumer that stayed connected.
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mbus_proto::{Frame, Role, Start};
+use support::Owned;
+use support::net::Client;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "broker did not listen on {addr}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Publishes batches of numbered messages until the broker closes; returns the last confirm.
+fn produce(addr: SocketAddr, p: u8) -> u64 {
+    let mut c = Client::open(addr, Role::Producer);
+    let mut sent = 0u64;
+    let mut confirmed = 0u64;
+    loop {
+        let mut batch = Vec::new();
+        for _ in 0..200 {
+            let mut data = vec![p];
+            data.extend_from_slice(&sent.to_be_bytes());
+            Frame::Publish {
+                topic: "load",
+                data: &data,
+            }
+            .encode(&mut batch);
+            sent += 1;
+        }
+        if std::io::Write::write_all(&mut c.stream, &batch).is_err() {
+            return confirmed;
+        }
+        while confirmed < sent {
+            match c.recv() {
+                Some(Owned::Confirm(n)) => confirmed = n,
+                Some(Owned::Error { .. }) | None => return confirmed,
+                Some(other) => panic!("producer got {other:?}"),
+            }
+        }
+    }
+}
+
+/// Reads deliveries until the broker closes; returns how many of each producer arrived, after
+/// checking each producer's messages came in order.
+fn consume(addr: SocketAddr, subscribed: Arc<AtomicBool>) -> [u64; 4] {
+    let mut c = Client::open(addr, Role::Consumer);
+    c.send(Frame::Subscribe {
+        topic: "load",
+        start: Start::Earliest,
+    });
+    let mut next = [0u64; 4];
+    loop {
+        match c.recv() {
+            Some(Owned::Subscribed { .. }) => subscribed.store(true, Ordering::SeqCst),
+            Some(Owned::Deliver { data, .. }) => {
+                let p = usize::from(data[0]);
+                let seq = u64::from_be_bytes(data[1..9].try_into().unwrap());
+                assert_eq!(seq, next[p], "producer {p} in order");
+                next[p] += 1;
+            }
+            Some(Owned::Error { .. }) | None => return next,
+            Some(other) => panic!("consumer got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn sigterm_mid_run_exits_cleanly_after_delivering_everything_confirmed() {
+    let (pport, cport) = (free_port(), free_port());
+    let mut broker = Command::new(env!("CARGO_BIN_EXE_mbus-broker"))
+        .args(["--pport", &pport.to_string(), "--cport", &cport.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let paddr: SocketAddr = ([127, 0, 0, 1], pport).into();
+    let caddr: SocketAddr = ([127, 0, 0, 1], cport).into();
+    wait_for(paddr);
+    wait_for(caddr);
+
+    let consumers: Vec<_> = (0..4)
+        .map(|_| {
+            let ready = Arc::new(AtomicBool::new(false));
+            let flag = ready.clone();
+            (ready, thread::spawn(move || consume(caddr, flag)))
+        })
+        .collect();
+    while !consumers.iter().all(|(r, _)| r.load(Ordering::SeqCst)) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let producers: Vec<_> = (0..4u8)
+        .map(|p| thread::spawn(move || produce(paddr, p)))
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &broker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = broker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "broker still running 5 s after SIGTERM"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "broker exited with {status}");
+
+    let confirmed: Vec<u64> = producers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        confirmed.iter().all(|&c| c > 0),
+        "the run was under way: {confirmed:?}"
+    );
+    for (_, consumer) in consumers {
+        let received = consumer.join().unwrap();
+        for p in 0..4 {
+            assert!(
+                received[p] >= confirmed[p],
+                "producer {p}: {} confirmed, {} delivered",
+                confirmed[p],
+                received[p]
+            );
+        }
+    }
+}
