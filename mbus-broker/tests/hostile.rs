@@ -18,9 +18,10 @@ const HEALTHY: u32 = 5_000;
 
 /// A producer and a consumer that move `HEALTHY` messages while the test misbehaves.
 fn healthy_traffic(broker: &Running, token: Option<&'static str>) -> impl FnOnce() {
-    let (paddr, caddr) = (broker.producers, broker.consumers);
+    // Both connect before the attack starts, so that they hold their connections.
+    let mut c = Client::open_with(broker.consumers, Role::Consumer, token);
+    let mut p = Client::open_with(broker.producers, Role::Producer, token);
     let consumer = thread::spawn(move || {
-        let mut c = Client::open_with(caddr, Role::Consumer, token);
         c.send(Frame::Subscribe {
             topic: "healthy",
             start: Start::Earliest,
@@ -39,7 +40,6 @@ fn healthy_traffic(broker: &Running, token: Option<&'static str>) -> impl FnOnce
         }
     });
     let producer = thread::spawn(move || {
-        let mut p = Client::open_with(paddr, Role::Producer, token);
         for i in 0..u64::from(HEALTHY) {
             p.send(Frame::Publish {
                 topic: "healthy",
@@ -321,12 +321,28 @@ fn connections_over_the_limit() {
         ..BrokerConfig::ephemeral()
     };
     let out = under_attack(config, |p, _| {
-        // The healthy producer and consumer hold two; two idle clients take the rest.
-        let idle: Vec<_> = (0..2).map(|_| Client::open(p, Role::Producer)).collect();
-        let out = Client::raw(p).recv_until_closed();
-        drop(idle);
-        thread::sleep(Duration::from_millis(100));
-        out
+        // Idle clients take what the healthy pair leaves, until one is refused. They send
+        // nothing: an accepted one hears nothing back, a refused one an error frame.
+        let mut idle = Vec::new();
+        loop {
+            assert!(
+                idle.len() < 10,
+                "ten idle clients accepted under a limit of 4"
+            );
+            let mut c = Client::raw(p);
+            c.stream
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut buf = [0; 256];
+            match std::io::Read::read(&mut c.stream, &mut buf) {
+                Ok(n) if n > 0 => {
+                    drop(idle);
+                    thread::sleep(Duration::from_millis(100));
+                    return support::frames(&buf[..n]);
+                }
+                _ => idle.push(c),
+            }
+        }
     });
     assert_error(
         &out,

@@ -1,0 +1,171 @@
+//! The `mbus-consumer` command: subscribes to topics and prints each message as one line.
+
+mod output;
+
+use std::io;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use log::{info, warn};
+use mbus_consumer::{Consumer, ConsumerOptions, Event, Start};
+
+use crate::output::Output;
+
+/// Print the messages of mbus topics, one line each, as they arrive.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// A topic to subscribe to; repeat the option for more.
+    #[arg(long = "topic", value_name = "TOPIC", required = true, value_parser = parse_topic)]
+    topics: Vec<String>,
+    /// Where each topic starts: `earliest`, `latest` or an offset.
+    #[arg(long, default_value_t = Start::Earliest)]
+    from: Start,
+    /// Exit after printing this many messages.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Print a JSON object per message: {"topic", "offset", "data"}, with "data_base64" in place
+    /// of "data" when the payload is not UTF-8.
+    #[arg(long)]
+    json: bool,
+    /// The broker's host.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The broker's consumer port.
+    #[arg(long, default_value_t = 9991)]
+    port: u16,
+    /// The shared secret, when the broker requires one.
+    #[arg(long, env = "MBUS_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+}
+
+fn parse_topic(name: &str) -> Result<String, mbus_proto::TopicError> {
+    mbus_proto::validate_topic(name).map(|()| name.to_owned())
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    match run(&Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const RECEIVE: &str = "cannot receive from the broker";
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let options = ConsumerOptions {
+        auth_token: cli.auth_token.clone(),
+        ..ConsumerOptions::default()
+    };
+    let mut consumer = Consumer::connect((cli.host.as_str(), cli.port), &options)
+        .with_context(|| format!("cannot connect to the broker at {}:{}", cli.host, cli.port))?;
+    for topic in &cli.topics {
+        consumer
+            .subscribe(topic, cli.from)
+            .with_context(|| format!("cannot subscribe to `{topic}`"))?;
+    }
+    let mut out = Output::new(io::stdout().lock(), cli.json);
+    let mut printed = 0;
+    while cli.count.is_none_or(|count| printed < count) {
+        // Flushing only before the consumer would block keeps bulk output in large writes
+        // while a reader at a terminal sees each line at once.
+        let event = match consumer.try_next_event().context(RECEIVE)? {
+            Some(event) => event,
+            None => {
+                if !still_open(out.flush())? {
+                    return Ok(());
+                }
+                consumer.next_event().context(RECEIVE)?
+            }
+        };
+        match event {
+            Event::Message {
+                topic,
+                offset,
+                data,
+            } => {
+                if !still_open(out.message(topic, offset, data))? {
+                    return Ok(());
+                }
+                printed += 1;
+            }
+            Event::Gap { topic, from, to } => warn!(
+                "topic `{topic}`: {} messages were lost to retention (offsets {from} to {})",
+                to.saturating_sub(from),
+                to.saturating_sub(1)
+            ),
+            Event::Subscribed { topic, offset } => {
+                info!("subscribed to `{topic}`, starting at offset {offset}");
+            }
+        }
+    }
+    still_open(out.flush())?;
+    Ok(())
+}
+
+/// Whether stdout still takes output. A reader that went away (`| head`) ends the program
+/// quietly, as it ends other filters.
+fn still_open(written: io::Result<()>) -> anyhow::Result<bool> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mbus-consumer").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_read_everything_from_the_local_consumer_port() {
+        let cli = parse(&["--topic", "orders"]).unwrap();
+        assert_eq!(cli.topics, ["orders"]);
+        assert_eq!(cli.from, Start::Earliest);
+        assert_eq!((cli.host.as_str(), cli.port), ("127.0.0.1", 9991));
+        assert_eq!(cli.count, None);
+        assert!(!cli.json);
+    }
+
+    #[test]
+    fn topic_repeats_and_from_takes_every_start() {
+        let cli = parse(&[
+            "--topic", "a", "--topic", "b", "--from", "42", "--count", "3",
+        ])
+        .unwrap();
+        assert_eq!(cli.topics, ["a", "b"]);
+        assert_eq!(cli.from, Start::Offset(42));
+        assert_eq!(cli.count, Some(3));
+        let latest = parse(&["--topic", "a", "--from", "latest"]).unwrap();
+        assert_eq!(latest.from, Start::Latest);
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
+        use clap::error::ErrorKind;
+        let cases: [(&[&str], ErrorKind); 4] = [
+            (&[], ErrorKind::MissingRequiredArgument),
+            (&["--topic", "a b"], ErrorKind::ValueValidation),
+            (
+                &["--topic", "a", "--from", "soon"],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["--topic", "a", "--count", "-1"],
+                ErrorKind::UnknownArgument,
+            ),
+        ];
+        for (args, kind) in cases {
+            assert_eq!(parse(args).unwrap_err().kind(), kind, "{args:?}");
+        }
+    }
+}

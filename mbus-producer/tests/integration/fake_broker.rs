@@ -1,0 +1,100 @@
+//! A fake broker for the tests: a listener on 127.0.0.1:0 that runs a script on one connection,
+//! decoding what the producer sends.
+
+use std::io::{BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use mbus_proto::{Frame, PROTOCOL_VERSION, Role};
+
+/// How long any wait in a test may last before the test fails instead of hanging.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// Accepts one connection and runs `script` on it in a thread; the script's result comes back
+/// through the handle.
+pub fn spawn<T: Send + 'static>(
+    script: impl FnOnce(Peer) -> T + Send + 'static,
+) -> (SocketAddr, JoinHandle<T>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || script(Peer::new(accept(&listener))));
+    (addr, handle)
+}
+
+fn accept(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => return stream,
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("no client connected: {e}"),
+        }
+    }
+}
+
+/// The broker's side of one connection.
+pub struct Peer {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    body: Vec<u8>,
+}
+
+impl Peer {
+    fn new(stream: TcpStream) -> Peer {
+        stream.set_nonblocking(false).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        stream.set_write_timeout(Some(LIMIT)).unwrap();
+        Peer {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+            body: Vec::new(),
+        }
+    }
+
+    /// The next frame from the producer, or `None` once it has closed the connection.
+    pub fn recv(&mut self) -> Option<Frame<'_>> {
+        let mut prefix = [0; 4];
+        match self.reader.read_exact(&mut prefix) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return None,
+            Err(e) => panic!("fake broker cannot read: {e}"),
+        }
+        self.body.resize(u32::from_be_bytes(prefix) as usize, 0);
+        self.reader.read_exact(&mut self.body).unwrap();
+        Some(Frame::parse(&self.body).unwrap())
+    }
+
+    pub fn send(&mut self, frame: Frame<'_>) {
+        self.writer.write_all(&frame.to_bytes()).unwrap();
+    }
+
+    /// Takes the producer's `Hello`, answers `Welcome` and returns the token it carried.
+    pub fn welcome(&mut self, max_frame: u32) -> Option<String> {
+        let token = match self.recv() {
+            Some(Frame::Hello {
+                version: PROTOCOL_VERSION,
+                role: Role::Producer,
+                token,
+            }) => token.map(str::to_owned),
+            other => panic!("expected a producer Hello, got {other:?}"),
+        };
+        self.send(Frame::Welcome {
+            version: PROTOCOL_VERSION,
+            max_frame,
+        });
+        token
+    }
+
+    /// Takes one `Publish` and returns its topic and data.
+    pub fn publish(&mut self) -> (String, Vec<u8>) {
+        match self.recv() {
+            Some(Frame::Publish { topic, data }) => (topic.to_owned(), data.to_owned()),
+            other => panic!("expected a Publish, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! The producer library against scripted brokers: handshake, publishing, confirms, failures.
+
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use mbus_producer::{Producer, ProducerError, ProducerOptions};
+use mbus_proto::{DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, TopicError};
+
+use crate::fake_broker::{self, LIMIT};
+
+fn options() -> ProducerOptions {
+    ProducerOptions {
+        connect_timeout: LIMIT,
+        ..ProducerOptions::default()
+    }
+}
+
+#[test]
+fn handshake_sends_the_token_and_learns_the_frame_limit() {
+    let (addr, broker) = fake_broker::spawn(|mut peer| peer.welcome(4096));
+    let options = ProducerOptions {
+        auth_token: Some("s3cret".into()),
+        ..options()
+    };
+    let producer = Producer::connect(addr, &options).unwrap();
+    assert_eq!(producer.max_frame(), 4096);
+    assert_eq!((producer.sent(), producer.confirmed()), (0, 0));
+    assert_eq!(broker.join().unwrap().as_deref(), Some("s3cret"));
+}
+
+#[test]
+fn an_error_instead_of_welcome_is_a_refusal() {
+    let (addr, _broker) = fake_broker::spawn(|mut peer| {
+        peer.recv();
+        peer.send(Frame::Error {
+            code: ErrorCode::Unauthorized,
+            reason: "wrong token",
+        });
+    });
+    match Producer::connect(addr, &options()).unwrap_err() {
+        ProducerError::Refused { code, reason } => {
+            assert_eq!(code, ErrorCode::Unauthorized);
+            assert_eq!(reason, "wrong token");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_welcome_of_another_version_is_rejected() {
+    let (addr, _broker) = fake_broker::spawn(|mut peer| {
+        peer.recv();
+        peer.send(Frame::Welcome {
+            version: PROTOCOL_VERSION + 1,
+            max_frame: DEFAULT_MAX_FRAME,
+        });
+    });
+    let err = Producer::connect(addr, &options()).unwrap_err();
+    assert!(
+        matches!(err, ProducerError::Decode(DecodeError::UnsupportedVersion(v)) if v == PROTOCOL_VERSION + 1),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_silent_broker_times_the_handshake_out() {
+    let (release, held) = mpsc::channel::<()>();
+    let (addr, _broker) = fake_broker::spawn(move |mut peer| {
+        peer.recv();
+        let _ = held.recv_timeout(LIMIT);
+    });
+    let options = ProducerOptions {
+        connect_timeout: Duration::from_millis(100),
+        ..options()
+    };
+    let err = Producer::connect(addr, &options).unwrap_err();
+    assert!(matches!(err, ProducerError::Timeout), "{err:?}");
+    drop(release);
+}
+
+#[test]
+fn a_closed_port_is_an_io_error() {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = Producer::connect(addr, &options()).unwrap_err();
+    assert!(matches!(err, ProducerError::Io(_)), "{err:?}");
+}
+
+#[test]
+fn many_publishes_are_confirmed_by_coalesced_confirms() {
+    const N: u64 = 10_000;
+    let (addr, broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        for seq in 1..=N {
+            let (topic, data) = peer.publish();
+            assert_eq!(topic, "orders");
+            assert_eq!(data, format!("order {seq}").into_bytes());
+            if seq % 1000 == 0 {
+                peer.send(Frame::Confirm { count: seq });
+            }
+        }
+        peer.recv().is_none()
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    for seq in 1..=N {
+        let data = format!("order {seq}");
+        assert_eq!(producer.publish("orders", data.as_bytes()).unwrap(), seq);
+    }
+    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), N);
+    assert_eq!((producer.sent(), producer.confirmed()), (N, N));
+    drop(producer);
+    assert!(
+        broker.join().unwrap(),
+        "the broker got more than it expected"
+    );
+}
+
+#[test]
+fn publish_blocks_for_confirms_at_max_in_flight() {
+    const MAX: u64 = 4;
+    let (addr, broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        // Confirms come only in batches of MAX, so a producer that ran further ahead than MAX
+        // would wait for ever on a confirm this broker never sends.
+        for seq in 1..=5 * MAX {
+            peer.publish();
+            if seq % MAX == 0 {
+                peer.send(Frame::Confirm { count: seq });
+            }
+        }
+    });
+    let options = ProducerOptions {
+        max_in_flight: MAX,
+        ..options()
+    };
+    let mut producer = Producer::connect(addr, &options).unwrap();
+    for _ in 0..5 * MAX {
+        let seq = producer.publish("orders", b"x").unwrap();
+        assert!(
+            seq - producer.confirmed() <= MAX,
+            "{seq} published, {} confirmed",
+            producer.confirmed()
+        );
+    }
+    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), 5 * MAX);
+    broker.join().unwrap();
+}
+
+#[test]
+fn a_broker_that_closes_early_leaves_the_counts() {
+    let (addr, _broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        for _ in 0..5 {
+            peer.publish();
+        }
+        peer.send(Frame::Confirm { count: 3 });
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    for _ in 0..5 {
+        producer.publish("orders", b"x").unwrap();
+    }
+    let err = producer.wait_confirmed(Some(LIMIT)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProducerError::Closed {
+                confirmed: 3,
+                sent: 5
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_error_after_the_last_confirm_is_a_refusal_and_keeps_the_count() {
+    let (addr, _broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        peer.publish();
+        peer.publish();
+        peer.send(Frame::Confirm { count: 2 });
+        peer.send(Frame::Error {
+            code: ErrorCode::Malformed,
+            reason: "bad frame",
+        });
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    producer.publish("orders", b"one").unwrap();
+    producer.publish("orders", b"two").unwrap();
+    producer.publish("orders", b"three").unwrap();
+    let err = producer.wait_confirmed(Some(LIMIT)).unwrap_err();
+    assert!(
+        matches!(&err, ProducerError::Refused { code: ErrorCode::Malformed, reason } if reason == "bad frame"),
+        "{err:?}"
+    );
+    assert_eq!(producer.confirmed(), 2);
+}
+
+#[test]
+fn publishing_into_a_broker_that_left_reports_its_error() {
+    let (addr, _broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        peer.publish();
+        peer.send(Frame::Confirm { count: 1 });
+        peer.send(Frame::Error {
+            code: ErrorCode::ShuttingDown,
+            reason: "bye",
+        });
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    producer.publish("orders", b"first").unwrap();
+    producer.flush().unwrap();
+    let data = [7; 1000];
+    let err = loop {
+        if let Err(e) = producer.publish("orders", &data) {
+            break e;
+        }
+    };
+    assert!(
+        matches!(
+            err,
+            ProducerError::Refused {
+                code: ErrorCode::ShuttingDown,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(producer.confirmed(), 1);
+}
+
+#[test]
+fn a_ping_is_answered_while_waiting_for_confirms() {
+    let (addr, broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        peer.publish();
+        peer.send(Frame::Ping);
+        let answer = peer.recv().map(|frame| frame.name());
+        peer.send(Frame::Confirm { count: 1 });
+        answer
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    producer.publish("orders", b"x").unwrap();
+    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), 1);
+    assert_eq!(broker.join().unwrap(), Some("Pong"));
+}
+
+#[test]
+fn wait_confirmed_times_out_and_can_wait_again() {
+    let (go, wait) = mpsc::channel::<()>();
+    let (addr, _broker) = fake_broker::spawn(move |mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        peer.publish();
+        wait.recv_timeout(LIMIT).unwrap();
+        peer.send(Frame::Confirm { count: 1 });
+        peer.recv();
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    producer.publish("orders", b"x").unwrap();
+    let err = producer
+        .wait_confirmed(Some(Duration::from_millis(50)))
+        .unwrap_err();
+    assert!(matches!(err, ProducerError::Timeout), "{err:?}");
+    go.send(()).unwrap();
+    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), 1);
+}
+
+#[test]
+fn invalid_topics_are_rejected_before_anything_is_sent() {
+    let (addr, broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        let first = peer.publish();
+        peer.send(Frame::Confirm { count: 1 });
+        (first, peer.recv().is_none())
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    for (topic, want) in [
+        ("", TopicError::Empty),
+        ("new orders", TopicError::BadChar(' ', 3)),
+    ] {
+        match producer.publish(topic, b"x").unwrap_err() {
+            ProducerError::InvalidTopic(got) => assert_eq!(got, want),
+            other => panic!("expected an invalid topic, got {other:?}"),
+        }
+    }
+    assert_eq!(producer.publish("orders", b"ok").unwrap(), 1);
+    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), 1);
+    drop(producer);
+    let (first, then_closed) = broker.join().unwrap();
+    assert_eq!(first, ("orders".to_owned(), b"ok".to_vec()));
+    assert!(then_closed);
+}
+
+#[test]
+fn payloads_over_the_frame_limit_are_rejected_before_anything_is_sent() {
+    const MAX: u32 = 100;
+    let (addr, broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(MAX);
+        let first = peer.publish();
+        peer.send(Frame::Confirm { count: 1 });
+        first
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    // Larger than the limit by itself, and within it but not once framed with its topic.
+    for len in [1000, MAX as usize] {
+        let err = producer.publish("orders", &vec![0; len]).unwrap_err();
+        assert!(
+            matches!(err, ProducerError::TooLarge { len: got, max: MAX } if got >= len),
+            "{err:?}"
+        );
+    }
+    assert_eq!(producer.sent(), 0);
+    assert_eq!(producer.publish("orders", &[1; 80]).unwrap(), 1);
+    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), 1);
+    assert_eq!(broker.join().unwrap().1, vec![1; 80]);
+}
+
+#[test]
+fn a_frame_that_has_no_place_here_is_reported() {
+    let (addr, _broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        peer.publish();
+        peer.send(Frame::Subscribed {
+            topic: "orders",
+            offset: 0,
+        });
+        peer.recv();
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    producer.publish("orders", b"x").unwrap();
+    let err = producer.wait_confirmed(Some(LIMIT)).unwrap_err();
+    assert!(
+        matches!(err, ProducerError::UnexpectedFrame("Subscribed")),
+        "{err:?}"
+    );
+}
+
+/// A broker whose output the producer does not read stops reading the producer in turn, and
+/// then a producer that only wrote would wait on a broker that waits on it. So the producer reads
+/// between writes: the Pong for a Ping sent early in a long stream arrives within the stream,
+/// not after it. The stream is larger than any socket buffers, so the producer cannot have
+/// written all of it before the Ping arrived.
+#[test]
+fn the_broker_is_read_while_publishing() {
+    const N: u64 = 64 * 1024;
+    let (addr, broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        peer.publish();
+        peer.send(Frame::Ping);
+        let mut published = 1;
+        let mut pong_after = None;
+        while let Some(frame) = peer.recv() {
+            match frame {
+                Frame::Publish { .. } => published += 1,
+                Frame::Pong => pong_after = Some(published),
+                other => panic!("unexpected {other:?}"),
+            }
+            if published == N {
+                peer.send(Frame::Confirm { count: N });
+            }
+        }
+        pong_after
+    });
+    let options = ProducerOptions {
+        max_in_flight: u64::MAX,
+        ..options()
+    };
+    let mut producer = Producer::connect(addr, &options).unwrap();
+    let data = [b'x'; 1024];
+    for _ in 0..N {
+        producer.publish("orders", &data).unwrap();
+    }
+    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), N);
+    drop(producer);
+    let pong_after = broker.join().unwrap().expect("no Pong");
+    assert!(pong_after < N, "the Pong came after all {N} messages");
+}
