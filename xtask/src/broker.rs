@@ -28,6 +28,11 @@ impl Broker {
     /// Starts `mbus-broker` on two free loopback ports with its log in `log`, and returns once
     /// both ports accept connections.
     pub fn start(bins: &Binaries, log: &Path) -> anyhow::Result<Broker> {
+        Broker::start_with(bins, log, &[])
+    }
+
+    /// [`Broker::start`] with further `mbus-broker` flags, such as retention limits.
+    pub fn start_with(bins: &Binaries, log: &Path, flags: &[String]) -> anyhow::Result<Broker> {
         let [producer_port, consumer_port] = free_ports()?;
         let log_file =
             File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
@@ -36,6 +41,7 @@ impl Broker {
             Command::new(&bins.broker)
                 .args(["--phost", HOST, "--pport", &producer_port.to_string()])
                 .args(["--chost", HOST, "--cport", &consumer_port.to_string()])
+                .args(flags)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log_file),
@@ -73,6 +79,16 @@ impl Broker {
             format!("{HOST}:{}", self.producer_port),
             format!("{HOST}:{}", self.consumer_port),
         )
+    }
+
+    /// The producer and consumer ports, for clients that connect by themselves.
+    pub fn ports(&self) -> (u16, u16) {
+        (self.producer_port, self.consumer_port)
+    }
+
+    /// The broker's process id, for reading its memory use.
+    pub fn pid(&self) -> u32 {
+        self.proc.id()
     }
 
     /// Stops the broker with SIGTERM and requires a clean exit.

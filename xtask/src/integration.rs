@@ -35,6 +35,18 @@ pub struct Args {
     timeout: u64,
 }
 
+impl Default for Args {
+    /// The flags' defaults: the size the project's test command runs.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: Args,
+        }
+        <Defaults as clap::Parser>::parse_from(["integration"]).args
+    }
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let build = profile(args.release);
     println!("integration: building mbus-broker, mbus-producer and mbus-consumer ({build} build)");

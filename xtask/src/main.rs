@@ -1,10 +1,13 @@
 //! `cargo xtask`: the project's own tasks, one module each, run as `cargo xtask <task>`.
 
+mod bench;
 mod broker;
 mod demo;
+mod fuzz;
 mod integration;
 mod ports;
 mod process;
+mod test;
 mod verify;
 mod workspace;
 
@@ -22,17 +25,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Run the same workloads against mbus, nats-server and redis-server and print a table
+    Bench(bench::Args),
     /// Start a broker, publish a few orders and watch consumers receive them
     Demo,
+    /// Fuzz the frame decoder and the broker core with cargo-fuzz
+    Fuzz(fuzz::Args),
     /// Run many producers and consumers against one broker and check every delivery
     Integration(integration::Args),
+    /// Run every check: workspace tests, a command-line round trip, integration, a short fuzz
+    Test(test::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
+        Task::Bench(args) => bench::run(&args),
         Task::Demo => demo::run(),
+        Task::Fuzz(args) => fuzz::run(&args),
         Task::Integration(args) => integration::run(&args),
+        Task::Test(args) => test::run(&args),
     };
     // Every child process is owned by a guard inside the task, so by now all of them are gone.
     match result {

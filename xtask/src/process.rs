@@ -49,6 +49,11 @@ impl Proc {
         &self.name
     }
 
+    /// The child's process id, for reading its memory use from `/proc`.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn take_stdin(&mut self) -> anyhow::Result<ChildStdin> {
         let name = &self.name;
         self.child
@@ -118,13 +123,28 @@ impl Proc {
 
     /// Sends SIGTERM, then waits for a clean exit (code 0).
     pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.stop_with(libc::SIGTERM, "SIGTERM", timeout)
+    }
+
+    /// Sends SIGINT, then waits for a clean exit (code 0), for programs such as nats-server
+    /// that exit 0 on SIGINT but 1 on SIGTERM.
+    pub fn interrupt(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.stop_with(libc::SIGINT, "SIGINT", timeout)
+    }
+
+    fn stop_with(
+        &mut self,
+        signal: libc::c_int,
+        signal_name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         if self.try_wait()?.is_none() {
             let pid = libc::pid_t::try_from(self.child.id()).context("pid out of range")?;
             // SAFETY: kill has no memory effects; the pid is our own child, not yet reaped, so
             // it cannot belong to another process.
-            if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            if unsafe { libc::kill(pid, signal) } != 0 {
                 let e = std::io::Error::last_os_error();
-                bail!("cannot send SIGTERM to {}: {e}", self.name);
+                bail!("cannot send {signal_name} to {}: {e}", self.name);
             }
         }
         self.finish(timeout)

@@ -1,10 +1,11 @@
 //! Where the workspace is and how to build the binaries the tasks run.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 
 /// The binaries a task runs, as cargo reported them.
 pub struct Binaries {
@@ -43,70 +44,53 @@ pub fn profile(release: bool) -> &'static str {
     if release { "release" } else { "debug" }
 }
 
-/// Builds the broker, producer and consumer and returns their paths. Cargo's progress goes to
-/// stderr as usual; its JSON messages on stdout name the executables, wherever the target
-/// directory is.
+/// Builds the broker, producer and consumer and returns their paths.
 pub fn build(release: bool) -> anyhow::Result<Binaries> {
+    let mut built = cargo_build(release, &["mbus-broker", "mbus-producer", "mbus-consumer"])?;
+    let mut take = |name: &str| {
+        built
+            .remove(name)
+            .ok_or_else(|| anyhow!("cargo built no `{name}` binary"))
+    };
+    Ok(Binaries {
+        broker: take("mbus-broker")?,
+        producer: take("mbus-producer")?,
+        consumer: take("mbus-consumer")?,
+    })
+}
+
+/// Builds `packages` and returns the executables cargo reports, by name. Cargo's progress goes
+/// to stderr as usual; its JSON messages on stdout name the executables, wherever the target
+/// directory is.
+pub fn cargo_build(release: bool, packages: &[&str]) -> anyhow::Result<HashMap<String, PathBuf>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root())
         .args(["build", "--message-format=json-render-diagnostics"])
-        .args([
-            "-p",
-            "mbus-broker",
-            "-p",
-            "mbus-producer",
-            "-p",
-            "mbus-consumer",
-        ])
         .stdout(Stdio::piped());
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
     if release {
         cmd.arg("--release");
     }
     let mut child = cmd.spawn().context("cannot run cargo")?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut found = Found::default();
+    let mut built = HashMap::new();
     for line in BufReader::new(stdout).lines() {
-        found.note(&line.context("cannot read cargo's output")?);
+        built.extend(executable(&line.context("cannot read cargo's output")?));
     }
     let status = child.wait().context("cannot wait for cargo")?;
     if !status.success() {
         bail!("cargo build failed ({status})");
     }
-    found.into_binaries()
+    Ok(built)
 }
 
-#[derive(Default)]
-struct Found {
-    broker: Option<PathBuf>,
-    producer: Option<PathBuf>,
-    consumer: Option<PathBuf>,
-}
-
-impl Found {
-    fn note(&mut self, line: &str) {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            return;
-        };
-        let (Some(name), Some(exe)) = (msg["target"]["name"].as_str(), msg["executable"].as_str())
-        else {
-            return;
-        };
-        let slot = match name {
-            "mbus-broker" => &mut self.broker,
-            "mbus-producer" => &mut self.producer,
-            "mbus-consumer" => &mut self.consumer,
-            _ => return,
-        };
-        *slot = Some(PathBuf::from(exe));
-    }
-
-    fn into_binaries(self) -> anyhow::Result<Binaries> {
-        let missing = |name: &str| anyhow::anyhow!("cargo built no `{name}` binary");
-        Ok(Binaries {
-            broker: self.broker.ok_or_else(|| missing("mbus-broker"))?,
-            producer: self.producer.ok_or_else(|| missing("mbus-producer"))?,
-            consumer: self.consumer.ok_or_else(|| missing("mbus-consumer"))?,
-        })
-    }
+/// The name and path of the executable a line of cargo's JSON output reports, if it does.
+fn executable(line: &str) -> Option<(String, PathBuf)> {
+    let msg = serde_json::from_str::<serde_json::Value>(line).ok()?;
+    let name = msg["target"]["name"].as_str()?;
+    let exe = msg["executable"].as_str()?;
+    Some((name.to_owned(), PathBuf::from(exe)))
 }

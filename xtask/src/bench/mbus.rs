@@ -1,0 +1,128 @@
+//! mbus as a bench target: `mbus-broker` started with retention that holds every workload, and
+//! its frames encoded and decoded by `mbus-proto`, the crate third-party clients use.
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use mbus_proto::{Frame, PROTOCOL_VERSION, Role, Start};
+
+use super::target::{Conn, Event, Parser, Target};
+use crate::broker::Broker;
+use crate::workspace::Binaries;
+
+const TOPIC: &str = "bench";
+/// Per topic. The largest workload (w5) publishes 20,000 x 64 KiB, about 1.3 GB; a
+/// subscriber that fell behind retention would see a gap and fail the run.
+pub const RETENTION_BYTES: u64 = 4 << 30;
+/// Deliveries may be up to 9 bytes larger than the broker's own 1 MiB frame limit.
+const MAX_FRAME: u32 = 2 << 20;
+
+pub struct Mbus {
+    broker: Broker,
+}
+
+/// The `mbus-broker` flags the bench adds to the defaults.
+pub fn flags() -> Vec<String> {
+    vec!["--retention-bytes".into(), RETENTION_BYTES.to_string()]
+}
+
+pub fn start(bins: &Binaries, scratch: &Path) -> anyhow::Result<Mbus> {
+    let broker = Broker::start_with(bins, &scratch.join("bench-mbus.log"), &flags())?;
+    Ok(Mbus { broker })
+}
+
+impl Mbus {
+    fn connect(&self, role: Role, deadline: Instant) -> anyhow::Result<Conn> {
+        let (producer_port, consumer_port) = self.broker.ports();
+        let port = match role {
+            Role::Producer => producer_port,
+            Role::Consumer => consumer_port,
+        };
+        let mut conn = Conn::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+        let hello = Frame::Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            token: None,
+        };
+        conn.send(&hello.to_bytes(), deadline)?;
+        conn.wait_for(self, "Welcome", deadline, |e| *e == Event::Welcome)?;
+        Ok(conn)
+    }
+}
+
+impl Target for Mbus {
+    fn name(&self) -> &'static str {
+        "mbus"
+    }
+
+    fn pid(&self) -> u32 {
+        self.broker.pid()
+    }
+
+    fn publisher(&self, deadline: Instant) -> anyhow::Result<Conn> {
+        self.connect(Role::Producer, deadline)
+    }
+
+    fn subscriber(&self, deadline: Instant) -> anyhow::Result<Conn> {
+        let mut conn = self.connect(Role::Consumer, deadline)?;
+        let subscribe = Frame::Subscribe {
+            topic: TOPIC,
+            start: Start::Latest,
+        };
+        conn.send(&subscribe.to_bytes(), deadline)?;
+        conn.wait_for(self, "Subscribed", deadline, |e| *e == Event::Subscribed)?;
+        Ok(conn)
+    }
+
+    fn idle(&self, deadline: Instant) -> anyhow::Result<Conn> {
+        self.connect(Role::Consumer, deadline)
+    }
+
+    fn encode_publish(&self, payload: &[u8], out: &mut Vec<u8>) {
+        Frame::Publish {
+            topic: TOPIC,
+            data: payload,
+        }
+        .encode(out);
+    }
+
+    fn parser(&self) -> Parser {
+        parse
+    }
+
+    fn pong(&self) -> &'static [u8] {
+        // The whole Pong frame: length 2, then the array [12].
+        &[0, 0, 0, 2, 0x91, 0x0c]
+    }
+
+    fn stop(self: Box<Self>) -> anyhow::Result<()> {
+        self.broker.stop()
+    }
+}
+
+fn parse(buf: &[u8]) -> anyhow::Result<Option<(Event<'_>, usize)>> {
+    let Some((frame, used)) =
+        mbus_proto::decode(buf, MAX_FRAME).context("mbus-broker sent a bad frame")?
+    else {
+        return Ok(None);
+    };
+    let event = match frame {
+        Frame::Deliver { data, .. } => Event::Message(data),
+        Frame::Confirm { count } => Event::Confirmed(count),
+        Frame::Welcome { .. } => Event::Welcome,
+        Frame::Subscribed { .. } => Event::Subscribed,
+        Frame::Ping => Event::Ping,
+        Frame::Pong => Event::Pong,
+        Frame::Gap { from, to, .. } => {
+            bail!("mbus-broker reported offsets {from} to {to} (exclusive) lost to retention")
+        }
+        Frame::Error { code, reason } => bail!("mbus-broker sent Error {code:?}: {reason}"),
+        other => bail!("mbus-broker sent an unexpected {} frame", other.name()),
+    };
+    Ok(Some((event, used)))
+}

@@ -1,0 +1,66 @@
+//! The mbus parser on frames encoded by `mbus-proto`, whole, split and failing.
+
+use super::*;
+use crate::bench::target::testing::{Owned, parse_split_anywhere};
+
+#[test]
+fn the_pong_constant_is_the_encoded_pong_frame() {
+    assert_eq!(
+        Frame::Pong.to_bytes(),
+        [0, 0, 0, 2, 0x91, 0x0c],
+        "pong() must answer pings with a real Pong"
+    );
+}
+
+#[test]
+fn server_frames_split_anywhere_parse_the_same() {
+    let mut bytes = Vec::new();
+    Frame::Welcome {
+        version: PROTOCOL_VERSION,
+        max_frame: 1 << 20,
+    }
+    .encode(&mut bytes);
+    Frame::Subscribed {
+        topic: TOPIC,
+        offset: 0,
+    }
+    .encode(&mut bytes);
+    Frame::Deliver {
+        topic: TOPIC,
+        offset: 7,
+        data: b"payload",
+    }
+    .encode(&mut bytes);
+    Frame::Ping.encode(&mut bytes);
+    Frame::Confirm { count: 1000 }.encode(&mut bytes);
+    assert_eq!(
+        parse_split_anywhere(parse, &bytes),
+        [
+            Owned::Other("Welcome".into()),
+            Owned::Other("Subscribed".into()),
+            Owned::Message(b"payload".to_vec()),
+            Owned::Other("Ping".into()),
+            Owned::Other("Confirmed(1000)".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_gap_or_an_error_fails_with_its_details() {
+    let gap = Frame::Gap {
+        topic: TOPIC,
+        from: 5,
+        to: 300,
+    };
+    let err = parse(&gap.to_bytes()).unwrap_err().to_string();
+    assert!(err.contains("offsets 5 to 300"), "{err}");
+    let error = Frame::Error {
+        code: mbus_proto::ErrorCode::SlowConsumer,
+        reason: "too slow",
+    };
+    let err = parse(&error.to_bytes()).unwrap_err().to_string();
+    assert!(
+        err.contains("SlowConsumer") && err.contains("too slow"),
+        "{err}"
+    );
+}

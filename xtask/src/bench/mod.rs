@@ -1,0 +1,363 @@
+//! `cargo xtask bench`: the same workloads against mbus and two peers, nats-server and
+//! redis-server, on loopback in one run, reported as a markdown table of medians and ratios
+//! to nats-server.
+//!
+//! Every target gets a freshly started server for every run, and the same load generator
+//! (`load`): raw protocol over `std::net::TcpStream`, publishers and subscribers as threads
+//! of this process. Only the few protocol pieces of the `Target` trait differ.
+
+mod load;
+mod machine;
+mod mbus;
+mod memory;
+mod nats;
+mod peer;
+mod plan;
+mod record;
+mod redis;
+mod report;
+mod target;
+mod workloads;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+
+use plan::{
+    IDLE_CONNECTIONS, Kind, LARGE_PAYLOAD, LATENCY_RATE, Metric, PAYLOAD, Scale, Workload, metrics,
+};
+use report::{Cell, Row};
+use target::Target;
+use workloads::Flow;
+
+use crate::process::Proc;
+use crate::workspace::{self, Binaries, show};
+
+const INSTALL_HINT: &str = "apt-get install nats-server redis-server";
+/// Set for the release build of xtask that a debug one hands the bench over to.
+const RELEASE_CHILD: &str = "MBUS_XTASK_BENCH_RELEASE";
+/// Longest a whole bench may take in the release build of xtask.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A smoke check: a tenth of the messages, 1 s of latency, one run of each
+    #[arg(long)]
+    quick: bool,
+    /// Bench only this target; repeat for more [default: all three]
+    #[arg(long, value_enum)]
+    only: Vec<Kind>,
+    /// Workloads to run, comma-separated [default: all]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workload: Vec<Workload>,
+    /// Runs of each workload per target [default: 3, or 1 with --quick]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: Option<u32>,
+}
+
+/// A target in the table, and the program that runs it (none for mbus: cargo built it).
+struct Column {
+    kind: Kind,
+    exe: Option<PathBuf>,
+}
+
+/// Each metric's figures so far, per column.
+struct Tally {
+    metric: Metric,
+    cells: Vec<(Vec<f64>, bool)>,
+}
+
+/// What one run measured: the figures of its workload that apply to its target, in the order
+/// of [`metrics`], and a remark for the progress line.
+struct Outcome {
+    figures: Vec<f64>,
+    note: Option<String>,
+}
+
+impl From<Vec<f64>> for Outcome {
+    fn from(figures: Vec<f64>) -> Outcome {
+        Outcome {
+            figures,
+            note: None,
+        }
+    }
+}
+
+struct Bench {
+    bins: Binaries,
+    scratch: PathBuf,
+    scale: Scale,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) && std::env::var_os(RELEASE_CHILD).is_none() {
+        return rerun_in_release();
+    }
+    let scale = Scale::new(args);
+    let workloads: Vec<Workload> = Workload::value_variants()
+        .iter()
+        .copied()
+        .filter(|w| args.workload.is_empty() || args.workload.contains(w))
+        .collect();
+    let columns = columns(&args.only);
+
+    eprintln!("bench: building mbus-broker, mbus-producer and mbus-consumer (release build)");
+    let bins = workspace::build(true)?;
+    let bench = Bench {
+        bins,
+        scratch: workspace::scratch_dir()?,
+        scale,
+    };
+
+    let mut tallies: Vec<Tally> = workloads
+        .iter()
+        .flat_map(|&w| metrics(w, &bench.scale))
+        .map(|metric| Tally {
+            metric,
+            cells: columns.iter().map(|_| (Vec::new(), false)).collect(),
+        })
+        .collect();
+    let mut failures = Vec::new();
+    let runs = bench.scale.runs;
+    for &workload in &workloads {
+        for run in 1..=runs {
+            for (col, column) in columns.iter().enumerate() {
+                if workload.mbus_only() && column.kind != Kind::Mbus {
+                    continue;
+                }
+                let what = format!("{workload} {} run {run}/{runs}", column.kind.name());
+                let mine = tallies
+                    .iter_mut()
+                    .filter(|t| t.metric.workload == workload && t.metric.applies_to(column.kind));
+                match bench.run_once(workload, column) {
+                    Ok(outcome) => {
+                        let mut shown = Vec::new();
+                        for (tally, value) in mine.zip(outcome.figures) {
+                            shown.push(format!("{} {}", report::figure(value), tally.metric.unit));
+                            tally.cells[col].0.push(value);
+                        }
+                        shown.extend(outcome.note);
+                        eprintln!("bench: {what}: {}", shown.join(", "));
+                    }
+                    Err(e) => {
+                        eprintln!("bench: {what}: FAIL: {e:#}");
+                        failures.push(format!("{what}: {e:#}"));
+                        for tally in mine {
+                            tally.cells[col].1 = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let text = render(&bench, &columns, &tallies, &failures);
+    println!("{text}");
+    let path = bench.scratch.join("bench.md");
+    std::fs::write(&path, &text).with_context(|| format!("cannot write {}", show(&path)))?;
+    eprintln!("bench: the table is also in {}", show(&path));
+    if !failures.is_empty() {
+        bail!(
+            "{} runs failed; the table shows FAIL for them",
+            failures.len()
+        );
+    }
+    Ok(())
+}
+
+/// The load generator shares the machine with the servers, so its own speed is part of every
+/// figure: it must be an optimized build, like the servers, while `cargo xtask` builds xtask
+/// in debug mode. So a debug xtask builds a release one and runs the same command there.
+fn rerun_in_release() -> anyhow::Result<()> {
+    eprintln!("bench: building xtask (release build), so that the load generator is optimized");
+    let exe = workspace::cargo_build(true, &["xtask"])?
+        .remove("xtask")
+        .context("cargo built no `xtask` binary")?;
+    let mut release = Proc::spawn(
+        "the release build of xtask",
+        Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(RELEASE_CHILD, "1"),
+    )?;
+    release.finish(RELEASE_TIMEOUT)
+}
+
+/// The targets asked for, in table order, without the peers that are not installed.
+fn columns(only: &[Kind]) -> Vec<Column> {
+    let mut columns = Vec::new();
+    for &kind in Kind::value_variants() {
+        if !only.is_empty() && !only.contains(&kind) {
+            continue;
+        }
+        if kind == Kind::Mbus {
+            columns.push(Column { kind, exe: None });
+            continue;
+        }
+        match machine::find_program(kind.name()) {
+            Some(exe) => columns.push(Column {
+                kind,
+                exe: Some(exe),
+            }),
+            None => eprintln!(
+                "bench: {} is not installed, so the bench runs without it; to include it: \
+                 {INSTALL_HINT}",
+                kind.name()
+            ),
+        }
+    }
+    columns
+}
+
+impl Bench {
+    /// One run of one workload against a freshly started server, stopped afterwards.
+    fn run_once(&self, workload: Workload, column: &Column) -> anyhow::Result<Outcome> {
+        let scale = &self.scale;
+        if workload == Workload::Own {
+            let count = scale.count(1_000_000);
+            let elapsed =
+                workloads::own_clients(&self.bins, &self.scratch, count, PAYLOAD, scale.timeout)?;
+            return Ok(vec![count as f64 / elapsed.as_secs_f64()].into());
+        }
+        let exe = || {
+            column
+                .exe
+                .as_deref()
+                .context("the peer's program is unknown")
+        };
+        let target: Box<dyn Target> = match column.kind {
+            Kind::Mbus => Box::new(mbus::start(&self.bins, &self.scratch)?),
+            Kind::Nats => Box::new(nats::start(exe()?, &self.scratch)?),
+            Kind::Redis => Box::new(redis::start(exe()?, &self.scratch)?),
+        };
+        let measured = self.measure(workload, column.kind, &*target);
+        let stopped = target.stop();
+        let outcome = measured?;
+        stopped?;
+        Ok(outcome)
+    }
+
+    /// The figures of `workload` that apply to `kind`, in the order of [`metrics`].
+    fn measure(
+        &self,
+        workload: Workload,
+        kind: Kind,
+        target: &dyn Target,
+    ) -> anyhow::Result<Outcome> {
+        let scale = &self.scale;
+        let flow = |publishers, subscribers, per_publisher, size| Flow {
+            publishers,
+            subscribers,
+            per_publisher: scale.count(per_publisher),
+            size,
+        };
+        let rate = |flow: Flow| workloads::throughput(target, &flow, scale.timeout);
+        let figures = match workload {
+            Workload::W1 => vec![rate(flow(1, 1, 1_000_000, PAYLOAD))?.per_second()],
+            Workload::W2 => vec![rate(flow(1, 4, 250_000, PAYLOAD))?.per_second()],
+            Workload::W3 => vec![rate(flow(4, 1, 250_000, PAYLOAD))?.per_second()],
+            Workload::W4 => {
+                let l = workloads::latency(
+                    target,
+                    LATENCY_RATE,
+                    scale.latency,
+                    PAYLOAD,
+                    scale.timeout,
+                )?;
+                let note = format!("paced at {} msgs/s", report::figure(l.paced));
+                return Ok(Outcome {
+                    figures: vec![l.p50, l.p99, l.p999, l.max],
+                    note: Some(note),
+                });
+            }
+            Workload::W5 => vec![rate(flow(1, 1, 20_000, LARGE_PAYLOAD))?.megabytes_per_second()],
+            Workload::M1 => {
+                let mut figures = Vec::new();
+                let mut note = None;
+                if kind == Kind::Mbus {
+                    let count = scale.count(1_000_000);
+                    let rss = workloads::retained(target, count, PAYLOAD, scale.timeout)?;
+                    figures.push(rss as f64 / (count as f64 * PAYLOAD as f64));
+                    note = Some(format!("{} MB resident", report::figure(rss as f64 / 1e6)));
+                }
+                let per_connection =
+                    workloads::idle_connections(target, IDLE_CONNECTIONS, scale.timeout)?;
+                figures.push(per_connection / 1024.0);
+                return Ok(Outcome { figures, note });
+            }
+            Workload::Own => bail!("the own-clients workload runs no target"),
+        };
+        Ok(figures.into())
+    }
+}
+
+/// The whole report: what was measured on what, the table, and why any run failed.
+fn render(bench: &Bench, columns: &[Column], tallies: &[Tally], failures: &[String]) -> String {
+    let names: Vec<&str> = columns.iter().map(|c| c.kind.name()).collect();
+    let baseline = columns.iter().position(|c| c.kind == Kind::Nats);
+    let rows: Vec<Row> = tallies
+        .iter()
+        .map(|t| Row {
+            label: t.metric.label.clone(),
+            unit: t.metric.unit,
+            better: t.metric.better,
+            cells: columns
+                .iter()
+                .zip(&t.cells)
+                .map(|(column, (values, failed))| {
+                    if !t.metric.applies_to(column.kind) {
+                        Cell::NotApplicable
+                    } else if *failed {
+                        Cell::Fail
+                    } else {
+                        Cell::Runs(values.clone())
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let peers: Vec<String> = columns
+        .iter()
+        .filter_map(|c| {
+            Some(format!(
+                "{} {}",
+                c.kind.name(),
+                machine::version(c.exe.as_deref()?)
+            ))
+        })
+        .collect();
+    let scale = &bench.scale;
+    let mut text = String::new();
+    text += &format!("Machine: {}.\n", machine::describe());
+    text += &format!("mbus commit {} (release build)", machine::commit());
+    if !peers.is_empty() {
+        text += &format!("; peers: {}", peers.join(", "));
+    }
+    text += ".\n";
+    let runs = match scale.runs {
+        1 => "One run".to_owned(),
+        n => format!("Median of {n} runs"),
+    };
+    text +=
+        &format!("{runs} per target, each on a freshly started server, over loopback (127.0.0.1).");
+    if baseline.is_some() {
+        text += " In parentheses: the figure divided by nats-server's median from the same \
+                 bench run; above 1.00× is better where higher is better, below 1.00× where \
+                 lower is better.";
+    }
+    if scale.quick {
+        text += " `--quick`: a tenth of the messages and 1 s of latency, a smoke check, not a \
+                 measurement.";
+    }
+    text += "\n\n";
+    text += &report::render(&names, baseline, &rows);
+    if !failures.is_empty() {
+        text += "\nFailed runs:\n\n";
+        for failure in failures {
+            text += &format!("- {failure}\n");
+        }
+    }
+    text
+}

@@ -1,0 +1,65 @@
+//! `cargo xtask test`: everything that checks the project, in one command: the workspace's tests,
+//! the command-line round trip, an integration run of the real binaries, and a short fuzz.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+
+use crate::broker::Broker;
+use crate::process::Proc;
+use crate::workspace::{self, root};
+use crate::{fuzz, integration};
+
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Seconds to fuzz each target at the end; 0 skips fuzzing
+    #[arg(long, default_value_t = 15)]
+    fuzz_secs: u64,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    println!("test: cargo test --workspace");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .args(["test", "--workspace"])
+        .status()
+        .context("cannot run cargo test")?;
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    cli_round_trip()?;
+    integration::run(&integration::Args::default())?;
+    if args.fuzz_secs > 0 {
+        fuzz::run(&fuzz::Args::for_secs(args.fuzz_secs))?;
+    }
+    println!("test: all checks passed");
+    Ok(())
+}
+
+/// `echo hi | mbus-producer --topic t`, then `mbus-consumer --topic t --count 1` prints `hi`.
+fn cli_round_trip() -> anyhow::Result<()> {
+    let bins = workspace::build(false)?;
+    let log = workspace::scratch_dir()?.join("test-broker.log");
+    let broker = Broker::start(&bins, &log)?;
+    let mut producer = Proc::spawn("producer", broker.producer("t").stdin(Stdio::piped()))?;
+    producer.take_stdin()?.write_all(b"hi\n")?;
+    producer.finish(CLIENT_TIMEOUT)?;
+    let mut consumer = Proc::spawn("consumer", broker.consumer("t").args(["--count", "1"]))?;
+    let lines = consumer.stdout_lines()?;
+    consumer.finish(CLIENT_TIMEOUT)?;
+    let got: Vec<String> = lines.try_iter().collect();
+    ensure!(
+        got == ["hi"],
+        "the consumer printed {got:?}, expected [\"hi\"]"
+    );
+    broker.stop()?;
+    println!(
+        "test: echo hi | mbus-producer --topic t; mbus-consumer --topic t --count 1 printed hi"
+    );
+    Ok(())
+}
