@@ -16,7 +16,7 @@ pub const LARGE_PAYLOAD: usize = 64 << 10;
 /// Messages a second in the latency workload.
 pub const LATENCY_RATE: u32 = 20_000;
 /// Connections opened and left idle in m1.
-pub const IDLE_CONNECTIONS: u32 = 1_000;
+pub const IDLE_CONNECTIONS: u32 = 10_000;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Kind {

@@ -18,9 +18,11 @@ use super::target::{Conn, Event, Parser, Target};
 const CHANNEL: &str = "bench";
 /// Redis's settings that differ from its defaults, as `redis-server` arguments; BENCHMARKS.md
 /// gives the reason for each.
-pub const SETTINGS: [&str; 8] = [
+pub const SETTINGS: [&str; 10] = [
     "--bind",
     "127.0.0.1",
+    "--maxclients",
+    "20000",
     "--save",
     "",
     "--appendonly",
