@@ -1,12 +1,15 @@
 //! The broker's configuration, one struct that is also its command line.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::core::CoreConfig;
+use crate::core::durable::{Fsync, Storage};
 use crate::core::log::Retention;
+use crate::store::StoreConfig;
 
 /// Everything a broker can be told at start. Each field is a command-line flag of `mbus-broker`.
 #[derive(Debug, Clone, Args)]
@@ -50,6 +53,22 @@ pub struct BrokerConfig {
     /// Token that clients must present in their Hello; none means no authentication.
     #[arg(long, env = "MBUS_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
+    /// Keep topics on disk in this directory, so that what was confirmed survives a crash;
+    /// without it topics live in memory only.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir: when messages are made durable. `always` syncs before every confirm,
+    /// `batch` confirms once written and syncs every 200 ms, `never` leaves syncing to the OS.
+    #[arg(long, value_enum, default_value = "always")]
+    pub fsync: Fsync,
+    /// With --data-dir: delete a topic's segment files whose newest message is older than this
+    /// many seconds. --retention-bytes bounds each topic on disk too.
+    #[arg(long, value_parser = parse_seconds)]
+    pub retention_age: Option<Duration>,
+    /// With --data-dir: most bytes of each topic's newest messages kept in memory; older ones
+    /// are read from disk.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub cache_bytes: usize,
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -96,8 +115,12 @@ impl BrokerConfig {
     pub fn core(&self) -> CoreConfig {
         CoreConfig {
             max_frame: self.max_frame,
+            // With a data directory the memory log is a cache in front of the files.
             retention: Retention {
-                max_bytes: self.retention_bytes,
+                max_bytes: match self.data_dir {
+                    Some(_) => self.cache_bytes,
+                    None => self.retention_bytes,
+                },
                 max_messages: self.retention_messages,
                 segment_bytes: self.segment_bytes,
             },
@@ -106,6 +129,15 @@ impl BrokerConfig {
             handshake_timeout: self.handshake_timeout,
             idle_timeout: self.idle_timeout,
             auth_token: self.auth_token.clone(),
+            storage: self.data_dir.clone().map(|data_dir| Storage {
+                data_dir,
+                fsync: self.fsync,
+                store: StoreConfig {
+                    retention_bytes: self.retention_bytes as u64,
+                    retention_age: self.retention_age,
+                    ..StoreConfig::default()
+                },
+            }),
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod core;
 pub mod server;
+pub mod store;
 
 pub use config::BrokerConfig;
 pub use server::Server;

@@ -40,6 +40,11 @@ pub struct Conn {
     pub state: State,
     /// Publishes taken on this connection: the publish numbered `published` is the latest.
     pub published: u64,
+    /// Publishes known to be stored as the broker promises (durably, with a data directory):
+    /// what the next `Confirm` may say.
+    pub durable: u64,
+    /// On the group commit's list of producers waiting for durability.
+    pub uncommitted: bool,
     /// The largest count sent in a `Confirm`.
     pub confirmed: u64,
     /// Encoded control frames (everything but deliveries) not yet written.
@@ -72,6 +77,8 @@ impl Conn {
             peer,
             state: State::Handshake,
             published: 0,
+            durable: 0,
+            uncommitted: false,
             confirmed: 0,
             control: Vec::new(),
             control_sent: 0,

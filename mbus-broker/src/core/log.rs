@@ -66,6 +66,11 @@ pub struct Log {
     first: u64,
     /// The offset the next appended message gets.
     next: u64,
+    /// The end of what consumers may be sent: messages from here to `next` are stored but not
+    /// yet durable, and a consumer must never see a message that a crash could take back.
+    visible: u64,
+    /// Appends wait for [`Log::reveal`]; without a disk behind the log they are visible at once.
+    gated: bool,
     /// Bytes held by all segments' frames.
     bytes: usize,
     retention: Retention,
@@ -78,9 +83,21 @@ impl Log {
     /// An empty log whose first message gets offset 0.
     pub fn new(retention: Retention) -> Self {
         Log {
+            gated: false,
+            ..Log::durable(retention, 0)
+        }
+    }
+
+    /// An empty log in front of a topic's files on disk: its first message gets offset `next`
+    /// (older ones stay on disk), and appended messages are hidden from consumers until
+    /// [`Log::reveal`] says they are durable.
+    pub fn durable(retention: Retention, next: u64) -> Self {
+        Log {
+            gated: true,
             segments: VecDeque::new(),
-            first: 0,
-            next: 0,
+            first: next,
+            next,
+            visible: next,
             bytes: 0,
             retention,
             spare: None,
@@ -95,6 +112,22 @@ impl Log {
     /// The offset the next message will get; the log holds `first()..next()`.
     pub fn next(&self) -> u64 {
         self.next
+    }
+
+    /// The end of what consumers may be sent.
+    pub fn visible(&self) -> u64 {
+        self.visible
+    }
+
+    /// Lets consumers see every message appended so far.
+    pub fn reveal(&mut self) {
+        self.visible = self.next;
+    }
+
+    /// The encoded frame at `offset`, if it is in memory.
+    pub fn frame(&self, offset: u64) -> Option<&[u8]> {
+        let seg = self.segment_of(offset)?;
+        Some(&seg.buf[seg.frame_range(offset)])
     }
 
     /// Bytes of encoded frames held in memory.
@@ -143,6 +176,9 @@ impl Log {
         .encode(&mut seg.buf);
         self.bytes += seg.buf.len() - start;
         self.next += 1;
+        if !self.gated {
+            self.visible = self.next;
+        }
         self.apply_retention();
         offset
     }
@@ -210,7 +246,7 @@ impl Log {
 
     /// Appends to `out` slices of the encoded frames from `cursor` on, at most `max_bytes` in all
     /// (whole segments' runs, the first trimmed by `cursor.partial`), and returns the byte count.
-    /// A cursor outside `first()..next()` yields nothing.
+    /// A cursor outside `first()..visible()` yields nothing.
     pub fn read_at<'a>(
         &'a self,
         cursor: Cursor,
@@ -224,6 +260,9 @@ impl Log {
         let Some(mut i) = self.segment_index(cursor.offset) else {
             return 0;
         };
+        if cursor.offset >= self.visible {
+            return 0;
+        }
         let seg = &self.segments[i];
         let mut from = seg.frame_range(cursor.offset).start + cursor.partial;
         let mut total = 0;
@@ -231,7 +270,15 @@ impl Log {
             let Some(seg) = self.segments.get(i) else {
                 break;
             };
-            let take = (seg.buf.len() - from).min(max_bytes - total);
+            if seg.base >= self.visible {
+                break;
+            }
+            let end = if self.visible < seg.end() {
+                seg.frame_range(self.visible).start
+            } else {
+                seg.buf.len()
+            };
+            let take = (end - from).min(max_bytes - total);
             out.push(IoSlice::new(&seg.buf[from..from + take]));
             total += take;
             i += 1;

@@ -5,6 +5,7 @@
 //! never sees a socket, a token or a clock, so every behaviour is testable in memory.
 
 mod conn;
+pub mod durable;
 pub mod log;
 mod output;
 mod timeouts;
@@ -42,6 +43,8 @@ pub struct CoreConfig {
     pub idle_timeout: Duration,
     /// The token clients must present in `Hello`, if any.
     pub auth_token: Option<String>,
+    /// Where topics are kept on disk; none keeps them in memory only.
+    pub storage: Option<durable::Storage>,
 }
 
 /// Counters for the shutdown summary and for tests.
@@ -71,6 +74,8 @@ pub struct Core {
     messages: u64,
     /// The time as last told by [`Core::set_now`]; the core has no clock of its own.
     now: Instant,
+    /// What the next group commit has to make durable.
+    commit: durable::Commit,
 }
 
 impl Core {
@@ -78,7 +83,8 @@ impl Core {
     pub fn new(config: CoreConfig, now: Instant) -> Self {
         Core {
             now,
-            topics: Topics::new(config.retention),
+            commit: durable::Commit::default(),
+            topics: Topics::new(config.retention, config.storage.clone()),
             config,
             conns: Slab::new(),
             ready: Vec::new(),
@@ -235,13 +241,26 @@ impl Core {
                 if let Err(e) = validate_topic(topic) {
                     return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
                 }
-                let tid = self.topics.get_or_create(topic);
+                let tid = match self.topics.get_or_create(topic) {
+                    Ok(tid) => tid,
+                    Err(e) => return self.storage_failed(id, topic, &e),
+                };
                 self.conns[id].last_topic = Some(tid);
                 tid
             }
         };
         let t = &mut self.topics[tid];
-        t.log.append(topic, data);
+        let offset = t.log.append(topic, data);
+        if let Some(store) = t.store.as_mut() {
+            let frame = t.log.frame(offset).expect("just appended");
+            if let Err(e) = store.append(offset, frame) {
+                return self.storage_failed(id, topic, &e);
+            }
+            if !t.uncommitted {
+                t.uncommitted = true;
+                self.commit.topics.push(tid);
+            }
+        }
         while let Some(seg) = t.log.pop_expired() {
             for &cid in &t.subscribers {
                 let conn = &mut self.conns[cid];
@@ -260,19 +279,36 @@ impl Core {
             self.dirty.push(tid);
         }
         self.messages += 1;
-        self.conns[id].published += 1;
-        self.mark(id);
+        let conn = &mut self.conns[id];
+        conn.published += 1;
+        if self.config.storage.is_none() {
+            conn.durable = conn.published;
+            self.mark(id);
+        } else if !conn.uncommitted {
+            conn.uncommitted = true;
+            self.commit.producers.push(id);
+        }
+    }
+
+    /// Refuses a publish or subscription the topic's storage could not take.
+    fn storage_failed(&mut self, id: ConnId, topic: &str, e: &crate::store::StoreError) {
+        ::log::error!("topic {topic}: {e}");
+        let reason = format!("cannot store topic {topic}: {e}");
+        self.reject(id, ErrorCode::Internal, &reason);
     }
 
     fn subscribe(&mut self, id: ConnId, topic: &str, start: Start) {
         if let Err(e) = validate_topic(topic) {
             return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
         }
-        let tid = self.topics.get_or_create(topic);
+        let tid = match self.topics.get_or_create(topic) {
+            Ok(tid) => tid,
+            Err(e) => return self.storage_failed(id, topic, &e),
+        };
         let log = &self.topics[tid].log;
         let offset = match start {
-            Start::Earliest => log.first(),
-            Start::Latest => log.next(),
+            Start::Earliest => self.topics[tid].first(),
+            Start::Latest => log.visible(),
             Start::Offset(o) => o,
         };
         let conn = &mut self.conns[id];

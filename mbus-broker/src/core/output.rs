@@ -85,12 +85,12 @@ fn gather<'a>(
 /// Appends a `Confirm` for every publish not yet confirmed. Confirms are cumulative, so however
 /// many publishes a read brought in, one frame answers them.
 pub(super) fn queue_confirm(conn: &mut Conn) {
-    if conn.published > conn.confirmed {
+    if conn.durable > conn.confirmed {
         Frame::Confirm {
-            count: conn.published,
+            count: conn.durable,
         }
         .encode(&mut conn.control);
-        conn.confirmed = conn.published;
+        conn.confirmed = conn.durable;
     }
 }
 
@@ -111,6 +111,14 @@ impl Core {
                 // stalls for long hears of one gap per topic, not one per dropped segment.
                 if conn.control_pending() == 0 {
                     self.note_gaps(id);
+                    // Subscriptions behind the memory cache are fed from disk, a chunk at a
+                    // time, through the control buffer.
+                    let subs = self.conns[id].subs.len();
+                    for i in 0..subs {
+                        if self.conns[id].control_pending() > 0 || self.read_disk(id, i) {
+                            break;
+                        }
+                    }
                 }
             }
             sources.clear();
@@ -176,7 +184,7 @@ impl Core {
         let conn = &mut self.conns[id];
         for sub in &mut conn.subs {
             let topic = &self.topics[sub.topic];
-            let first = topic.log.first();
+            let first = topic.first();
             if sub.cursor.partial == 0 && sub.cursor.offset < first {
                 Frame::Gap {
                     topic: &topic.name,
@@ -200,7 +208,7 @@ impl Core {
             conn.control_pending() > 0
                 || conn.subs.iter().any(|sub| {
                     let log = &self.topics[sub.topic].log;
-                    sub.cursor.partial > 0 || sub.cursor.offset < log.next()
+                    sub.cursor.partial > 0 || sub.cursor.offset < log.visible()
                 })
         })
     }

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use super::ConnId;
+use super::durable::Storage;
 use super::log::{Log, Retention};
+use crate::store::{StoreError, TopicStore};
 
 /// Index of a topic in the registry; topics are never removed, so ids stay valid.
 pub type TopicId = usize;
@@ -19,6 +21,19 @@ pub struct Topic {
     pub subscribers: Vec<ConnId>,
     /// Appended to since the subscribers were last woken.
     pub dirty: bool,
+    /// Its files on disk, with a data directory; the log is then a cache of the newest messages.
+    pub store: Option<TopicStore>,
+    /// On the group commit's list of topics to make durable.
+    pub uncommitted: bool,
+}
+
+impl Topic {
+    /// The oldest offset the topic still serves, from disk or from memory.
+    pub fn first(&self) -> u64 {
+        self.store
+            .as_ref()
+            .map_or(self.log.first(), TopicStore::first)
+    }
 }
 
 /// All topics, created on demand.
@@ -27,32 +42,49 @@ pub struct Topics {
     topics: Vec<Topic>,
     by_name: HashMap<Box<str>, TopicId>,
     retention: Retention,
+    storage: Option<Storage>,
 }
 
 impl Topics {
-    pub fn new(retention: Retention) -> Self {
+    pub fn new(retention: Retention, storage: Option<Storage>) -> Self {
         Topics {
             topics: Vec::new(),
             by_name: HashMap::new(),
             retention,
+            storage,
         }
     }
 
-    /// The topic called `name`, created (and logged) if it is new.
-    pub fn get_or_create(&mut self, name: &str) -> TopicId {
+    /// The topic called `name`, created (and logged) if it is new; with a data directory, its
+    /// files are opened and recovered.
+    pub fn get_or_create(&mut self, name: &str) -> Result<TopicId, StoreError> {
         if let Some(&id) = self.by_name.get(name) {
-            return id;
+            return Ok(id);
         }
-        log::info!("creating topic {name}");
+        let (log, store) = match &self.storage {
+            None => {
+                log::info!("creating topic {name}");
+                (Log::new(self.retention), None)
+            }
+            Some(storage) => {
+                let (store, recovery) = TopicStore::open(&storage.data_dir, name, storage.store)?;
+                if recovery.next == 0 {
+                    log::info!("creating topic {name}");
+                }
+                (Log::durable(self.retention, store.next()), Some(store))
+            }
+        };
         let id = self.topics.len();
         self.topics.push(Topic {
             name: name.into(),
-            log: Log::new(self.retention),
+            log,
             subscribers: Vec::new(),
             dirty: false,
+            store,
+            uncommitted: false,
         });
         self.by_name.insert(name.into(), id);
-        id
+        Ok(id)
     }
 
     pub fn find(&self, name: &str) -> Option<TopicId> {
@@ -65,6 +97,10 @@ impl Topics {
 
     pub fn iter(&self) -> impl Iterator<Item = &Topic> {
         self.topics.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Topic> {
+        self.topics.iter_mut()
     }
 }
 

@@ -48,6 +48,9 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
+    /// The topics in the data directory could not be opened.
+    #[error("cannot open the data directory")]
+    Storage(#[source] crate::store::StoreError),
     /// The poller failed; the loop cannot go on.
     #[error("event loop failed")]
     Poll(#[source] io::Error),
@@ -114,8 +117,10 @@ impl Server {
             .register(&mut consumers, CONSUMERS, Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let waker = Waker::new(registry, WAKER).map_err(ServerError::Poll)?;
+        let mut core = Core::new(config.core(), Instant::now());
+        core.recover().map_err(ServerError::Storage)?;
         Ok(Server {
-            core: Core::new(config.core(), Instant::now()),
+            core,
             shutdown: ShutdownHandle::new(waker),
             poll,
             producers,
@@ -279,7 +284,10 @@ impl Server {
         }
         let now = Instant::now();
         self.core.set_now(now);
+        // One durable write for everything this iteration read, before anything is confirmed.
+        self.core.commit();
         if now >= self.next_tick {
+            self.core.enforce_retention(std::time::SystemTime::now());
             self.next_tick = now + self.tick();
             let mut expired = Vec::new();
             self.core.check_timeouts(&mut expired);

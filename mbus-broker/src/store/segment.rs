@@ -1,0 +1,180 @@
+//! Segments: the active one that appends go to, the sealed ones before it, and the files a read
+//! of a sealed segment opens.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use super::error::{IoContext, StoreError};
+use super::file::{AppendFile, ReadAt};
+use super::format::{CRC_LEN, IDX_ENTRY, frame_crc};
+use super::layout::{idx_path, log_path};
+
+/// The segment appends go to: its log and index files, open, with their write buffers.
+#[derive(Debug)]
+pub struct Active {
+    /// Offset of its first record.
+    pub base: u64,
+    /// The records.
+    pub log: AppendFile,
+    /// One position per record.
+    pub idx: AppendFile,
+    /// Records it holds.
+    pub count: u64,
+    /// Whether anything was written since the last sync.
+    dirty: bool,
+}
+
+impl Active {
+    /// Creates the files of a new, empty segment. Neither may exist: a name is never reused.
+    pub fn create(dir: &Path, base: u64, buffer: usize) -> Result<Active, StoreError> {
+        let log_p = log_path(dir, base);
+        let idx_p = idx_path(dir, base);
+        let new = |p: &Path| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .at(p)
+        };
+        let log = new(&log_p)?;
+        let idx = match new(&idx_p) {
+            Ok(f) => f,
+            Err(e) => {
+                // Without its index the log would be rebuilt at the next open; better not leave it.
+                let _ = std::fs::remove_file(&log_p);
+                return Err(e);
+            }
+        };
+        Ok(Active {
+            base,
+            log: AppendFile::new(log, log_p, 0, buffer),
+            idx: AppendFile::new(idx, idx_p, 0, idx_buffer(buffer)),
+            count: 0,
+            dirty: false,
+        })
+    }
+
+    /// Opens the files of a segment that recovery left with `count` records in `log_len` bytes.
+    pub fn open(
+        dir: &Path,
+        base: u64,
+        log_len: u64,
+        count: u64,
+        buffer: usize,
+    ) -> Result<Active, StoreError> {
+        let open = |p: &Path| OpenOptions::new().read(true).write(true).open(p).at(p);
+        let log_p = log_path(dir, base);
+        let idx_p = idx_path(dir, base);
+        Ok(Active {
+            base,
+            log: AppendFile::new(open(&log_p)?, log_p, log_len, buffer),
+            idx: AppendFile::new(open(&idx_p)?, idx_p, count * IDX_ENTRY, idx_buffer(buffer)),
+            count,
+            dirty: false,
+        })
+    }
+
+    /// The offset after its last record.
+    pub fn end(&self) -> u64 {
+        self.base + self.count
+    }
+
+    /// Appends one record. On error nothing was appended and the segment is unchanged.
+    pub fn append(&mut self, frame: &[u8]) -> Result<(), StoreError> {
+        let crc = frame_crc(frame).to_le_bytes();
+        let rec = CRC_LEN + frame.len();
+        let pos = self.log.len();
+        if !self.log.fits(rec) || !self.idx.fits(IDX_ENTRY as usize) {
+            self.flush()?;
+        }
+        if self.log.fits(rec) {
+            self.log.push(&crc);
+            self.log.push(frame);
+        } else {
+            // A record larger than the whole buffer goes straight to the file rather than being
+            // copied into a buffer grown for it.
+            self.log.write_direct(&[&crc, frame]).at(self.log.path())?;
+        }
+        self.idx.push(&pos.to_le_bytes());
+        self.count += 1;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Hands buffered bytes to the OS: the log first, so that an index entry never reaches the
+    /// file before the record it points at.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.log.flush().at(self.log.path())?;
+        self.idx.flush().at(self.idx.path())
+    }
+
+    /// Flushes, then makes both files' data durable if anything was written since the last sync.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        if self.dirty {
+            self.log.sync_data().at(self.log.path())?;
+            self.idx.sync_data().at(self.idx.path())?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Makes the segment complete and durable before a later one is created, so that only the
+    /// newest segment can ever be found torn after a crash. Costs one fdatasync per segment.
+    pub fn seal(&mut self) -> Result<Sealed, StoreError> {
+        self.log.trim().at(self.log.path())?;
+        self.dirty = true;
+        self.sync()?;
+        Ok(Sealed {
+            base: self.base,
+            log_len: self.log.len(),
+        })
+    }
+}
+
+/// What the store keeps in memory about a segment before the active one: a few bytes, whatever
+/// its size; its record count is the next segment's base minus its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sealed {
+    /// Offset of its first record.
+    pub base: u64,
+    /// Bytes of its log file.
+    pub log_len: u64,
+}
+
+/// The files of one sealed segment, opened for reading and kept until a read needs another.
+#[derive(Debug)]
+pub struct SealedFiles {
+    /// The segment's base offset.
+    pub base: u64,
+    /// Its log file.
+    pub log: File,
+    /// Its index file.
+    pub idx: File,
+}
+
+impl SealedFiles {
+    /// Opens a sealed segment's files read-only.
+    pub fn open(dir: &Path, base: u64) -> Result<SealedFiles, StoreError> {
+        let log_p = log_path(dir, base);
+        let idx_p = idx_path(dir, base);
+        Ok(SealedFiles {
+            base,
+            log: File::open(&log_p).at(&log_p)?,
+            idx: File::open(&idx_p).at(&idx_p)?,
+        })
+    }
+}
+
+/// The file position of record `i` of a segment, read from its index: one 8-byte pread.
+pub fn position(idx: &impl ReadAt, i: u64) -> std::io::Result<u64> {
+    let mut entry = [0; IDX_ENTRY as usize];
+    idx.read_exact_at(&mut entry, i * IDX_ENTRY)?;
+    Ok(u64::from_le_bytes(entry))
+}
+
+/// The index's buffer: a quarter of the log's, enough for one entry per 32 bytes of records.
+fn idx_buffer(buffer: usize) -> usize {
+    (buffer / 4).max(IDX_ENTRY as usize)
+}
