@@ -2,6 +2,7 @@
 
 mod bench;
 mod broker;
+mod crash;
 mod demo;
 mod fuzz;
 mod integration;
@@ -27,6 +28,8 @@ struct Cli {
 enum Task {
     /// Run the same workloads against mbus, nats-server and redis-server and print a table
     Bench(bench::Args),
+    /// Kill a durable broker with SIGKILL again and again and check nothing confirmed is lost
+    Crash(crash::Args),
     /// Start a broker, publish a few orders and watch consumers receive them
     Demo,
     /// Fuzz the frame decoder and the broker core with cargo-fuzz
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Bench(args) => bench::run(&args),
+        Task::Crash(args) => crash::run(&args),
         Task::Demo => demo::run(),
         Task::Fuzz(args) => fuzz::run(&args),
         Task::Integration(args) => integration::run(&args),
