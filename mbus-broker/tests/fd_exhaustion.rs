@@ -44,22 +44,24 @@ fn accept_backs_off_when_descriptors_run_out() {
     while let Ok(f) = std::fs::File::open("/dev/null") {
         filler.push(f);
     }
-    let mut clients = Vec::new();
-    while clients.len() < 5 {
+    // Clients connect one at a time until one is left waiting: the broker found no descriptor
+    // to accept it with. The ones it did accept are kept connected, so their descriptors stay
+    // taken.
+    let mut served = Vec::new();
+    let mut waiting = Vec::new();
+    while waiting.is_empty() {
+        assert!(served.len() < 50, "the broker never ran out of descriptors");
         assert!(filler.pop().is_some(), "ran out of descriptors to free");
-        if let Ok(mut c) = TcpStream::connect(broker.producers) {
-            c.write_all(&hello).unwrap();
-            clients.push(c);
+        let Ok(mut c) = TcpStream::connect(broker.producers) else {
+            continue; // the broker's retry took the descriptor first
+        };
+        c.write_all(&hello).unwrap();
+        if welcomed(&mut c, Duration::from_millis(300)) {
+            served.push(c);
+        } else {
+            waiting.push(c);
         }
     }
-    let mut waiting: Vec<TcpStream> = clients
-        .into_iter()
-        .filter_map(|mut c| (!welcomed(&mut c, Duration::from_millis(300))).then_some(c))
-        .collect();
-    assert!(
-        !waiting.is_empty(),
-        "the broker had no descriptor to accept with"
-    );
 
     // Free descriptors: the broker takes the connections that waited in the backlog.
     drop(filler);
