@@ -26,6 +26,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !status.success() {
         bail!("the crash test failed ({status})");
     }
-    println!("crash: every confirmed message survived {} crashes", args.cycles);
+    println!(
+        "crash: every confirmed message survived {} crashes",
+        args.cycles
+    );
     Ok(())
 }
