@@ -471,3 +471,47 @@ fn a_client_that_never_reads_replies_is_closed_at_the_outbound_limit() {
         out.last()
     );
 }
+
+#[test]
+fn a_frame_half_sent_when_the_count_limit_passes_it_is_finished_then_the_gap_reported() {
+    // Segments large enough that the count limit, not a dropped segment, passes offset 0.
+    let mut h = Harness::with(small_retention(1 << 20, 4, 1 << 16));
+    let c = h.consumer();
+    subscribe(&mut h, c, "t", Start::Earliest);
+    h.output(c);
+    let p = h.producer();
+    h.publish(p, "t", &[9; 100]);
+    let mut ready = Vec::new();
+    h.core.take_ready(&mut ready);
+    let mut sink = Throttled {
+        taken: Vec::new(),
+        room: 10,
+    };
+    assert_eq!(h.core.write(c, &mut sink).unwrap(), Progress::Blocked);
+    h.core.writable(c);
+    for i in 0..10u8 {
+        h.publish(p, "t", &[i; 100]);
+    }
+    assert_eq!(h.core.topic_range("t"), Some(7..11));
+    sink.room = usize::MAX;
+    while h.core.write(c, &mut sink).unwrap() != Progress::Drained {}
+    let out = frames(&sink.taken);
+    assert_eq!(
+        out[0],
+        Owned::Deliver {
+            topic: "t".into(),
+            offset: 0,
+            data: vec![9; 100]
+        }
+    );
+    assert_eq!(
+        out[1],
+        Owned::Gap {
+            topic: "t".into(),
+            from: 1,
+            to: 7
+        }
+    );
+    let offsets: Vec<u64> = Harness::deliveries(&out).iter().map(|d| d.1).collect();
+    assert_eq!(offsets, vec![0, 7, 8, 9, 10]);
+}

@@ -254,12 +254,24 @@ impl Log {
         out: &mut Vec<IoSlice<'a>>,
         max_slices: usize,
     ) -> usize {
-        if cursor.offset < self.first {
-            return 0;
-        }
         let Some(mut i) = self.segment_index(cursor.offset) else {
             return 0;
         };
+        if cursor.offset < self.first {
+            // Retention has passed this offset, but a consumer half-way through its frame must
+            // still get the rest of it, and only that, before it hears of the gap.
+            if cursor.partial == 0 {
+                return 0;
+            }
+            let range = self.segments[i].frame_range(cursor.offset);
+            let from = range.start + cursor.partial;
+            let take = (range.end - from).min(max_bytes);
+            if take > 0 && out.len() < max_slices {
+                out.push(IoSlice::new(&self.segments[i].buf[from..from + take]));
+                return take;
+            }
+            return 0;
+        }
         if cursor.offset >= self.visible {
             return 0;
         }
