@@ -1,6 +1,7 @@
 //! The load generator, one design for every target: a publisher that writes large batches while
-//! a thread of its own drains the server's replies, and a subscriber loop that parses
-//! deliveries in place from large reads.
+//! a thread of its own drains the server's replies (optionally keeping at most a window of
+//! publishes unconfirmed), and a subscriber loop that parses deliveries in place from large
+//! reads.
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,10 @@ pub struct Publisher {
     reader: Option<JoinHandle<()>>,
     batch: Vec<u8>,
     sent: u64,
+    /// Most publishes sent and not yet confirmed, if bounded.
+    window: Option<u64>,
+    /// Confirmed publishes as last seen, so that the window is checked without the lock.
+    acked: u64,
     deadline: Instant,
 }
 
@@ -38,6 +43,8 @@ struct Shared {
 struct Replies {
     /// Publishes the server has confirmed or answered.
     acked: u64,
+    /// When the read that brought the latest confirm or answer returned.
+    acked_at: Option<Instant>,
     /// Whether the answer to the flush request has come.
     flushed: bool,
     error: Option<String>,
@@ -78,12 +85,27 @@ impl Publisher {
             reader: Some(reader),
             batch: Vec::with_capacity(BATCH * 2),
             sent: 0,
+            window: None,
+            acked: 0,
             deadline,
         })
     }
 
+    /// Keeps at most `window` publishes unconfirmed: a publish that would exceed it first writes
+    /// the batch and waits for confirms.
+    pub fn with_window(mut self, window: u64) -> Publisher {
+        self.window = Some(window.max(1));
+        self
+    }
+
     /// Adds a publish to the batch, and writes the batch once it is large enough.
     pub fn publish(&mut self, target: &dyn Target, payload: &[u8]) -> anyhow::Result<()> {
+        if let Some(window) = self.window.filter(|&w| self.sent - self.acked >= w) {
+            self.write_batch()?;
+            let due = self.sent + 1 - window;
+            let acked = self.wait(|r| r.acked >= due)?.acked;
+            self.acked = acked;
+        }
         target.encode_publish(payload, &mut self.batch);
         self.sent += 1;
         if self.batch.len() >= BATCH {
@@ -100,17 +122,25 @@ impl Publisher {
     }
 
     /// Writes what is left, then waits until the server has confirmed every publish (or has
-    /// answered the flush request, for a protocol without confirms).
-    pub fn finish(mut self, target: &dyn Target) -> anyhow::Result<()> {
+    /// answered the flush request, for a protocol without confirms). Returns when the read that
+    /// brought the last confirm or answer returned.
+    pub fn finish(mut self, target: &dyn Target) -> anyhow::Result<Instant> {
         target.encode_flush(&mut self.batch);
         self.write_batch()?;
+        let sent = self.sent;
+        let replies = self.wait(|r| r.acked >= sent || r.flushed)?;
+        Ok(replies.acked_at.unwrap_or_else(Instant::now))
+    }
+
+    /// Waits until the replies satisfy `done`, failing on the reader's error or at the deadline.
+    fn wait(&self, done: impl Fn(&Replies) -> bool) -> anyhow::Result<MutexGuard<'_, Replies>> {
         let mut replies = self.replies();
         loop {
             if let Some(error) = &replies.error {
                 bail!("{error}");
             }
-            if replies.acked >= self.sent || replies.flushed {
-                return Ok(());
+            if done(&replies) {
+                return Ok(replies);
             }
             let now = Instant::now();
             if now >= self.deadline {
@@ -192,6 +222,7 @@ impl ReplyReader {
                 Ok(false) => continue,
                 Err(e) => return Err(e.context("on the publisher connection")),
             }
+            let read_at = Instant::now();
             // Counted per read, not per reply, to take the lock once per read.
             let (mut confirmed, mut answered, mut flushed, mut ping) = (None, 0, false, false);
             while let Some((event, used)) = (self.parse)(self.conn.input.data())? {
@@ -201,11 +232,11 @@ impl ReplyReader {
                         "a publish reached {reached} subscribers instead of {}",
                         self.subscribers
                     ),
-                    Event::Published(_) => answered += 1,
+                    Event::Published(_) | Event::Stored(_) => answered += 1,
                     Event::Pong => flushed = true,
                     Event::Ping => ping = true,
                     Event::Message(_) => bail!("a message arrived on the publisher connection"),
-                    Event::Welcome | Event::Subscribed | Event::Other => {}
+                    Event::Welcome | Event::Subscribed | Event::Reply(_) | Event::Other => {}
                 }
                 self.conn.input.consume(used);
             }
@@ -214,6 +245,9 @@ impl ReplyReader {
                 write_all(&mut writer, self.pong, self.deadline)?;
             }
             let mut replies = self.shared.replies.lock().expect("no thread panics");
+            if confirmed.is_some() || answered > 0 || flushed {
+                replies.acked_at = Some(read_at);
+            }
             if let Some(count) = confirmed {
                 replies.acked = count;
             }

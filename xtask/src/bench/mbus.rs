@@ -1,5 +1,6 @@
-//! mbus as a bench target: `mbus-broker` started with retention that holds every workload, and
-//! its frames encoded and decoded by `mbus-proto`, the crate third-party clients use.
+//! mbus as a bench target: `mbus-broker` started with retention that holds every workload (and,
+//! in durable mode, a data directory), and its frames encoded and decoded by `mbus-proto`, the
+//! crate third-party clients use.
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,8 @@ const MAX_FRAME: u32 = 2 << 20;
 
 pub struct Mbus {
     broker: Broker,
+    /// Where subscribers start: from now on, or from the oldest message held (durable mode).
+    start: Start,
 }
 
 /// The `mbus-broker` flags the bench adds to the defaults.
@@ -33,7 +36,28 @@ pub fn flags() -> Vec<String> {
 
 pub fn start(bins: &Binaries, scratch: &Path) -> anyhow::Result<Mbus> {
     let broker = Broker::start_with(bins, &scratch.join("bench-mbus.log"), &flags())?;
-    Ok(Mbus { broker })
+    Ok(Mbus {
+        broker,
+        start: Start::Latest,
+    })
+}
+
+/// `mbus-broker` keeping its topics in `data_dir` with `--fsync <fsync>`; its subscribers read
+/// the topic from the oldest message on.
+pub fn start_durable(
+    bins: &Binaries,
+    scratch: &Path,
+    data_dir: &Path,
+    fsync: &str,
+) -> anyhow::Result<Mbus> {
+    let mut flags = flags();
+    flags.extend(["--data-dir".into(), data_dir.display().to_string()]);
+    flags.extend(["--fsync".into(), fsync.into()]);
+    let broker = Broker::start_with(bins, &scratch.join("bench-mbus.log"), &flags)?;
+    Ok(Mbus {
+        broker,
+        start: Start::Earliest,
+    })
 }
 
 impl Mbus {
@@ -72,7 +96,7 @@ impl Target for Mbus {
         let mut conn = self.connect(Role::Consumer, deadline)?;
         let subscribe = Frame::Subscribe {
             topic: TOPIC,
-            start: Start::Latest,
+            start: self.start,
         };
         conn.send(&subscribe.to_bytes(), deadline)?;
         conn.wait_for(self, "Subscribed", deadline, |e| *e == Event::Subscribed)?;

@@ -4,8 +4,11 @@
 //!
 //! Every target gets a freshly started server for every run, and the same load generator
 //! (`load`): raw protocol over `std::net::TcpStream`, publishers and subscribers as threads
-//! of this process. Only the few protocol pieces of the `Target` trait differ.
+//! of this process. Only the few protocol pieces of the `Target` trait differ. `--durable`
+//! adds a table of confirmed publishes to brokers that store on disk (`durable`).
 
+mod durable;
+mod jetstream;
 mod load;
 mod machine;
 mod mbus;
@@ -56,6 +59,11 @@ pub struct Args {
     /// Runs of each workload per target [default: 3, or 1 with --quick]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     runs: Option<u32>,
+    /// Bench confirmed publishes to brokers that store on disk: mbus --data-dir with --fsync
+    /// always and batch, nats-server JetStream file storage; no other workload unless
+    /// --workload names it
+    #[arg(long)]
+    durable: bool,
 }
 
 /// A target in the table, and the program that runs it (none for mbus: cargo built it).
@@ -67,7 +75,24 @@ struct Column {
 /// Each metric's figures so far, per column.
 struct Tally {
     metric: Metric,
-    cells: Vec<(Vec<f64>, bool)>,
+    cells: Vec<Figures>,
+}
+
+/// One cell's figures so far: one per run, and whether any run failed.
+#[derive(Default)]
+struct Figures {
+    values: Vec<f64>,
+    failed: bool,
+}
+
+impl Figures {
+    fn cell(&self) -> Cell {
+        if self.failed {
+            Cell::Fail
+        } else {
+            Cell::Runs(self.values.clone())
+        }
+    }
 }
 
 /// What one run measured: the figures of its workload that apply to its target, in the order
@@ -102,9 +127,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let workloads: Vec<Workload> = Workload::value_variants()
         .iter()
         .copied()
-        .filter(|w| args.workload.is_empty() || args.workload.contains(w))
+        .filter(|w| {
+            if args.workload.is_empty() {
+                !args.durable
+            } else {
+                args.workload.contains(w)
+            }
+        })
         .collect();
-    let columns = columns(&args.only);
+    // The durable mode alone needs no Redis.
+    let wanted = |kind: Kind| {
+        (args.only.is_empty() || args.only.contains(&kind))
+            && (!workloads.is_empty() || durable::has_setup(kind))
+    };
+    let columns = columns(wanted);
+    if columns.is_empty() {
+        bail!("none of the targets asked for has anything to bench");
+    }
 
     eprintln!("bench: building mbus-broker, mbus-producer and mbus-consumer (release build)");
     let bins = workspace::build(true)?;
@@ -119,7 +158,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .flat_map(|&w| metrics(w, &bench.scale))
         .map(|metric| Tally {
             metric,
-            cells: columns.iter().map(|_| (Vec::new(), false)).collect(),
+            cells: columns.iter().map(|_| Figures::default()).collect(),
         })
         .collect();
     let mut failures = Vec::new();
@@ -133,30 +172,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 let what = format!("{workload} {} run {run}/{runs}", column.kind.name());
                 let mine = tallies
                     .iter_mut()
-                    .filter(|t| t.metric.workload == workload && t.metric.applies_to(column.kind));
-                match bench.run_once(workload, column) {
-                    Ok(outcome) => {
-                        let mut shown = Vec::new();
-                        for (tally, value) in mine.zip(outcome.figures) {
-                            shown.push(format!("{} {}", report::figure(value), tally.metric.unit));
-                            tally.cells[col].0.push(value);
-                        }
-                        shown.extend(outcome.note);
-                        eprintln!("bench: {what}: {}", shown.join(", "));
-                    }
-                    Err(e) => {
-                        eprintln!("bench: {what}: FAIL: {e:#}");
-                        failures.push(format!("{what}: {e:#}"));
-                        for tally in mine {
-                            tally.cells[col].1 = true;
-                        }
-                    }
-                }
+                    .filter(|t| t.metric.workload == workload && t.metric.applies_to(column.kind))
+                    .map(|t| (t.metric.unit, &mut t.cells[col]))
+                    .collect();
+                file_run(&what, bench.run_once(workload, column), mine, &mut failures);
             }
         }
     }
+    let durable = args.durable.then(|| bench.durable(&columns, &mut failures));
 
-    let text = render(&bench, &columns, &tallies, &failures);
+    let text = render(&bench, &columns, &tallies, durable.as_ref(), &failures);
     println!("{text}");
     let path = bench.scratch.join("bench.md");
     std::fs::write(&path, &text).with_context(|| format!("cannot write {}", show(&path)))?;
@@ -187,11 +212,53 @@ fn rerun_in_release() -> anyhow::Result<()> {
     release.finish(RELEASE_TIMEOUT)
 }
 
-/// The targets asked for, in table order, without the peers that are not installed.
-fn columns(only: &[Kind]) -> Vec<Column> {
+/// Files one run's figures, in order, into the cells they belong to, each with its unit, and
+/// prints its progress line; a failed run marks those cells failed and is listed with its
+/// reason.
+fn file_run(
+    what: &str,
+    outcome: anyhow::Result<Outcome>,
+    cells: Vec<(&'static str, &mut Figures)>,
+    failures: &mut Vec<String>,
+) {
+    match outcome {
+        Ok(outcome) => {
+            let mut shown = Vec::new();
+            for ((unit, figures), value) in cells.into_iter().zip(outcome.figures) {
+                shown.push(format!("{} {unit}", report::figure(value)));
+                figures.values.push(value);
+            }
+            shown.extend(outcome.note);
+            eprintln!("bench: {what}: {}", shown.join(", "));
+        }
+        Err(e) => {
+            eprintln!("bench: {what}: FAIL: {e:#}");
+            failures.push(format!("{what}: {e:#}"));
+            for (_, figures) in cells {
+                figures.failed = true;
+            }
+        }
+    }
+}
+
+/// Runs `measure` against `target`, then stops the target, whatever `measure` returned; a run
+/// succeeds only if both do.
+fn stop_after<T>(
+    target: Box<dyn Target>,
+    measure: impl FnOnce(&dyn Target) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let measured = measure(&*target);
+    let stopped = target.stop();
+    let outcome = measured?;
+    stopped?;
+    Ok(outcome)
+}
+
+/// The targets `wanted`, in table order, without the peers that are not installed.
+fn columns(wanted: impl Fn(Kind) -> bool) -> Vec<Column> {
     let mut columns = Vec::new();
     for &kind in Kind::value_variants() {
-        if !only.is_empty() && !only.contains(&kind) {
+        if !wanted(kind) {
             continue;
         }
         if kind == Kind::Mbus {
@@ -234,11 +301,7 @@ impl Bench {
             Kind::Nats => Box::new(nats::start(exe()?, &self.scratch)?),
             Kind::Redis => Box::new(redis::start(exe()?, &self.scratch)?),
         };
-        let measured = self.measure(workload, column.kind, &*target);
-        let stopped = target.stop();
-        let outcome = measured?;
-        stopped?;
-        Ok(outcome)
+        stop_after(target, |target| self.measure(workload, column.kind, target))
     }
 
     /// The figures of `workload` that apply to `kind`, in the order of [`metrics`].
@@ -295,8 +358,14 @@ impl Bench {
     }
 }
 
-/// The whole report: what was measured on what, the table, and why any run failed.
-fn render(bench: &Bench, columns: &[Column], tallies: &[Tally], failures: &[String]) -> String {
+/// The whole report: what was measured on what, the tables, and why any run failed.
+fn render(
+    bench: &Bench,
+    columns: &[Column],
+    tallies: &[Tally],
+    durable: Option<&durable::Results>,
+    failures: &[String],
+) -> String {
     let names: Vec<&str> = columns.iter().map(|c| c.kind.name()).collect();
     let baseline = columns.iter().position(|c| c.kind == Kind::Nats);
     let rows: Vec<Row> = tallies
@@ -308,13 +377,11 @@ fn render(bench: &Bench, columns: &[Column], tallies: &[Tally], failures: &[Stri
             cells: columns
                 .iter()
                 .zip(&t.cells)
-                .map(|(column, (values, failed))| {
-                    if !t.metric.applies_to(column.kind) {
-                        Cell::NotApplicable
-                    } else if *failed {
-                        Cell::Fail
+                .map(|(column, figures)| {
+                    if t.metric.applies_to(column.kind) {
+                        figures.cell()
                     } else {
-                        Cell::Runs(values.clone())
+                        Cell::NotApplicable
                     }
                 })
                 .collect(),
@@ -344,7 +411,7 @@ fn render(bench: &Bench, columns: &[Column], tallies: &[Tally], failures: &[Stri
     };
     text +=
         &format!("{runs} per target, each on a freshly started server, over loopback (127.0.0.1).");
-    if baseline.is_some() {
+    if baseline.is_some() && !tallies.is_empty() {
         text += " In parentheses: the figure divided by nats-server's median from the same \
                  bench run; above 1.00× is better where higher is better, below 1.00× where \
                  lower is better.";
@@ -353,8 +420,15 @@ fn render(bench: &Bench, columns: &[Column], tallies: &[Tally], failures: &[Stri
         text += " `--quick`: a tenth of the messages and 1 s of latency, a smoke check, not a \
                  measurement.";
     }
-    text += "\n\n";
-    text += &report::render(&names, baseline, &rows);
+    text += "\n";
+    if !tallies.is_empty() {
+        text += "\n";
+        text += &report::render(&names, baseline, &rows);
+    }
+    if let Some(durable) = durable {
+        text += "\n";
+        text += &durable::render(durable, scale.count(durable::MESSAGES));
+    }
     if !failures.is_empty() {
         text += "\nFailed runs:\n\n";
         for failure in failures {

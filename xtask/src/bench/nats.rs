@@ -7,6 +7,7 @@ mod tests;
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
@@ -37,6 +38,11 @@ pub struct Nats {
 
 /// Starts nats-server on a free loopback port with [`CONFIG`], its files in `scratch`.
 pub fn start(exe: &Path, scratch: &Path) -> anyhow::Result<Nats> {
+    start_with(exe, scratch, &[])
+}
+
+/// [`start`] with further `nats-server` arguments, such as JetStream's.
+pub fn start_with(exe: &Path, scratch: &Path, extra: &[OsString]) -> anyhow::Result<Nats> {
     let config = scratch.join("bench-nats.conf");
     std::fs::write(&config, CONFIG).with_context(|| format!("cannot write {}", show(&config)))?;
     let peer = Peer::start("nats-server", exe, scratch, |port| {
@@ -44,23 +50,37 @@ pub fn start(exe: &Path, scratch: &Path) -> anyhow::Result<Nats> {
         let args = ["-a", "127.0.0.1", "-p", &port, "-c"];
         let mut args: Vec<OsString> = args.map(OsString::from).into();
         args.push(config.into_os_string());
+        args.extend_from_slice(extra);
         args
     })?;
     Ok(Nats { peer })
 }
 
+/// Connects to `addr`, sends `CONNECT` and `extra`, and waits for the `PONG` that answers the
+/// `PING` sent after them: the server has then handled both. `target` parses what comes.
+pub fn connect(
+    target: &dyn Target,
+    addr: SocketAddr,
+    extra: &str,
+    deadline: Instant,
+) -> anyhow::Result<Conn> {
+    let mut conn = Conn::connect(addr)?;
+    conn.wait_for(target, "INFO", deadline, |e| *e == Event::Welcome)?;
+    let mut hello = CONNECT.to_vec();
+    hello.extend_from_slice(extra.as_bytes());
+    hello.extend_from_slice(b"PING\r\n");
+    conn.send(&hello, deadline)?;
+    conn.wait_for(target, "PONG", deadline, |e| *e == Event::Pong)?;
+    Ok(conn)
+}
+
 impl Nats {
-    /// Connects, sends `CONNECT` and `extra`, and waits for the `PONG` that answers the `PING`
-    /// sent after them: the server has then handled both.
     fn connect(&self, extra: &str, deadline: Instant) -> anyhow::Result<Conn> {
-        let mut conn = Conn::connect(self.peer.addr)?;
-        conn.wait_for(self, "INFO", deadline, |e| *e == Event::Welcome)?;
-        let mut hello = CONNECT.to_vec();
-        hello.extend_from_slice(extra.as_bytes());
-        hello.extend_from_slice(b"PING\r\n");
-        conn.send(&hello, deadline)?;
-        conn.wait_for(self, "PONG", deadline, |e| *e == Event::Pong)?;
-        Ok(conn)
+        connect(self, self.peer.addr, extra, deadline)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.peer.addr
     }
 }
 
@@ -105,14 +125,36 @@ impl Target for Nats {
         b"PONG\r\n"
     }
 
-    fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
+    fn stop(self: Box<Self>) -> anyhow::Result<()> {
+        self.shut_down()
+    }
+}
+
+impl Nats {
+    /// Stops the server and requires a clean exit.
+    pub fn shut_down(mut self) -> anyhow::Result<()> {
         // nats-server exits 1 on SIGTERM and 0 on SIGINT, both after a clean shutdown.
         self.peer.proc.interrupt(STOP_TIMEOUT)
     }
 }
 
+/// A `MSG` the server sent: the subscription it is for, and its payload.
+pub struct Msg<'a> {
+    pub sid: &'a [u8],
+    pub payload: &'a [u8],
+}
+
 /// One server message: a control line, or `MSG subject sid [reply-to] bytes` with its payload.
 fn parse(buf: &[u8]) -> anyhow::Result<Option<(Event<'_>, usize)>> {
+    parse_with(buf, |msg| Ok(Event::Message(msg.payload)))
+}
+
+/// [`parse`], with `on_msg` telling what each `MSG` is, for clients with several
+/// subscriptions on one connection.
+pub fn parse_with<'a>(
+    buf: &'a [u8],
+    on_msg: impl FnOnce(Msg<'a>) -> anyhow::Result<Event<'a>>,
+) -> anyhow::Result<Option<(Event<'a>, usize)>> {
     let Some(newline) = buf.iter().take(MAX_FRAME).position(|&b| b == b'\n') else {
         if buf.len() >= MAX_FRAME {
             bail!("nats-server sent a line longer than {MAX_FRAME} bytes");
@@ -128,7 +170,10 @@ fn parse(buf: &[u8]) -> anyhow::Result<Option<(Event<'_>, usize)>> {
     let text = || String::from_utf8_lossy(line).into_owned();
     let is = |name: &str| op.eq_ignore_ascii_case(name.as_bytes());
     let event = if is("MSG") {
-        return parse_msg(buf, newline + 1, args, text);
+        let Some((msg, used)) = parse_msg(buf, newline + 1, args, text)? else {
+            return Ok(None);
+        };
+        return Ok(Some((on_msg(msg)?, used)));
     } else if is("PING") {
         Event::Ping
     } else if is("PONG") {
@@ -145,18 +190,22 @@ fn parse(buf: &[u8]) -> anyhow::Result<Option<(Event<'_>, usize)>> {
     Ok(Some((event, newline + 1)))
 }
 
-/// The payload of a `MSG` whose line ends at `body`: its byte count is the last argument.
+/// The `MSG` whose line ends at `body`: its sid is the second argument, its byte count the
+/// last.
 fn parse_msg<'a>(
     buf: &'a [u8],
     body: usize,
-    args: &[u8],
+    args: &'a [u8],
     text: impl Fn() -> String,
-) -> anyhow::Result<Option<(Event<'a>, usize)>> {
+) -> anyhow::Result<Option<(Msg<'a>, usize)>> {
     // Counted rather than collected: this runs once per delivered message.
-    let (mut fields, mut last): (usize, &[u8]) = (0, &[]);
+    let (mut fields, mut sid, mut last): (usize, &[u8], &[u8]) = (0, &[], &[]);
     for field in args.split(|&b| b == b' ' || b == b'\t') {
         if !field.is_empty() {
             fields += 1;
+            if fields == 2 {
+                sid = field;
+            }
             last = field;
         }
     }
@@ -178,5 +227,6 @@ fn parse_msg<'a>(
             text()
         );
     }
-    Ok(Some((Event::Message(&buf[body..end]), end + 2)))
+    let payload = &buf[body..end];
+    Ok(Some((Msg { sid, payload }, end + 2)))
 }

@@ -28,6 +28,10 @@ pub enum Event<'a> {
     Confirmed(u64),
     /// One publish reached this many subscribers (the reply to a Redis `PUBLISH`).
     Published(u64),
+    /// One publish is stored as this sequence number of its stream (a JetStream `PubAck`).
+    Stored(u64),
+    /// The reply to a request the bench made (a JetStream API call), its JSON still unparsed.
+    Reply(&'a [u8]),
     /// The server asks for a pong.
     Ping,
     /// The answer to a ping the bench sent.
@@ -54,6 +58,8 @@ pub trait Target: Sync {
     /// A connection that has done its handshake and may publish at once.
     fn publisher(&self, deadline: Instant) -> anyhow::Result<Conn>;
     /// A connection whose subscription is active: everything published from now on reaches it.
+    /// A target that stores messages (durable mode) delivers everything it holds as well, from
+    /// the oldest message on.
     fn subscriber(&self, deadline: Instant) -> anyhow::Result<Conn>;
     /// A connection that completes its handshake (if the protocol has one) and then stays idle.
     fn idle(&self, deadline: Instant) -> anyhow::Result<Conn>;
@@ -128,7 +134,7 @@ impl Conn {
         target: &dyn Target,
         what: &str,
         deadline: Instant,
-        done: impl Fn(&Event) -> bool,
+        mut done: impl FnMut(&Event) -> bool,
     ) -> anyhow::Result<()> {
         let parse = target.parser();
         loop {

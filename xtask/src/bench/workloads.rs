@@ -1,5 +1,6 @@
 //! The workloads, each run against one started target: throughput (w1, w2, w3, w5), paced
-//! latency (w4), memory (m1) and mbus's own command-line clients.
+//! latency (w4), memory (m1), mbus's own command-line clients, and confirmed publishes with a
+//! read-back for the durable mode.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -218,15 +219,70 @@ pub fn retained(
     timeout: Duration,
 ) -> anyhow::Result<u64> {
     let deadline = Instant::now() + timeout;
-    let mut publisher = Publisher::new(target, target.publisher(deadline)?, 0, deadline)?;
+    let publisher = Publisher::new(target, target.publisher(deadline)?, 0, deadline)?;
+    publish_all(target, publisher, count, size)?;
+    thread::sleep(SETTLE);
+    rss_bytes(target.pid())
+}
+
+/// What the durable workload measured.
+pub struct Confirmed {
+    /// From the first publish to the read that brought the last confirm.
+    pub publish: Duration,
+    /// From asking for a subscription to the read that brought the last message back.
+    pub read_back: Duration,
+}
+
+/// One publisher publishes `count` messages of `size` bytes, with at most `window` of them
+/// unconfirmed at any time, and waits for every confirm. Then a subscriber reads what the
+/// target stores from its first message on, which must be exactly those messages, in order.
+pub fn confirmed(
+    target: &dyn Target,
+    count: u64,
+    size: usize,
+    window: u64,
+    timeout: Duration,
+) -> anyhow::Result<Confirmed> {
+    let deadline = Instant::now() + timeout;
+    let publisher = Publisher::new(target, target.publisher(deadline)?, 0, deadline)?;
+    let (first, last) = publish_all(target, publisher.with_window(window), count, size)?;
+    let asked = Instant::now();
+    let mut conn = target.subscriber(deadline)?;
+    let mut checker = Checker::new(1, count, size);
+    let mut read_back = asked;
+    let received = receive(
+        target,
+        &mut conn,
+        deadline,
+        &AtomicBool::new(false),
+        |payload, now| {
+            read_back = now;
+            Ok(checker.accept(payload)?)
+        },
+    );
+    received.map_err(|e| subscriber_failure(target, 0, e, &checker))?;
+    Ok(Confirmed {
+        publish: last.saturating_duration_since(first),
+        read_back: read_back - asked,
+    })
+}
+
+/// Publishes `count` messages of `size` bytes as publisher 0 and waits until all are
+/// confirmed: when the first publish started, and when the last confirm came.
+fn publish_all(
+    target: &dyn Target,
+    mut publisher: Publisher,
+    count: u64,
+    size: usize,
+) -> anyhow::Result<(Instant, Instant)> {
     let mut payload = record::payload(size);
+    let first = Instant::now();
     for seq in 0..count {
         record::write_id(&mut payload, 0, seq);
         publisher.publish(target, &payload)?;
     }
-    publisher.finish(target)?;
-    thread::sleep(SETTLE);
-    rss_bytes(target.pid())
+    let last = publisher.finish(target)?;
+    Ok((first, last))
 }
 
 /// How much the server's resident memory grows, per connection, when `count` connections are

@@ -1,0 +1,178 @@
+//! `cargo xtask bench --durable`: the rate of confirmed publishes to brokers that store them on
+//! disk (mbus with `--fsync always` and `--fsync batch`, nats-server with JetStream file
+//! storage), each run followed by a read-back of the whole topic or stream, checked.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::plan::{Kind, PAYLOAD};
+use super::report::{self, Better, Row};
+use super::target::Target;
+use super::{Bench, Column, Figures, Outcome, file_run, jetstream, mbus, stop_after, workloads};
+use crate::workspace::show;
+
+/// Messages of a full run; `--quick` publishes a tenth.
+pub const MESSAGES: u64 = 1_000_000;
+/// Most publishes unconfirmed at any time, the same for every target.
+pub const WINDOW: u64 = 10_000;
+
+/// A broker and how it is set to store, a column of the durable table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    MbusAlways,
+    MbusBatch,
+    JetStream,
+}
+
+impl Setup {
+    const ALL: [Setup; 3] = [Setup::MbusAlways, Setup::MbusBatch, Setup::JetStream];
+
+    /// The column's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setup::MbusAlways => "mbus --fsync always",
+            Setup::MbusBatch => "mbus --fsync batch",
+            Setup::JetStream => "nats-server JetStream (default sync)",
+        }
+    }
+
+    pub fn kind(self) -> Kind {
+        match self {
+            Setup::MbusAlways | Setup::MbusBatch => Kind::Mbus,
+            Setup::JetStream => Kind::Nats,
+        }
+    }
+
+    /// The data directory's name in the scratch directory.
+    fn dir(self) -> &'static str {
+        match self {
+            Setup::MbusAlways => "bench-durable-mbus-always",
+            Setup::MbusBatch => "bench-durable-mbus-batch",
+            Setup::JetStream => "bench-durable-jetstream",
+        }
+    }
+}
+
+/// Whether the durable table has a column for `kind` (Redis keeps nothing here).
+pub fn has_setup(kind: Kind) -> bool {
+    Setup::ALL.iter().any(|s| s.kind() == kind)
+}
+
+/// The durable table's columns and their figures so far.
+pub struct Results {
+    columns: Vec<(Setup, Figures)>,
+}
+
+impl Bench {
+    /// Every run of every setup whose target is among `columns`, interleaved like the
+    /// workloads' runs; failures are added to `failures`.
+    pub fn durable(&self, columns: &[Column], failures: &mut Vec<String>) -> Results {
+        let setups: Vec<(Setup, Option<&Path>)> = Setup::ALL
+            .iter()
+            .filter_map(|&s| {
+                let column = columns.iter().find(|c| c.kind == s.kind())?;
+                Some((s, column.exe.as_deref()))
+            })
+            .collect();
+        let mut results = Results {
+            columns: setups
+                .iter()
+                .map(|&(s, _)| (s, Figures::default()))
+                .collect(),
+        };
+        let runs = self.scale.runs;
+        for run in 1..=runs {
+            for (&(setup, exe), (_, figures)) in setups.iter().zip(&mut results.columns) {
+                let what = format!("durable {} run {run}/{runs}", setup.name());
+                let outcome = self.run_durable(setup, exe);
+                file_run(&what, outcome, vec![("msgs/s", figures)], failures);
+            }
+        }
+        results
+    }
+
+    /// One run against a freshly started broker with an empty data directory.
+    fn run_durable(&self, setup: Setup, exe: Option<&Path>) -> anyhow::Result<Outcome> {
+        let dir = self.scratch.join(setup.dir());
+        fresh_dir(&dir)?;
+        let target: Box<dyn Target> = match setup {
+            Setup::MbusAlways => Box::new(mbus::start_durable(
+                &self.bins,
+                &self.scratch,
+                &dir,
+                "always",
+            )?),
+            Setup::MbusBatch => Box::new(mbus::start_durable(
+                &self.bins,
+                &self.scratch,
+                &dir,
+                "batch",
+            )?),
+            Setup::JetStream => {
+                let exe = exe.context("the peer's program is unknown")?;
+                Box::new(jetstream::start(exe, &self.scratch, &dir)?)
+            }
+        };
+        let count = self.scale.count(MESSAGES);
+        let timeout = self.scale.timeout;
+        let measured = stop_after(target, |target| {
+            workloads::confirmed(target, count, PAYLOAD, WINDOW, timeout)
+        })?;
+        // Kept after a failure, for a look at what the broker wrote.
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", show(&dir)))?;
+        let secs = measured.read_back.as_secs_f64();
+        Ok(Outcome {
+            figures: vec![count as f64 / measured.publish.as_secs_f64()],
+            note: Some(format!(
+                "read back in order in {} ms ({} msgs/s)",
+                report::figure(secs * 1e3),
+                report::figure(count as f64 / secs)
+            )),
+        })
+    }
+}
+
+/// `dir`, emptied or created.
+fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", show(dir)))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", show(dir)))
+}
+
+/// The durable section of the report: what was measured, and the table.
+pub fn render(results: &Results, count: u64) -> String {
+    let names: Vec<&str> = results.columns.iter().map(|(s, _)| s.name()).collect();
+    let baseline = results
+        .columns
+        .iter()
+        .position(|(s, _)| *s == Setup::JetStream);
+    let row = Row {
+        label: format!(
+            "durable: 1 publisher, {} x {PAYLOAD} B, at most {} unconfirmed, confirmed publishes",
+            report::figure(count as f64),
+            report::figure(WINDOW as f64)
+        ),
+        unit: "msgs/s",
+        better: Better::Higher,
+        cells: results.columns.iter().map(|(_, f)| f.cell()).collect(),
+    };
+    let mut text = String::from(
+        "Durable mode: the rate from the first publish to the last confirm (mbus `Confirm`, \
+         JetStream `PubAck`), each broker storing into an empty directory; after the last \
+         confirm a subscriber read the topic or stream back from its first message and got \
+         every message once, in order. What a confirm means: mbus `--fsync always`, \
+         fdatasynced (one group commit per event-loop iteration); mbus `--fsync batch`, \
+         written to the OS, fdatasynced within 200 ms; JetStream, written to the OS, synced \
+         every 2 minutes (its default, which nats-server 2.9 cannot change). So the `always` \
+         column pays for a promise the baseline does not make.",
+    );
+    if baseline.is_some() {
+        text += " In parentheses: the figure divided by JetStream's median from the same bench \
+                 run.";
+    }
+    text += "\n\n";
+    text += &report::render(&names, baseline, &[row]);
+    text
+}
