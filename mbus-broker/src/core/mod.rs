@@ -5,6 +5,7 @@
 //! never sees a socket, a token or a clock, so every behaviour is testable in memory.
 
 mod conn;
+mod dispatch;
 pub mod durable;
 pub mod log;
 mod output;
@@ -14,11 +15,12 @@ mod topic;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mbus_proto::{DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role, Start, validate_topic};
+use mbus_proto::{DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role};
 use slab::Slab;
 
-use conn::{Conn, State, Sub};
-use log::{Cursor, Retention, Segment};
+use conn::{Conn, State};
+use dispatch::spill;
+use log::Retention;
 pub use output::Progress;
 use topic::{TopicId, Topics};
 
@@ -234,128 +236,6 @@ impl Core {
         }
     }
 
-    fn publish(&mut self, id: ConnId, topic: &str, data: &[u8]) {
-        let tid = match self.conns[id].last_topic {
-            Some(tid) if *self.topics[tid].name == *topic => tid,
-            _ => {
-                if let Err(e) = validate_topic(topic) {
-                    return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
-                }
-                let tid = match self.topics.get_or_create(topic) {
-                    Ok(tid) => tid,
-                    Err(e) => return self.storage_failed(id, topic, &e),
-                };
-                self.conns[id].last_topic = Some(tid);
-                tid
-            }
-        };
-        let t = &mut self.topics[tid];
-        let offset = t.log.append(topic, data);
-        if let Some(store) = t.store.as_mut() {
-            let frame = t.log.frame(offset).expect("just appended");
-            if let Err(e) = store.append(offset, frame) {
-                return self.storage_failed(id, topic, &e);
-            }
-            if !t.uncommitted {
-                t.uncommitted = true;
-                self.commit.topics.push(tid);
-            }
-        }
-        while let Some(seg) = t.log.pop_expired() {
-            for &cid in &t.subscribers {
-                let conn = &mut self.conns[cid];
-                let i = conn
-                    .sub_index(tid)
-                    .expect("subscriber lists match subscriptions");
-                let cursor = &mut conn.subs[i].cursor;
-                if cursor.partial > 0 && cursor.offset < seg.base + seg.starts.len() as u64 {
-                    spill(&mut conn.control, conn.control_sent, &seg, cursor);
-                }
-            }
-            t.log.recycle(seg);
-        }
-        if !t.dirty {
-            t.dirty = true;
-            self.dirty.push(tid);
-        }
-        self.messages += 1;
-        let conn = &mut self.conns[id];
-        conn.published += 1;
-        if self.config.storage.is_none() {
-            conn.durable = conn.published;
-            self.mark(id);
-        } else if !conn.uncommitted {
-            conn.uncommitted = true;
-            self.commit.producers.push(id);
-        }
-    }
-
-    /// Refuses a publish or subscription the topic's storage could not take.
-    fn storage_failed(&mut self, id: ConnId, topic: &str, e: &crate::store::StoreError) {
-        ::log::error!("topic {topic}: {e}");
-        let reason = format!("cannot store topic {topic}: {e}");
-        self.reject(id, ErrorCode::Internal, &reason);
-    }
-
-    fn subscribe(&mut self, id: ConnId, topic: &str, start: Start) {
-        if let Err(e) = validate_topic(topic) {
-            return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
-        }
-        let tid = match self.topics.get_or_create(topic) {
-            Ok(tid) => tid,
-            Err(e) => return self.storage_failed(id, topic, &e),
-        };
-        let log = &self.topics[tid].log;
-        let offset = match start {
-            Start::Earliest => self.topics[tid].first(),
-            Start::Latest => log.visible(),
-            Start::Offset(o) => o,
-        };
-        let conn = &mut self.conns[id];
-        match conn.sub_index(tid) {
-            Some(i) => {
-                // Subscribing again moves the subscription; a half-sent frame is finished first.
-                let sub = &mut conn.subs[i];
-                if sub.cursor.partial > 0 {
-                    let seg = log
-                        .segment_of(sub.cursor.offset)
-                        .expect("partial frames stay in memory");
-                    spill(&mut conn.control, conn.control_sent, seg, &mut sub.cursor);
-                }
-                sub.cursor = Cursor { offset, partial: 0 };
-            }
-            None => {
-                conn.subs.push(Sub {
-                    topic: tid,
-                    cursor: Cursor { offset, partial: 0 },
-                });
-                self.topics[tid].subscribers.push(id);
-            }
-        }
-        self.send(id, Frame::Subscribed { topic, offset });
-    }
-
-    fn unsubscribe(&mut self, id: ConnId, topic: &str) {
-        let Some(tid) = self.topics.find(topic) else {
-            return;
-        };
-        let conn = &mut self.conns[id];
-        let Some(i) = conn.sub_index(tid) else {
-            return;
-        };
-        let mut sub = conn.subs.remove(i);
-        if sub.cursor.partial > 0 {
-            let log = &self.topics[tid].log;
-            let seg = log
-                .segment_of(sub.cursor.offset)
-                .expect("partial frames stay in memory");
-            spill(&mut conn.control, conn.control_sent, seg, &mut sub.cursor);
-        }
-        conn.next_sub = 0;
-        self.topics[tid].subscribers.retain(|&c| c != id);
-        self.mark(id);
-    }
-
     /// Queues a control frame, or closes the connection if it owes too much already.
     fn send(&mut self, id: ConnId, frame: Frame<'_>) {
         let conn = &mut self.conns[id];
@@ -440,18 +320,4 @@ impl Core {
     pub fn stored_bytes(&self) -> usize {
         self.topics.iter().map(|t| t.log.bytes()).sum()
     }
-}
-
-/// Moves the unsent rest of the frame at `cursor` to the front of `control`, so that a segment
-/// can be dropped or a subscription moved while a consumer is in the middle of that frame. The
-/// caller guarantees `control` has not been started (only one source is ever mid-frame).
-fn spill(control: &mut Vec<u8>, control_sent: usize, seg: &Segment, cursor: &mut Cursor) {
-    debug_assert_eq!(control_sent, 0, "two sources mid-frame at once");
-    let range = seg.frame_range(cursor.offset);
-    let rest = &seg.buf[range.start + cursor.partial..range.end];
-    control.splice(0..0, rest.iter().copied());
-    *cursor = Cursor {
-        offset: cursor.offset + 1,
-        partial: 0,
-    };
 }
