@@ -36,7 +36,7 @@ pub struct BrokerConfig {
     #[arg(long, default_value_t = 10_000_000)]
     pub retention_messages: u64,
     /// Size of the memory segments a topic's log is kept in; retention frees whole segments.
-    #[arg(long, default_value_t = 8 << 20)]
+    #[arg(long, default_value_t = 1 << 20)]
     pub segment_bytes: usize,
     /// Most replies (confirms, errors, pongs) a connection may leave unread before it is closed.
     #[arg(long, default_value_t = 256 << 10)]

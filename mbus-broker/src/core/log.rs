@@ -147,8 +147,8 @@ impl Log {
             }
             _ => {
                 // A topic's first segment grows with it, so that a small topic costs little.
-                // Once a topic has filled a segment, the next ones are allocated whole: no copy
-                // on growth, and memory the kernel can back with huge pages.
+                // Once a topic has filled a segment, the next ones are allocated whole, so that
+                // a busy log never copies itself to grow.
                 let capacity = if offset == 0 {
                     0
                 } else {
@@ -156,7 +156,7 @@ impl Log {
                 };
                 let mut seg = self.spare.take().unwrap_or_else(|| Segment {
                     base: offset,
-                    buf: huge_buffer(capacity),
+                    buf: Vec::with_capacity(capacity),
                     starts: Vec::new(),
                 });
                 seg.base = offset;
@@ -324,28 +324,6 @@ impl Log {
             partial: pos - seg.starts[k] as usize,
         }
     }
-}
-
-/// A buffer of `capacity` bytes, with the kernel asked to back it with huge pages where it can.
-/// Filling a big log touches fresh memory at a high rate; with 4 KiB pages, page faults cost
-/// more than copying the messages in.
-fn huge_buffer(capacity: usize) -> Vec<u8> {
-    let buf = Vec::with_capacity(capacity);
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let start = buf.as_ptr() as usize;
-        let first = start.next_multiple_of(HUGE);
-        let end = (start + buf.capacity()) / HUGE * HUGE;
-        if end > first {
-            // SAFETY: the range lies inside the allocation `buf` owns, and MADV_HUGEPAGE only
-            // advises the kernel how to back it; it neither reads nor changes its contents.
-            unsafe {
-                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    buf
 }
 
 /// Grows `buf` to fit `needed` more bytes, doubling but not past `limit` unless one frame needs it.
