@@ -44,6 +44,13 @@ pub struct BrokerConfig {
     /// Most client connections at once; further ones are refused with an error frame.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Most topics the broker holds; a publish or subscription that would create another is
+    /// refused with an error frame.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_topics: usize,
+    /// Most topics one consumer connection may subscribe to.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_subscriptions: usize,
     /// Seconds a new connection has to send its Hello.
     #[arg(long, default_value = "10", value_parser = parse_seconds)]
     pub handshake_timeout: Duration,
@@ -129,6 +136,8 @@ impl BrokerConfig {
             handshake_timeout: self.handshake_timeout,
             idle_timeout: self.idle_timeout,
             auth_token: self.auth_token.clone(),
+            max_topics: self.max_topics,
+            max_subscriptions: self.max_subscriptions,
             storage: self.data_dir.clone().map(|data_dir| Storage {
                 data_dir,
                 fsync: self.fsync,

@@ -97,3 +97,79 @@ fn with_a_token_configured_only_clients_presenting_it_get_in() {
         assert!(h.core.is_closing(bad));
     }
 }
+
+#[test]
+fn a_new_topic_beyond_the_topic_limit_is_refused_and_existing_ones_still_serve() {
+    let mut h = Harness::with(CoreConfig {
+        max_topics: 3,
+        ..config()
+    });
+    let p = h.producer();
+    for topic in ["a", "b", "c", "a"] {
+        h.publish(p, topic, b"x");
+    }
+    h.publish(p, "d", b"x");
+    let out = h.output(p);
+    assert_eq!(out[0], Owned::Confirm(4));
+    assert!(
+        matches!(&out[1], Owned::Error { code: ErrorCode::LimitReached, reason } if reason.contains("3 topics")),
+        "{out:?}"
+    );
+    assert_eq!(h.core.stats().topics, 3);
+    let c = h.consumer();
+    h.core.receive(
+        c,
+        Frame::Subscribe {
+            topic: "e",
+            start: mbus_proto::Start::Earliest,
+        },
+    );
+    let out = h.output(c);
+    assert!(
+        matches!(
+            &out[..],
+            [Owned::Error {
+                code: ErrorCode::LimitReached,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    let p2 = h.producer();
+    h.publish(p2, "a", b"y");
+    assert_eq!(h.output(p2), vec![Owned::Confirm(1)]);
+}
+
+#[test]
+fn subscriptions_beyond_the_per_connection_limit_are_refused_but_resubscribing_is_not() {
+    let mut h = Harness::with(CoreConfig {
+        max_subscriptions: 2,
+        ..config()
+    });
+    let c = h.consumer();
+    for topic in ["a", "b", "a"] {
+        h.core.receive(
+            c,
+            Frame::Subscribe {
+                topic,
+                start: mbus_proto::Start::Earliest,
+            },
+        );
+    }
+    assert!(
+        !h.core.is_closing(c),
+        "moving an existing subscription is not a new one"
+    );
+    h.core.receive(
+        c,
+        Frame::Subscribe {
+            topic: "c",
+            start: mbus_proto::Start::Earliest,
+        },
+    );
+    let out = h.output(c);
+    assert!(
+        matches!(out.last(), Some(Owned::Error { code: ErrorCode::LimitReached, reason }) if reason.contains("2 subscriptions")),
+        "{out:?}"
+    );
+}

@@ -5,6 +5,7 @@ use mbus_proto::{ErrorCode, Frame, Start, validate_topic};
 
 use super::conn::Sub;
 use super::log::{Cursor, Segment};
+use super::topic::TopicId;
 use super::{ConnId, Core};
 
 impl Core {
@@ -12,12 +13,8 @@ impl Core {
         let tid = match self.conns[id].last_topic {
             Some(tid) if *self.topics[tid].name == *topic => tid,
             _ => {
-                if let Err(e) = validate_topic(topic) {
-                    return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
-                }
-                let tid = match self.topics.get_or_create(topic) {
-                    Ok(tid) => tid,
-                    Err(e) => return self.storage_failed(id, topic, &e),
+                let Some(tid) = self.topic_for(id, topic) else {
+                    return;
                 };
                 self.conns[id].last_topic = Some(tid);
                 tid
@@ -64,6 +61,34 @@ impl Core {
         }
     }
 
+    /// The topic a publish or subscription names, created if it is new. A name that breaks the
+    /// rules, a new topic beyond `max_topics`, or storage that fails gets the connection
+    /// refused, and `None`.
+    fn topic_for(&mut self, id: ConnId, topic: &str) -> Option<TopicId> {
+        if let Some(tid) = self.topics.find(topic) {
+            return Some(tid);
+        }
+        if let Err(e) = validate_topic(topic) {
+            self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
+            return None;
+        }
+        if self.topics.len() >= self.config.max_topics {
+            let reason = format!(
+                "the broker is at its limit of {} topics",
+                self.config.max_topics
+            );
+            self.reject(id, ErrorCode::LimitReached, &reason);
+            return None;
+        }
+        match self.topics.get_or_create(topic) {
+            Ok(tid) => Some(tid),
+            Err(e) => {
+                self.storage_failed(id, topic, &e);
+                None
+            }
+        }
+    }
+
     /// Refuses a publish or subscription the topic's storage could not take.
     fn storage_failed(&mut self, id: ConnId, topic: &str, e: &crate::store::StoreError) {
         ::log::error!("topic {topic}: {e}");
@@ -72,12 +97,20 @@ impl Core {
     }
 
     pub(super) fn subscribe(&mut self, id: ConnId, topic: &str, start: Start) {
-        if let Err(e) = validate_topic(topic) {
-            return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
+        let conn = &self.conns[id];
+        let subscribed = self
+            .topics
+            .find(topic)
+            .is_some_and(|tid| conn.sub_index(tid).is_some());
+        if !subscribed && conn.subs.len() >= self.config.max_subscriptions {
+            let reason = format!(
+                "at the limit of {} subscriptions per connection",
+                self.config.max_subscriptions
+            );
+            return self.reject(id, ErrorCode::LimitReached, &reason);
         }
-        let tid = match self.topics.get_or_create(topic) {
-            Ok(tid) => tid,
-            Err(e) => return self.storage_failed(id, topic, &e),
+        let Some(tid) = self.topic_for(id, topic) else {
+            return;
         };
         let log = &self.topics[tid].log;
         let offset = match start {

@@ -45,6 +45,11 @@ pub struct CoreConfig {
     pub idle_timeout: Duration,
     /// The token clients must present in `Hello`, if any.
     pub auth_token: Option<String>,
+    /// The most topics the broker creates; publishing or subscribing to a new one beyond it is
+    /// refused.
+    pub max_topics: usize,
+    /// The most topics one consumer connection may subscribe to.
+    pub max_subscriptions: usize,
     /// Where topics are kept on disk; none keeps them in memory only.
     pub storage: Option<durable::Storage>,
 }
