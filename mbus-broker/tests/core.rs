@@ -346,14 +346,14 @@ fn a_slow_consumer_resumes_mid_frame_and_never_slows_the_others() {
     }
 }
 
-#[test]
-fn a_segment_dropped_under_a_half_sent_frame_is_finished_then_the_gap_reported() {
-    let mut h = Harness::with(small_retention(600, u64::MAX, 300));
+/// A consumer of topic `t` that has taken only the first 10 bytes of offset 0, `data`, and
+/// whose socket is writable again; returns it, the producer, and the sink it writes to.
+fn half_send_offset_0(h: &mut Harness, data: &[u8]) -> (usize, usize, Throttled) {
     let c = h.consumer();
-    subscribe(&mut h, c, "t", Start::Earliest);
+    subscribe(h, c, "t", Start::Earliest);
     h.output(c);
     let p = h.producer();
-    h.publish(p, "t", &[1; 100]);
+    h.publish(p, "t", data);
     let mut ready = Vec::new();
     h.core.take_ready(&mut ready);
     let mut sink = Throttled {
@@ -362,6 +362,13 @@ fn a_segment_dropped_under_a_half_sent_frame_is_finished_then_the_gap_reported()
     };
     assert_eq!(h.core.write(c, &mut sink).unwrap(), Progress::Blocked);
     h.core.writable(c);
+    (c, p, sink)
+}
+
+#[test]
+fn a_segment_dropped_under_a_half_sent_frame_is_finished_then_the_gap_reported() {
+    let mut h = Harness::with(small_retention(600, u64::MAX, 300));
+    let (c, p, mut sink) = half_send_offset_0(&mut h, &[1; 100]);
     for i in 0..20u8 {
         h.publish(p, "t", &[i; 100]);
     }
@@ -476,19 +483,7 @@ fn a_client_that_never_reads_replies_is_closed_at_the_outbound_limit() {
 fn a_frame_half_sent_when_the_count_limit_passes_it_is_finished_then_the_gap_reported() {
     // Segments large enough that the count limit, not a dropped segment, passes offset 0.
     let mut h = Harness::with(small_retention(1 << 20, 4, 1 << 16));
-    let c = h.consumer();
-    subscribe(&mut h, c, "t", Start::Earliest);
-    h.output(c);
-    let p = h.producer();
-    h.publish(p, "t", &[9; 100]);
-    let mut ready = Vec::new();
-    h.core.take_ready(&mut ready);
-    let mut sink = Throttled {
-        taken: Vec::new(),
-        room: 10,
-    };
-    assert_eq!(h.core.write(c, &mut sink).unwrap(), Progress::Blocked);
-    h.core.writable(c);
+    let (c, p, mut sink) = half_send_offset_0(&mut h, &[9; 100]);
     for i in 0..10u8 {
         h.publish(p, "t", &[i; 100]);
     }
