@@ -1,81 +1,63 @@
 //! Hand-rolled paths for the two frames that carry messages, `Publish` and `Deliver`.
 //!
-//! They are most of the traffic, and going through serde costs several times what the bytes
-//! need. Each path produces exactly what the serde impls produce; a decode that meets anything
-//! other than the canonical shape returns `None`, and the caller falls back to serde, which
-//! accepts every other valid encoding and words the errors.
-
-use rmp::decode::{Bytes, read_array_len, read_bin_len, read_int, read_str_len};
-use rmp::encode::{write_array_len, write_bin, write_pfix, write_str, write_uint};
+//! They are most of the traffic, and going through serde (or rmp's generic readers and writers)
+//! costs several times what the bytes need. Each path produces exactly what the serde impls
+//! produce; a decode that meets anything other than the shape an encoder writes returns `None`,
+//! and the caller falls back to serde, which accepts every other valid encoding and words the
+//! errors.
 
 use crate::apiv1::{Frame, kind};
+use crate::header::{self, MAX_HEADER};
+
+/// Array header of a `Publish`: three elements.
+const PUBLISH_ARRAY: u8 = 0x93;
+/// Array header of a `Deliver`: four elements.
+const DELIVER_ARRAY: u8 = 0x94;
 
 /// Encodes `Publish` and `Deliver` bodies; returns false for every other frame.
 pub(crate) fn encode(frame: &Frame<'_>, buf: &mut Vec<u8>) -> bool {
-    const VEC: &str = "writing to a Vec cannot fail";
     match *frame {
         Frame::Publish { topic, data } => {
-            write_array_len(buf, 3).expect(VEC);
-            write_pfix(buf, kind::PUBLISH).expect(VEC);
-            write_str(buf, topic).expect(VEC);
-            write_bin(buf, data).expect(VEC);
+            buf.reserve(2 + 2 * MAX_HEADER + topic.len() + data.len());
+            buf.extend_from_slice(&[PUBLISH_ARRAY, kind::PUBLISH]);
+            header::put_str(buf, topic);
+            header::put_bin(buf, data);
         }
         Frame::Deliver {
             topic,
             offset,
             data,
         } => {
-            write_array_len(buf, 4).expect(VEC);
-            write_pfix(buf, kind::DELIVER).expect(VEC);
-            write_str(buf, topic).expect(VEC);
-            write_uint(buf, offset).expect(VEC);
-            write_bin(buf, data).expect(VEC);
+            buf.reserve(2 + 3 * MAX_HEADER + topic.len() + data.len());
+            buf.extend_from_slice(&[DELIVER_ARRAY, kind::DELIVER]);
+            header::put_str(buf, topic);
+            header::put_uint(buf, offset);
+            header::put_bin(buf, data);
         }
         _ => return false,
     }
     true
 }
 
-/// Decodes a canonical `Publish` or `Deliver` body, or returns `None`.
+/// Decodes a `Publish` or `Deliver` body with a fixarray header and a one-byte kind, or returns
+/// `None`.
 pub(crate) fn parse(body: &[u8]) -> Option<Frame<'_>> {
-    let mut rd = Bytes::new(body);
-    let len = read_array_len(&mut rd).ok()?;
-    let k: u8 = read_int(&mut rd).ok()?;
-    let frame = match (k, len) {
-        (kind::PUBLISH, 3) => {
-            let topic = str(&mut rd)?;
-            Frame::Publish {
-                topic,
-                data: bin(&mut rd)?,
-            }
+    match *body {
+        [PUBLISH_ARRAY, kind::PUBLISH, ref rest @ ..] => {
+            let (topic, rest) = header::str(rest)?;
+            let (data, _) = header::bin(rest)?;
+            Some(Frame::Publish { topic, data })
         }
-        (kind::DELIVER, 4) => {
-            let topic = str(&mut rd)?;
-            let offset = read_int(&mut rd).ok()?;
-            Frame::Deliver {
+        [DELIVER_ARRAY, kind::DELIVER, ref rest @ ..] => {
+            let (topic, rest) = header::str(rest)?;
+            let (offset, rest) = header::uint(rest)?;
+            let (data, _) = header::bin(rest)?;
+            Some(Frame::Deliver {
                 topic,
                 offset,
-                data: bin(&mut rd)?,
-            }
+                data,
+            })
         }
-        _ => return None,
-    };
-    Some(frame)
-}
-
-fn take<'a>(rd: &mut Bytes<'a>, n: u32) -> Option<&'a [u8]> {
-    let rest = rd.remaining_slice();
-    let (head, tail) = rest.split_at_checked(n as usize)?;
-    *rd = Bytes::new(tail);
-    Some(head)
-}
-
-fn str<'a>(rd: &mut Bytes<'a>) -> Option<&'a str> {
-    let n = read_str_len(rd).ok()?;
-    std::str::from_utf8(take(rd, n)?).ok()
-}
-
-fn bin<'a>(rd: &mut Bytes<'a>) -> Option<&'a [u8]> {
-    let n = read_bin_len(rd).ok()?;
-    take(rd, n)
+        _ => None,
+    }
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::apiv1::{Frame, PROTOCOL_VERSION, kind};
 use crate::error::DecodeError;
+use crate::header;
 
 /// Bytes in the length prefix that precedes every frame body.
 pub const HEADER_LEN: usize = 4;
@@ -90,7 +91,7 @@ impl<'a> Frame<'a> {
 /// a kind this version does not define, and a `Hello` of another version, whose later fields
 /// need not have the shape version 1 gives them.
 fn precheck(body: &[u8]) -> Result<(), DecodeError> {
-    let Some((len, rest)) = array_len(body) else {
+    let Some((len, rest)) = header::array_len(body) else {
         return Err(DecodeError::Malformed(
             "frame body is not a msgpack array".into(),
         ));
@@ -98,14 +99,14 @@ fn precheck(body: &[u8]) -> Result<(), DecodeError> {
     if len == 0 {
         return Err(DecodeError::Malformed("frame array is empty".into()));
     }
-    let Some((k, rest)) = small_uint(rest) else {
+    let Some((k, rest)) = header::uint(rest) else {
         return Ok(()); // Not an unsigned integer: serde reports the type error.
     };
     if k == 0 || k > u64::from(kind::PONG) {
         return Err(DecodeError::UnknownKind(u8::try_from(k).unwrap_or(u8::MAX)));
     }
     if k == u64::from(kind::HELLO) && len >= 2 {
-        if let Some((version, _)) = small_uint(rest) {
+        if let Some((version, _)) = header::uint(rest) {
             if version != u64::from(PROTOCOL_VERSION) {
                 return Err(DecodeError::UnsupportedVersion(
                     u8::try_from(version).unwrap_or(u8::MAX),
@@ -114,46 +115,4 @@ fn precheck(body: &[u8]) -> Result<(), DecodeError> {
         }
     }
     Ok(())
-}
-
-/// Reads a msgpack array header: fixarray, array 16 or array 32.
-fn array_len(b: &[u8]) -> Option<(u32, &[u8])> {
-    match *b.first()? {
-        m @ 0x90..=0x9f => Some((u32::from(m & 0x0f), &b[1..])),
-        0xdc => Some((
-            u32::from(u16::from_be_bytes(*b[1..].first_chunk()?)),
-            &b[3..],
-        )),
-        0xdd => Some((u32::from_be_bytes(*b[1..].first_chunk()?), &b[5..])),
-        _ => None,
-    }
-}
-
-/// Reads a msgpack integer that is not negative, in any of its encodings.
-///
-/// The signed encodings count too: serde accepts a non-negative `int 8` where a `u8` is expected,
-/// so a version or kind written that way must not slip past the checks above.
-fn small_uint(b: &[u8]) -> Option<(u64, &[u8])> {
-    match *b.first()? {
-        v @ 0x00..=0x7f => Some((u64::from(v), &b[1..])),
-        0xcc => Some((u64::from(*b.get(1)?), &b[2..])),
-        0xcd => Some((
-            u64::from(u16::from_be_bytes(*b[1..].first_chunk()?)),
-            &b[3..],
-        )),
-        0xce => Some((
-            u64::from(u32::from_be_bytes(*b[1..].first_chunk()?)),
-            &b[5..],
-        )),
-        0xcf => Some((u64::from_be_bytes(*b[1..].first_chunk()?), &b[9..])),
-        0xd0 => non_negative(i8::from_be_bytes([*b.get(1)?]).into(), &b[2..]),
-        0xd1 => non_negative(i16::from_be_bytes(*b[1..].first_chunk()?).into(), &b[3..]),
-        0xd2 => non_negative(i32::from_be_bytes(*b[1..].first_chunk()?).into(), &b[5..]),
-        0xd3 => non_negative(i64::from_be_bytes(*b[1..].first_chunk()?), &b[9..]),
-        _ => None,
-    }
-}
-
-fn non_negative(v: i64, rest: &[u8]) -> Option<(u64, &[u8])> {
-    u64::try_from(v).ok().map(|v| (v, rest))
 }

@@ -26,6 +26,7 @@ pub mod apiv1;
 pub mod error;
 mod fast;
 pub mod frame;
+mod header;
 mod serde_impl;
 pub mod topic;
 

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 fn samples() -> Vec<(String, Vec<u8>, u64)> {
     let mut out = Vec::new();
-    for topic_len in [1, 31, 32, 255] {
+    for topic_len in [1, 31, 32, 255, 256, 65_535, 65_536] {
         for data_len in [0, 1, 255, 256, 65_535, 65_536, 70_000] {
             for offset in [
                 0,

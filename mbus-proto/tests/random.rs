@@ -229,7 +229,7 @@ fn random_bodies_behind_a_correct_prefix_never_panic() {
     ];
     let mut rng = Rng::new(42);
     let mut tally = Tally::default();
-    for _ in 0..100_000 {
+    for _ in 0..200_000 {
         let mut body = vec![0x90 | rng.below(6) as u8, rng.below(15) as u8];
         if rng.below(2) == 0 {
             body.push(rng.below(4) as u8); // often a plausible version or small integer
@@ -267,17 +267,7 @@ fn mutated_valid_frames_never_panic() {
     let mut tally = Tally::default();
     for _ in 0..50_000 {
         let mut input = samples[rng.below(samples.len() as u64) as usize].clone();
-        for _ in 0..1 + rng.below(3) {
-            let at = rng.below(input.len() as u64) as usize;
-            match rng.below(4) {
-                0 => input[at] = rng.next() as u8,
-                1 => input[at] ^= 1 << rng.below(8),
-                2 => input.insert(at, rng.next() as u8),
-                _ => {
-                    input.remove(at);
-                }
-            }
-        }
+        mutate(&mut rng, &mut input);
         // Half the time, repair the prefix so the body itself is what gets judged.
         if rng.below(2) == 0 && input.len() >= HEADER_LEN {
             let body_len = (input.len() - HEADER_LEN) as u32;
@@ -289,6 +279,67 @@ fn mutated_valid_frames_never_panic() {
         tally.frames > 0 && tally.malformed > 0 && tally.incomplete > 0,
         "{tally:?}"
     );
+}
+
+/// msgpack markers that start a header of another width or type than the one they replace.
+const MARKERS: &[u8] = &[
+    0x00, 0x7f, 0x90, 0x93, 0x94, 0xa0, 0xa5, 0xc0, 0xc4, 0xc5, 0xc6, 0xcc, 0xcd, 0xce, 0xcf, 0xd0,
+    0xd1, 0xd2, 0xd3, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xff,
+];
+
+/// Changes, inserts or removes one to three bytes of `input`; a change may write a marker.
+fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
+    for _ in 0..1 + rng.below(3) {
+        if input.is_empty() {
+            return;
+        }
+        let at = rng.below(input.len() as u64) as usize;
+        match rng.below(5) {
+            0 => input[at] = rng.next() as u8,
+            4 => input[at] = rng.pick(MARKERS),
+            1 => input[at] ^= 1 << rng.below(8),
+            2 => input.insert(at, rng.next() as u8),
+            _ => {
+                input.remove(at);
+            }
+        }
+    }
+}
+
+/// The hand-written `Publish` and `Deliver` decoder agrees with serde on damaged bodies too:
+/// whatever one of them reads as a message frame, the other reads the same.
+#[test]
+fn damaged_message_frames_parse_as_serde_parses_them() {
+    let mut rng = Rng::new(11);
+    let mut agreed = [0u32; 2];
+    for _ in 0..200_000 {
+        let mut parts = Parts::random(&mut rng);
+        // Publish or Deliver only.
+        parts.choice = (parts.choice & 0xff) | if rng.below(2) == 0 { 2 << 8 } else { 7 << 8 };
+        let mut body = match parts.frame() {
+            f @ (Frame::Publish { .. } | Frame::Deliver { .. }) => {
+                f.to_bytes()[HEADER_LEN..].to_vec()
+            }
+            _ => continue,
+        };
+        mutate(&mut rng, &mut body);
+        let ours = Frame::parse(&body);
+        let mut de = rmp_serde::Deserializer::from_read_ref(&body[..]);
+        let serde = serde::Deserialize::deserialize(&mut de);
+        let is_message = |f: &Frame<'_>| matches!(f, Frame::Publish { .. } | Frame::Deliver { .. });
+        match (&ours, &serde) {
+            (Ok(a), Ok(b)) if is_message(a) || is_message(b) => {
+                assert_eq!(a, b, "{body:02x?}");
+                agreed[0] += 1;
+            }
+            (Ok(f), Err(_)) | (Err(_), Ok(f)) if is_message(f) => {
+                panic!("only one decoder read {f:?} from {body:02x?}: {ours:?} / {serde:?}")
+            }
+            (Err(_), Err(_)) => agreed[1] += 1,
+            _ => {}
+        }
+    }
+    assert!(agreed[0] > 1_000 && agreed[1] > 1_000, "{agreed:?}");
 }
 
 #[test]
