@@ -6,15 +6,17 @@
 //! `MBUS_CRASH_CYCLES` sets the number of kill-and-restart cycles (default 20);
 //! `cargo xtask crash --cycles N` runs this test with it.
 
+mod store_util;
 mod support;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mbus_proto::{Frame, Role, Start};
+use store_util::TempDir;
 use support::Owned;
 use support::net::Client;
 
@@ -101,15 +103,6 @@ fn produce(addr: SocketAddr, p: usize, first: u64) -> (u64, u64) {
     }
 }
 
-/// A fresh directory under the system's temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
 #[test]
 fn confirmed_messages_survive_repeated_sigkill() {
     let cycles: u32 = std::env::var("MBUS_CRASH_CYCLES")
@@ -120,14 +113,13 @@ fn confirmed_messages_survive_repeated_sigkill() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("mbus-crash-{}-{nanos}", std::process::id())));
+    let dir = TempDir::new("crash");
     let mut rng = (nanos as u64) | 1;
     let mut next_seq = [0u64; PRODUCERS];
     let mut confirmed: Vec<Vec<std::ops::Range<u64>>> = vec![Vec::new(); PRODUCERS];
 
     for _ in 0..cycles {
-        let broker = start(&dir.0);
+        let broker = start(dir.path());
         let addr = broker.producers;
         let workers: Vec<_> = (0..PRODUCERS)
             .map(|p| {
@@ -148,7 +140,7 @@ fn confirmed_messages_survive_repeated_sigkill() {
     }
 
     // A last clean start: read everything from the beginning.
-    let broker = start(&dir.0);
+    let broker = start(dir.path());
     let mut c = Client::open(broker.consumers, Role::Consumer);
     c.send(Frame::Subscribe {
         topic: TOPIC,

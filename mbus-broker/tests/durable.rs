@@ -2,36 +2,22 @@
 //! commit, a new core recovers what the old one stored, and consumers behind the memory cache are
 //! served from disk.
 
+mod store_util;
 mod support;
 
-use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
 
 use mbus_broker::BrokerConfig;
 use mbus_broker::core::CoreConfig;
 use mbus_broker::core::durable::{Fsync, Storage};
 use mbus_broker::core::log::Retention;
 use mbus_broker::store::StoreConfig;
-use mbus_proto::{Frame, Start};
+use mbus_proto::{ErrorCode, Frame, Start};
+use store_util::TempDir;
 use support::{Harness, Owned};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        TempDir(std::env::temp_dir().join(format!("mbus-{name}-{}-{nanos}", std::process::id())))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
+/// Segment files of the store are this large, so that a few dozen messages roll one.
+const STORE_SEGMENT: u64 = 4096;
 
 fn config(dir: &TempDir, cache_bytes: usize) -> CoreConfig {
     CoreConfig {
@@ -41,10 +27,10 @@ fn config(dir: &TempDir, cache_bytes: usize) -> CoreConfig {
             segment_bytes: 1024,
         },
         storage: Some(Storage {
-            data_dir: dir.0.clone(),
+            data_dir: dir.path().to_owned(),
             fsync: Fsync::Always,
             store: StoreConfig {
-                segment_bytes: 4096,
+                segment_bytes: STORE_SEGMENT,
                 ..StoreConfig::default()
             },
         }),
@@ -160,4 +146,130 @@ fn consumers_behind_the_memory_cache_are_served_from_disk() {
             assert_eq!(data, &(*offset as u32).to_be_bytes());
         }
     }
+}
+
+/// A consumer subscribed to `topic` from its oldest message, and what it was sent after the
+/// `Subscribed` answer.
+fn subscribe_from_earliest(h: &mut Harness, topic: &str) -> (usize, Vec<Owned>) {
+    let c = h.consumer();
+    h.core.receive(
+        c,
+        Frame::Subscribe {
+            topic,
+            start: Start::Earliest,
+        },
+    );
+    let mut out = h.output(c);
+    assert!(matches!(out.first(), Some(Owned::Subscribed { .. })));
+    out.remove(0);
+    (c, out)
+}
+
+fn payloads(frames: &[Owned]) -> Vec<(u64, Vec<u8>)> {
+    Harness::deliveries(frames)
+        .into_iter()
+        .map(|(_, offset, data)| (offset, data))
+        .collect()
+}
+
+fn topic_dir(dir: &TempDir, topic: &str) -> PathBuf {
+    dir.path().join("topics").join(topic)
+}
+
+/// Asserts that `frames` end with an `Internal` error whose reason contains `words`.
+fn assert_internal_error(frames: &[Owned], words: &str) {
+    match frames.last() {
+        Some(Owned::Error {
+            code: ErrorCode::Internal,
+            reason,
+        }) => assert!(reason.contains(words), "{reason}"),
+        other => panic!("expected an Internal error about {words:?}, got {other:?}"),
+    }
+}
+
+/// A segment file name the store will want for its next segment, taken by a file of our own:
+/// creating the segment fails, as it would on a full or failing disk.
+fn block_segment(topic_dir: &Path, base: u64) -> PathBuf {
+    let path = topic_dir.join(format!("{base:020}.log"));
+    std::fs::write(&path, b"").unwrap();
+    path
+}
+
+#[test]
+fn a_publish_the_store_refuses_is_never_delivered_and_the_topic_goes_on() {
+    let dir = TempDir::new("refused");
+    let mut h = durable_harness(&dir, 1 << 20);
+    let (c, _) = subscribe_from_earliest(&mut h, "t");
+    // Messages of one size, so that the offset of the first roll follows from it.
+    let (data, refused, stored) = ([7u8; 100], [0xeeu8; 100], [0x55u8; 100]);
+    // The offset whose record no longer fits the first segment file: STORAGE.md's records are
+    // a 4-byte checksum and the Deliver frame.
+    let record = 4 + Frame::Deliver {
+        topic: "t",
+        offset: 1,
+        data: &data,
+    }
+    .to_bytes()
+    .len() as u64;
+    let roll = STORE_SEGMENT / record;
+    let p1 = h.producer();
+    for _ in 0..roll {
+        h.publish(p1, "t", &data);
+    }
+    h.core.commit();
+    assert_eq!(h.output(p1), vec![Owned::Confirm(roll)]);
+    assert_eq!(payloads(&h.output(c)).len() as u64, roll);
+
+    let blocker = block_segment(&topic_dir(&dir, "t"), roll);
+    h.publish(p1, "t", &refused);
+    h.core.commit();
+    assert_internal_error(&h.output(p1), "cannot store topic t");
+    assert_eq!(h.output(c), vec![], "the refused message is not delivered");
+
+    // The disk recovers; another producer's message takes the offset the refused one would have.
+    std::fs::remove_file(blocker).unwrap();
+    let p2 = h.producer();
+    h.publish(p2, "t", &stored);
+    h.core.commit();
+    assert_eq!(h.output(p2), vec![Owned::Confirm(1)]);
+    assert_eq!(payloads(&h.output(c)), vec![(roll, stored.to_vec())]);
+
+    // After a restart the files hold exactly what was confirmed.
+    drop(h);
+    let mut h = durable_harness(&dir, 1 << 20);
+    let (_, out) = subscribe_from_earliest(&mut h, "t");
+    let got = payloads(&out);
+    assert_eq!(got.len() as u64, roll + 1);
+    assert_eq!(got.last(), Some(&(roll, stored.to_vec())));
+    assert!(got.iter().all(|(_, d)| d[..] != refused[..]));
+}
+
+#[test]
+fn a_failed_commit_stops_the_topic_until_restart_and_spares_the_others() {
+    let dir = TempDir::new("commit-failed");
+    let mut h = durable_harness(&dir, 1 << 20);
+    let (c, _) = subscribe_from_earliest(&mut h, "t");
+    let p = h.producer();
+    h.publish(p, "t", b"unknown");
+    // The new topic's directory vanishes before its first commit: the records are written (the
+    // files are open), but the commit cannot make the directory that names them durable.
+    std::fs::remove_dir_all(topic_dir(&dir, "t")).unwrap();
+    h.core.commit();
+    assert_internal_error(&h.output(p), "could not store");
+    assert_eq!(
+        h.output(c),
+        vec![],
+        "what the failed commit held is not shown"
+    );
+
+    let p2 = h.producer();
+    h.publish(p2, "t", b"later");
+    h.core.commit();
+    assert_internal_error(&h.output(p2), "the broker must be restarted");
+    assert_eq!(h.output(c), vec![], "nor anything after it");
+
+    let p3 = h.producer();
+    h.publish(p3, "other", b"fine");
+    h.core.commit();
+    assert_eq!(h.output(p3), vec![Owned::Confirm(1)], "other topics go on");
 }

@@ -21,10 +21,25 @@ impl Core {
             }
         };
         let t = &mut self.topics[tid];
-        let offset = t.log.append(topic, data);
         if let Some(store) = t.store.as_mut() {
-            let frame = t.log.frame(offset).expect("just appended");
-            if let Err(e) = store.append(offset, frame) {
+            // The disk first: a message the store refused must not be in memory, where the
+            // next commit of the topic would show it to consumers.
+            if let Some(failure) = &t.failure {
+                let reason = format!(
+                    "topic {topic} takes no messages since its storage failed ({failure}); \
+                     the broker must be restarted"
+                );
+                return self.reject(id, ErrorCode::Internal, &reason);
+            }
+            let offset = t.log.next();
+            self.frame.clear();
+            Frame::Deliver {
+                topic,
+                offset,
+                data,
+            }
+            .encode(&mut self.frame);
+            if let Err(e) = store.append(offset, &self.frame) {
                 return self.storage_failed(id, topic, &e);
             }
             if !t.uncommitted {
@@ -32,6 +47,7 @@ impl Core {
                 self.commit.topics.push(tid);
             }
         }
+        t.log.append(topic, data);
         while let Some(seg) = t.log.pop_expired() {
             for &cid in &t.subscribers {
                 let conn = &mut self.conns[cid];
@@ -89,7 +105,8 @@ impl Core {
         }
     }
 
-    /// Refuses a publish or subscription the topic's storage could not take.
+    /// Refuses a publish or subscription the topic's storage could not take. The store took
+    /// nothing, so the topic goes on; the next publish tries again.
     fn storage_failed(&mut self, id: ConnId, topic: &str, e: &crate::store::StoreError) {
         ::log::error!("topic {topic}: {e}");
         let reason = format!("cannot store topic {topic}: {e}");

@@ -122,7 +122,14 @@ impl Core {
                         self.commit.unsynced.push(tid);
                     }
                 }
-                Err(e) => failure = Some(e),
+                Err(e) => {
+                    ::log::error!(
+                        "topic {}: storage failed, no more messages are taken until restart: {e}",
+                        topic.name
+                    );
+                    topic.failure = Some(e.to_string());
+                    failure = Some(e);
+                }
             }
         }
         if fsync == Fsync::Batch
@@ -133,16 +140,20 @@ impl Core {
         {
             self.commit.last_sync = Some(self.now);
             for tid in std::mem::take(&mut self.commit.unsynced) {
-                if let Err(e) = self.topics[tid].store.as_mut().map_or(Ok(()), |s| s.sync()) {
-                    ::log::error!("cannot sync topic {}: {e}", self.topics[tid].name);
+                let topic = &mut self.topics[tid];
+                if let Err(e) = topic.store.as_mut().map_or(Ok(()), |s| s.sync()) {
+                    ::log::error!(
+                        "topic {}: sync failed, no more messages are taken until restart: {e}",
+                        topic.name
+                    );
+                    topic.failure = Some(e.to_string());
                 }
             }
         }
         let producers = std::mem::take(&mut self.commit.producers);
         if let Some(e) = failure {
             // Nothing of this iteration is known to be stored: its publishers are told so, and
-            // what they sent is neither confirmed nor shown to consumers.
-            ::log::error!("storage failed: {e}");
+            // what they sent to the failed topic is neither confirmed nor shown to consumers.
             let reason = format!("the broker could not store messages: {e}");
             for id in producers {
                 if let Some(conn) = self.conns.get_mut(id) {

@@ -83,6 +83,8 @@ pub struct Core {
     now: Instant,
     /// What the next group commit has to make durable.
     commit: durable::Commit,
+    /// The `Deliver` frame of a durable publish, encoded for the store before the log takes it.
+    frame: Vec<u8>,
 }
 
 impl Core {
@@ -91,6 +93,7 @@ impl Core {
         Core {
             now,
             commit: durable::Commit::default(),
+            frame: Vec::new(),
             topics: Topics::new(config.retention, config.storage.clone()),
             config,
             conns: Slab::new(),

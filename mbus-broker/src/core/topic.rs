@@ -25,6 +25,10 @@ pub struct Topic {
     pub store: Option<TopicStore>,
     /// On the group commit's list of topics to make durable.
     pub uncommitted: bool,
+    /// Why the topic's storage failed to make messages durable, if it did. What it holds
+    /// beyond its last commit is then unknown until recovery reads the files again, so it takes
+    /// no more messages and shows none of those until the broker restarts.
+    pub failure: Option<String>,
 }
 
 impl Topic {
@@ -82,6 +86,7 @@ impl Topics {
             dirty: false,
             store,
             uncommitted: false,
+            failure: None,
         });
         self.by_name.insert(name.into(), id);
         Ok(id)
