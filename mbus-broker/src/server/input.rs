@@ -2,7 +2,10 @@
 //! only the incomplete tail of the last frame per connection.
 //!
 //! An idle connection owns no buffer at all. A connection in the middle of a frame keeps that
-//! frame's bytes, which the frame size limit bounds, and reads straight after them.
+//! frame's bytes, which the frame size limit bounds. The next read puts them back in front of the
+//! scratch buffer and reads after them, so reads stay as large as the scratch buffer however the
+//! stream is cut; only a frame too large for the scratch buffer is gathered in a buffer of the
+//! connection's own, read straight into.
 
 use std::io::{self, Read};
 
@@ -10,7 +13,7 @@ use mbus_proto::decode;
 
 use crate::core::{ConnId, Core};
 
-/// The least a read into a connection's own buffer asks the socket for.
+/// The least a read asks the socket for.
 const MIN_READ: usize = 64 << 10;
 /// An emptied buffer larger than this is freed rather than kept for the next partial frame.
 const KEEP: usize = 256 << 10;
@@ -37,15 +40,16 @@ impl Input {
         id: ConnId,
         max_frame: u32,
     ) -> io::Result<usize> {
-        if self.pending.is_empty() {
-            let n = stream.read(scratch)?;
-            let used = feed(core, id, &scratch[..n], max_frame);
-            self.pending.extend_from_slice(&scratch[used..n]);
+        let old = self.pending.len();
+        let frame_end = old + missing(&self.pending);
+        if frame_end.max(old + MIN_READ) <= scratch.len() {
+            scratch[..old].copy_from_slice(&self.pending);
+            let n = stream.read(&mut scratch[old..])?;
+            let used = feed(core, id, &scratch[..old + n], max_frame);
+            self.keep(&scratch[used..old + n]);
             return Ok(n);
         }
-        let old = self.pending.len();
-        self.pending
-            .resize(old + missing(&self.pending).max(MIN_READ), 0);
+        self.pending.resize(frame_end.max(old + MIN_READ), 0);
         let n = match stream.read(&mut self.pending[old..]) {
             Ok(n) => n,
             Err(e) => {
@@ -56,10 +60,21 @@ impl Input {
         self.pending.truncate(old + n);
         let used = feed(core, id, &self.pending, max_frame);
         self.pending.drain(..used);
+        self.free_if_large();
+        Ok(n)
+    }
+
+    /// Keeps `tail`, the start of a frame whose rest has not arrived, in place of what was kept.
+    fn keep(&mut self, tail: &[u8]) {
+        self.pending.clear();
+        self.free_if_large();
+        self.pending.extend_from_slice(tail);
+    }
+
+    fn free_if_large(&mut self) {
         if self.pending.is_empty() && self.pending.capacity() > KEEP {
             self.pending = Vec::new();
         }
-        Ok(n)
     }
 }
 
@@ -93,4 +108,102 @@ fn feed(core: &mut Core, id: ConnId, data: &[u8], max_frame: u32) -> usize {
         }
     }
     used
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use mbus_proto::{Frame, PROTOCOL_VERSION, Role, Start};
+
+    use super::*;
+    use crate::BrokerConfig;
+    use crate::core::Progress;
+
+    /// A stream that hands out its bytes in chunks of the given sizes, in turn.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        sizes: std::iter::Cycle<std::slice::Iter<'a, usize>>,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = (*self.sizes.next().unwrap())
+                .min(buf.len())
+                .min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn hello(role: Role) -> Frame<'static> {
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            token: None,
+        }
+    }
+
+    /// Every frame arrives whole and in order, however the stream is cut: frames of a few bytes
+    /// and frames larger than the scratch buffer, in reads of one byte up to more than it holds.
+    #[test]
+    fn frames_survive_any_cut_of_the_stream() {
+        let config = BrokerConfig {
+            max_frame: 1 << 20,
+            ..BrokerConfig::default()
+        };
+        let mut core = Core::new(config.core(), Instant::now());
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let consumer = core.open(Role::Consumer, peer);
+        core.receive(consumer, hello(Role::Consumer));
+        let subscribe = Frame::Subscribe {
+            topic: "t",
+            start: Start::Earliest,
+        };
+        core.receive(consumer, subscribe);
+        let producer = core.open(Role::Producer, peer);
+
+        let sizes = [0usize, 1, 7, 150, 70_000, 300_000, 3];
+        let payloads: Vec<Vec<u8>> = (0..60)
+            .map(|i| vec![i as u8; sizes[i % sizes.len()]])
+            .collect();
+        let mut stream_bytes = hello(Role::Producer).to_bytes();
+        for p in &payloads {
+            let publish = Frame::Publish {
+                topic: "t",
+                data: p,
+            };
+            publish.encode(&mut stream_bytes);
+        }
+        let mut stream = Chunked {
+            data: &stream_bytes,
+            sizes: [1, 3, 1000, 65_536, 200_000, 9, 131_072].iter().cycle(),
+        };
+        let mut scratch = vec![0; 128 << 10];
+        let mut input = Input::default();
+        while input
+            .read_from(&mut stream, &mut scratch, &mut core, producer, 1 << 20)
+            .unwrap()
+            != 0
+        {}
+        assert!(!input.is_mid_frame());
+
+        let mut out = Vec::new();
+        while core.write(consumer, &mut out).unwrap() != Progress::Drained {}
+        let mut rest = &out[..];
+        let mut got = Vec::new();
+        while let Some((frame, n)) = decode(rest, 2 << 20).unwrap() {
+            if let Frame::Deliver { offset, data, .. } = frame {
+                got.push((offset, data.to_vec()));
+            }
+            rest = &rest[n..];
+        }
+        let want: Vec<_> = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (i as u64, p))
+            .collect();
+        assert_eq!(got, want);
+    }
 }
