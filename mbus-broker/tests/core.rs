@@ -52,6 +52,23 @@ fn confirms_are_cumulative_and_coalesced() {
 }
 
 #[test]
+fn a_turn_writes_deliveries_before_confirms() {
+    let mut h = Harness::new();
+    let c = h.consumer();
+    subscribe(&mut h, c, "t", Start::Latest);
+    h.output(c);
+    let p = h.producer();
+    h.publish(p, "t", b"x");
+    let mut ready = Vec::new();
+    h.core.take_ready(&mut ready);
+    assert_eq!(
+        ready,
+        vec![c, p],
+        "the consumer's delivery, then the producer's confirm"
+    );
+}
+
+#[test]
 fn each_topic_keeps_its_own_offsets() {
     let mut h = Harness::new();
     let p = h.producer();

@@ -276,9 +276,11 @@ impl Core {
         self.mark(id);
     }
 
-    /// Moves the connections that may have output onto `out`, waking the subscribers of every
-    /// topic that grew since the last call.
+    /// Appends the connections that may have output to `out`, waking the subscribers of every
+    /// topic that grew since the last call. Those subscribers come first: a message's delivery
+    /// should not wait behind the confirms of the same turn.
     pub fn take_ready(&mut self, out: &mut Vec<ConnId>) {
+        let start = out.len();
         for tid in std::mem::take(&mut self.dirty) {
             let topic = &mut self.topics[tid];
             topic.dirty = false;
@@ -286,16 +288,16 @@ impl Core {
                 let conn = &mut self.conns[cid];
                 if !conn.queued && !conn.blocked {
                     conn.queued = true;
-                    self.ready.push(cid);
+                    out.push(cid);
                 }
             }
         }
-        for &id in &self.ready {
+        out.append(&mut self.ready);
+        for &id in &out[start..] {
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.queued = false;
             }
         }
-        out.append(&mut self.ready);
     }
 
     /// True when some connection may have output; the event loop then polls without sleeping.
