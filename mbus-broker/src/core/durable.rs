@@ -123,11 +123,7 @@ impl Core {
                     }
                 }
                 Err(e) => {
-                    ::log::error!(
-                        "topic {}: storage failed, no more messages are taken until restart: {e}",
-                        topic.name
-                    );
-                    topic.failure = Some(e.to_string());
+                    topic.fail(&e);
                     failure = Some(e);
                 }
             }
@@ -142,11 +138,7 @@ impl Core {
             for tid in std::mem::take(&mut self.commit.unsynced) {
                 let topic = &mut self.topics[tid];
                 if let Err(e) = topic.store.as_mut().map_or(Ok(()), |s| s.sync()) {
-                    ::log::error!(
-                        "topic {}: sync failed, no more messages are taken until restart: {e}",
-                        topic.name
-                    );
-                    topic.failure = Some(e.to_string());
+                    topic.fail(&e);
                 }
             }
         }

@@ -32,6 +32,15 @@ pub struct Topic {
 }
 
 impl Topic {
+    /// Marks the topic failed: its storage could not make messages durable.
+    pub fn fail(&mut self, e: &StoreError) {
+        log::error!(
+            "topic {}: storage failed, no more messages are taken until restart: {e}",
+            self.name
+        );
+        self.failure = Some(e.to_string());
+    }
+
     /// The oldest offset the topic still serves, from disk or from memory.
     pub fn first(&self) -> u64 {
         self.store

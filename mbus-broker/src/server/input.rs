@@ -149,11 +149,7 @@ mod tests {
     /// and frames larger than the scratch buffer, in reads of one byte up to more than it holds.
     #[test]
     fn frames_survive_any_cut_of_the_stream() {
-        let config = BrokerConfig {
-            max_frame: 1 << 20,
-            ..BrokerConfig::default()
-        };
-        let mut core = Core::new(config.core(), Instant::now());
+        let mut core = Core::new(BrokerConfig::default().core(), Instant::now());
         let peer = "127.0.0.1:1".parse().unwrap();
         let consumer = core.open(Role::Consumer, peer);
         core.receive(consumer, hello(Role::Consumer));
