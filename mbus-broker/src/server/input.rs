@@ -2,10 +2,12 @@
 //! only the incomplete tail of the last frame per connection.
 //!
 //! An idle connection owns no buffer at all. A connection in the middle of a frame keeps that
-//! frame's bytes, which the frame size limit bounds. The next read puts them back in front of the
-//! scratch buffer and reads after them, so reads stay as large as the scratch buffer however the
-//! stream is cut; only a frame too large for the scratch buffer is gathered in a buffer of the
-//! connection's own, read straight into.
+//! frame's bytes, which the frame size limit bounds. A short tail (the usual case with small
+//! messages) is put back in front of the scratch buffer and the read goes after it, so reads stay
+//! as large as the scratch buffer however the stream is cut. A longer tail stays where it is and
+//! the read goes straight after it, into the connection's own buffer, which is zero-filled only
+//! when it grows: a peer that sends a large frame a byte at a time costs a read per byte, not a
+//! copy of the frame per byte.
 
 use std::io::{self, Read};
 
@@ -15,19 +17,22 @@ use crate::core::{ConnId, Core};
 
 /// The least a read asks the socket for.
 const MIN_READ: usize = 64 << 10;
-/// An emptied buffer larger than this is freed rather than kept for the next partial frame.
-const KEEP: usize = 256 << 10;
+/// The longest tail that is copied in front of the scratch buffer for the next read, and the
+/// most buffer a connection keeps between frames.
+const SHORT_TAIL: usize = 4 << 10;
 
 /// The bytes of a connection's next frame that have arrived so far.
 #[derive(Default)]
 pub struct Input {
-    pending: Vec<u8>,
+    /// `buf[..filled]` is the start of the next frame; the rest is room to read into.
+    buf: Vec<u8>,
+    filled: usize,
 }
 
 impl Input {
     /// True when part of a frame has arrived and the rest has not.
     pub fn is_mid_frame(&self) -> bool {
-        !self.pending.is_empty()
+        self.filled > 0
     }
 
     /// Reads once from `stream` and passes every whole frame to the core. Returns the bytes read;
@@ -40,40 +45,46 @@ impl Input {
         id: ConnId,
         max_frame: u32,
     ) -> io::Result<usize> {
-        let old = self.pending.len();
-        let frame_end = old + missing(&self.pending);
-        if frame_end.max(old + MIN_READ) <= scratch.len() {
-            scratch[..old].copy_from_slice(&self.pending);
+        let old = self.filled;
+        let frame_end = old + missing(&self.buf[..old]);
+        if old <= SHORT_TAIL && frame_end.max(old + MIN_READ) <= scratch.len() {
+            scratch[..old].copy_from_slice(&self.buf[..old]);
             let n = stream.read(&mut scratch[old..])?;
             let used = feed(core, id, &scratch[..old + n], max_frame);
             self.keep(&scratch[used..old + n]);
             return Ok(n);
         }
-        self.pending.resize(frame_end.max(old + MIN_READ), 0);
-        let n = match stream.read(&mut self.pending[old..]) {
-            Ok(n) => n,
-            Err(e) => {
-                self.pending.truncate(old);
-                return Err(e);
-            }
-        };
-        self.pending.truncate(old + n);
-        let used = feed(core, id, &self.pending, max_frame);
-        self.pending.drain(..used);
-        self.free_if_large();
+        let room = frame_end.max(old + MIN_READ);
+        if self.buf.len() < room {
+            self.buf.resize(room, 0);
+        }
+        let n = stream.read(&mut self.buf[old..])?;
+        self.filled += n;
+        let used = feed(core, id, &self.buf[..self.filled], max_frame);
+        if used > 0 {
+            self.buf.copy_within(used..self.filled, 0);
+            self.filled -= used;
+        }
+        self.free_if_idle();
         Ok(n)
     }
 
     /// Keeps `tail`, the start of a frame whose rest has not arrived, in place of what was kept.
     fn keep(&mut self, tail: &[u8]) {
-        self.pending.clear();
-        self.free_if_large();
-        self.pending.extend_from_slice(tail);
+        self.filled = 0;
+        self.free_if_idle();
+        if self.buf.len() < tail.len() {
+            self.buf.resize(tail.len(), 0);
+        }
+        self.buf[..tail.len()].copy_from_slice(tail);
+        self.filled = tail.len();
     }
 
-    fn free_if_large(&mut self) {
-        if self.pending.is_empty() && self.pending.capacity() > KEEP {
-            self.pending = Vec::new();
+    /// Gives back all but a short buffer once no frame is in it, so that connections between
+    /// frames hold little memory whatever they sent before.
+    fn free_if_idle(&mut self) {
+        if self.filled == 0 && self.buf.len() > SHORT_TAIL {
+            self.buf = Vec::new();
         }
     }
 }
@@ -184,6 +195,10 @@ mod tests {
             != 0
         {}
         assert!(!input.is_mid_frame());
+        assert!(
+            input.buf.len() <= SHORT_TAIL,
+            "a connection between frames holds little"
+        );
 
         let mut out = Vec::new();
         while core.write(consumer, &mut out).unwrap() != Progress::Drained {}
