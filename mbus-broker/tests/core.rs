@@ -69,6 +69,40 @@ fn a_turn_writes_deliveries_before_confirms() {
 }
 
 #[test]
+fn a_turn_lets_a_consumer_take_what_several_producers_brought() {
+    let mut h = Harness::new();
+    let budget = BrokerConfig::default().core().write_budget;
+    let c = h.consumer();
+    subscribe(&mut h, c, "t", Start::Latest);
+    h.output(c);
+    // Four producers bring four times the budget in one turn.
+    let producers: Vec<_> = (0..4).map(|_| h.producer()).collect();
+    let data = vec![7u8; budget / 16];
+    for &p in &producers {
+        for _ in 0..16 {
+            h.publish(p, "t", &data);
+        }
+    }
+    let mut ready = Vec::new();
+    h.core.take_ready(&mut ready);
+    let mut sink = Vec::new();
+    assert_eq!(h.core.write(c, &mut sink).unwrap(), Progress::Drained);
+    assert_eq!(Harness::deliveries(&frames(&sink)).len(), 64);
+
+    // A turn that brought nothing leaves a consumer catching up to the budget alone.
+    let late = h.consumer();
+    subscribe(&mut h, late, "t", Start::Earliest);
+    h.core.take_ready(&mut ready);
+    let mut sink = Vec::new();
+    assert_eq!(h.core.write(late, &mut sink).unwrap(), Progress::Budget);
+    assert!(
+        sink.len() >= budget && sink.len() < 2 * budget,
+        "{}",
+        sink.len()
+    );
+}
+
+#[test]
 fn each_topic_keeps_its_own_offsets() {
     let mut h = Harness::new();
     let p = h.producer();

@@ -47,7 +47,9 @@ impl Core {
                 self.commit.topics.push(tid);
             }
         }
+        let before = t.log.bytes();
         t.log.append(topic, data);
+        self.appended += t.log.bytes() - before;
         while let Some(seg) = t.log.pop_expired() {
             for &cid in &t.subscribers {
                 let conn = &mut self.conns[cid];

@@ -37,7 +37,9 @@ pub struct CoreConfig {
     /// The most control bytes (confirms, errors, pongs, gap notices) a connection may owe before
     /// it is closed as a slow consumer. Deliveries never count: they are read from the log.
     pub max_control_bytes: usize,
-    /// The most bytes one `write` call sends before it yields to other connections.
+    /// The least one `write` call may send before it yields to other connections. A turn that
+    /// brought in more raises it to that much, so that a consumer of a topic fed by several
+    /// producers keeps pace with them.
     pub write_budget: usize,
     /// How long a new connection has to complete its `Hello`.
     pub handshake_timeout: Duration,
@@ -85,6 +87,10 @@ pub struct Core {
     commit: durable::Commit,
     /// The `Deliver` frame of a durable publish, encoded for the store before the log takes it.
     frame: Vec<u8>,
+    /// Bytes appended to logs since the last [`Core::take_ready`].
+    appended: usize,
+    /// What each `write` may send until the next [`Core::take_ready`].
+    write_budget: usize,
 }
 
 impl Core {
@@ -94,6 +100,8 @@ impl Core {
             now,
             commit: durable::Commit::default(),
             frame: Vec::new(),
+            appended: 0,
+            write_budget: config.write_budget,
             topics: Topics::new(config.retention, config.storage.clone()),
             config,
             conns: Slab::new(),
@@ -278,8 +286,13 @@ impl Core {
 
     /// Appends the connections that may have output to `out`, waking the subscribers of every
     /// topic that grew since the last call. Those subscribers come first: a message's delivery
-    /// should not wait behind the confirms of the same turn.
+    /// should not wait behind the confirms of the same turn. Until the next call, each `write`
+    /// may send as much as was appended since the last one, and at least `write_budget`.
     pub fn take_ready(&mut self, out: &mut Vec<ConnId>) {
+        self.write_budget = self
+            .config
+            .write_budget
+            .max(std::mem::take(&mut self.appended));
         let start = out.len();
         for tid in std::mem::take(&mut self.dirty) {
             let topic = &mut self.topics[tid];

@@ -98,7 +98,7 @@ impl Core {
     /// Writes what connection `id` is owed to `sink`, until it is drained, the sink would block, or
     /// the write budget is spent.
     pub fn write(&mut self, id: ConnId, sink: &mut impl Write) -> io::Result<Progress> {
-        let budget = self.config.write_budget;
+        let budget = self.write_budget;
         let mut written = 0;
         let mut sources = Vec::with_capacity(MAX_SLICES);
         loop {
@@ -128,6 +128,10 @@ impl Core {
             if total == 0 {
                 return Ok(Progress::Drained);
             }
+            if written >= budget {
+                self.mark(id);
+                return Ok(Progress::Budget);
+            }
             let n = match sink.write_vectored(&slices) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
@@ -141,10 +145,6 @@ impl Core {
             drop(slices);
             self.advance(id, &sources, n);
             written += n;
-            if written >= budget {
-                self.mark(id);
-                return Ok(Progress::Budget);
-            }
         }
     }
 
