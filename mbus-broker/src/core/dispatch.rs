@@ -21,25 +21,21 @@ impl Core {
             }
         };
         let t = &mut self.topics[tid];
+        if let Some(failure) = &t.failure {
+            let reason = format!(
+                "topic {topic} takes no messages since its storage failed ({failure}); \
+                 the broker must be restarted"
+            );
+            return self.reject(id, ErrorCode::Internal, &reason);
+        }
+        let before = t.log.bytes();
+        let offset = t.log.append(topic, data);
         if let Some(store) = t.store.as_mut() {
-            // The disk first: a message the store refused must not be in memory, where the
-            // next commit of the topic would show it to consumers.
-            if let Some(failure) = &t.failure {
-                let reason = format!(
-                    "topic {topic} takes no messages since its storage failed ({failure}); \
-                     the broker must be restarted"
-                );
-                return self.reject(id, ErrorCode::Internal, &reason);
-            }
-            let offset = t.log.next();
-            self.frame.clear();
-            Frame::Deliver {
-                topic,
-                offset,
-                data,
-            }
-            .encode(&mut self.frame);
-            if let Err(e) = store.append(offset, &self.frame) {
+            let frame = t.log.frame(offset).expect("just appended");
+            if let Err(e) = store.append(offset, frame) {
+                // The store took nothing; neither may memory, where the next commit of the
+                // topic would show the message to consumers.
+                t.log.retract(offset);
                 return self.storage_failed(id, topic, &e);
             }
             if !t.uncommitted {
@@ -47,8 +43,6 @@ impl Core {
                 self.commit.topics.push(tid);
             }
         }
-        let before = t.log.bytes();
-        t.log.append(topic, data);
         self.appended += t.log.bytes() - before;
         while let Some(seg) = t.log.pop_expired() {
             for &cid in &t.subscribers {

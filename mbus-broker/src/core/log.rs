@@ -229,6 +229,30 @@ impl Log {
         }
     }
 
+    /// Takes back the message just appended, which no consumer can have seen: the log of a
+    /// durable topic holds it only until its store has taken it too.
+    ///
+    /// # Panics
+    ///
+    /// If `offset` is not the last appended offset, or consumers may already see it.
+    pub fn retract(&mut self, offset: u64) {
+        assert!(
+            offset + 1 == self.next && self.visible <= offset,
+            "only an unseen last message can be retracted"
+        );
+        let seg = self.segments.back_mut().expect("a message was appended");
+        let start = seg.starts.pop().expect("the last segment holds it") as usize;
+        self.bytes -= seg.buf.len() - start;
+        seg.buf.truncate(start);
+        self.next = offset;
+        // Retention may have moved `first` on for this message; it stays there, never past it.
+        self.first = self.first.min(offset);
+        if seg.starts.is_empty() {
+            let seg = self.segments.pop_back().expect("it is there");
+            self.recycle(seg);
+        }
+    }
+
     /// Takes back a segment from [`Log::pop_expired`] to reuse its memory for a later one.
     pub fn recycle(&mut self, mut seg: Segment) {
         if self.spare.is_none() && seg.buf.capacity() <= self.retention.segment_bytes {
@@ -492,5 +516,52 @@ mod tests {
         l.append("t", b"small");
         assert_eq!(l.segments.len(), 3);
         assert_eq!(offsets(&read_all(&l, Cursor::default())), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_retracted_message_leaves_no_trace_and_its_offset_is_reused() {
+        let retention = Retention {
+            max_bytes: usize::MAX,
+            max_messages: u64::MAX,
+            segment_bytes: 256,
+        };
+        let mut log = Log::durable(retention, 10);
+        // Two frames of 115 bytes fill a 256-byte segment.
+        for _ in 0..2 {
+            log.append("t", &[1; 100]);
+        }
+        log.reveal();
+        let (bytes, segments) = (log.bytes(), log.segments.len());
+        // The third message needs a segment of its own, which goes again with it.
+        let offset = log.append("t", &[2; 100]);
+        assert_eq!((offset, log.segments.len()), (12, segments + 1));
+        log.retract(offset);
+        assert_eq!((log.next(), log.visible(), log.bytes()), (12, 12, bytes));
+        assert_eq!(log.segments.len(), segments);
+        assert_eq!(log.frame(12), None);
+        let cursor = Cursor {
+            offset: 10,
+            partial: 0,
+        };
+        assert_eq!(offsets(&read_all(&log, cursor)), [10, 11]);
+        // One that fits behind others in a segment.
+        log.append("t", &[3; 10]);
+        log.append("t", &[3; 10]);
+        let bytes = log.bytes();
+        assert_eq!(log.append("t", &[3; 10]), 14);
+        log.retract(14);
+        assert_eq!((log.next(), log.bytes()), (14, bytes));
+        assert_eq!(log.append("t", &[4; 10]), 14);
+        log.reveal();
+        assert_eq!(log.data_at(14), Some(&[4; 10][..]));
+        assert_eq!(offsets(&read_all(&log, cursor)), [10, 11, 12, 13, 14]);
+    }
+
+    #[test]
+    #[should_panic(expected = "only an unseen last message can be retracted")]
+    fn a_message_consumers_may_see_cannot_be_retracted() {
+        let mut log = log(usize::MAX, u64::MAX, 1024);
+        let offset = log.append("t", b"x");
+        log.retract(offset);
     }
 }

@@ -85,8 +85,6 @@ pub struct Core {
     now: Instant,
     /// What the next group commit has to make durable.
     commit: durable::Commit,
-    /// The `Deliver` frame of a durable publish, encoded for the store before the log takes it.
-    frame: Vec<u8>,
     /// Bytes appended to logs since the last [`Core::take_ready`].
     appended: usize,
     /// What each `write` may send until the next [`Core::take_ready`].
@@ -99,7 +97,6 @@ impl Core {
         Core {
             now,
             commit: durable::Commit::default(),
-            frame: Vec::new(),
             appended: 0,
             write_budget: config.write_budget,
             topics: Topics::new(config.retention, config.storage.clone()),
