@@ -9,64 +9,19 @@
 mod store_util;
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mbus_proto::{Frame, Role, Start};
 use store_util::TempDir;
 use support::Owned;
 use support::net::Client;
+use support::process::BrokerProcess;
 
 const PRODUCERS: usize = 2;
 const TOPIC: &str = "crash";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Broker {
-    child: Child,
-    producers: SocketAddr,
-    consumers: SocketAddr,
-}
-
-impl Drop for Broker {
-    /// SIGKILL: the crash under test, and the cleanup when an assertion fails.
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-fn start(dir: &Path) -> Broker {
-    let (pport, cport) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_mbus-broker"))
-        .args(["--pport", &pport.to_string(), "--cport", &cport.to_string()])
-        .arg("--data-dir")
-        .arg(dir)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let producers: SocketAddr = ([127, 0, 0, 1], pport).into();
-    let consumers: SocketAddr = ([127, 0, 0, 1], cport).into();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(producers).is_err() || TcpStream::connect(consumers).is_err() {
-        assert!(Instant::now() < deadline, "broker did not start");
-        thread::sleep(Duration::from_millis(10));
-    }
-    Broker {
-        child,
-        producers,
-        consumers,
-    }
-}
 
 fn payload(p: usize, seq: u64) -> Vec<u8> {
     let mut data = format!("p{p}:{seq}:").into_bytes();
@@ -119,7 +74,7 @@ fn confirmed_messages_survive_repeated_sigkill() {
     let mut confirmed: Vec<Vec<std::ops::Range<u64>>> = vec![Vec::new(); PRODUCERS];
 
     for _ in 0..cycles {
-        let broker = start(dir.path());
+        let broker = BrokerProcess::start(&[OsStr::new("--data-dir"), dir.path().as_os_str()]);
         let addr = broker.producers;
         let workers: Vec<_> = (0..PRODUCERS)
             .map(|p| {
@@ -140,7 +95,7 @@ fn confirmed_messages_survive_repeated_sigkill() {
     }
 
     // A last clean start: read everything from the beginning.
-    let broker = start(dir.path());
+    let broker = BrokerProcess::start(&[OsStr::new("--data-dir"), dir.path().as_os_str()]);
     let mut c = Client::open(broker.consumers, Role::Consumer);
     c.send(Frame::Subscribe {
         topic: TOPIC,

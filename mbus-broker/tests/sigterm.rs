@@ -3,32 +3,16 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mbus_proto::{Frame, Role, Start};
 use support::Owned;
 use support::net::Client;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "broker did not listen on {addr}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
+use support::process::BrokerProcess;
 
 /// Publishes batches of numbered messages until the broker closes; returns the last confirm.
 fn produce(addr: SocketAddr, p: u8) -> u64 {
@@ -86,16 +70,8 @@ fn consume(addr: SocketAddr, subscribed: Arc<AtomicBool>) -> [u64; 4] {
 
 #[test]
 fn sigterm_mid_run_exits_cleanly_after_delivering_everything_confirmed() {
-    let (pport, cport) = (free_port(), free_port());
-    let mut broker = Command::new(env!("CARGO_BIN_EXE_mbus-broker"))
-        .args(["--pport", &pport.to_string(), "--cport", &cport.to_string()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let paddr: SocketAddr = ([127, 0, 0, 1], pport).into();
-    let caddr: SocketAddr = ([127, 0, 0, 1], cport).into();
-    wait_for(paddr);
-    wait_for(caddr);
+    let mut broker = BrokerProcess::start::<&str>(&[]);
+    let (paddr, caddr) = (broker.producers, broker.consumers);
 
     let consumers: Vec<_> = (0..4)
         .map(|_| {
@@ -112,22 +88,7 @@ fn sigterm_mid_run_exits_cleanly_after_delivering_everything_confirmed() {
         .collect();
     thread::sleep(Duration::from_millis(500));
 
-    let signalled = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &broker.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = loop {
-        if let Some(status) = broker.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(5),
-            "broker still running 5 s after SIGTERM"
-        );
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = broker.terminate(Duration::from_secs(5));
     assert!(status.success(), "broker exited with {status}");
 
     let confirmed: Vec<u64> = producers.into_iter().map(|t| t.join().unwrap()).collect();
