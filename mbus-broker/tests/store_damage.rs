@@ -7,7 +7,7 @@ mod store_util;
 use std::fs;
 use std::path::Path;
 
-use mbus_broker::store::{StoreConfig, TopicStore};
+use mbus_broker::store::{Recovery, StoreConfig, TopicStore};
 use store_util::*;
 
 const CONFIG: StoreConfig = StoreConfig {
@@ -166,46 +166,86 @@ fn flip(path: &Path, pos: usize) {
     fs::write(path, bytes).unwrap();
 }
 
+/// One bit flipped in a segment log: which record it hit, and how the store reopened.
+struct LogFlip {
+    base: u64,
+    /// The offset after the flipped segment's last record.
+    end: u64,
+    hit: u64,
+    /// The hit is the topic's very last record, which recovery cannot tell from a torn write.
+    tail: bool,
+    case: String,
+    store: TopicStore,
+    recovery: Recovery,
+}
+
+impl LogFlip {
+    /// Reads the whole store with `max_bytes` per read and checks that exactly the hit record
+    /// is missing (reported corrupt, or cut off as the torn tail) and all others are intact.
+    fn assert_only_the_hit_record_is_lost(&mut self, max_bytes: usize) {
+        let (hit, tail, case) = (self.hit, self.tail, &self.case);
+        let (good, corrupt) = read_all(&mut self.store, max_bytes);
+        assert_eq!(corrupt, if tail { vec![] } else { vec![hit] }, "{case}");
+        let want: Vec<_> = expected(0..self.recovery.next)
+            .into_iter()
+            .filter(|(o, _)| tail || *o != hit)
+            .collect();
+        assert_eq!(good, want, "{case}");
+    }
+}
+
+/// For a sealed segment in the middle and for the last one, flips one bit at each byte of its
+/// log in turn (on fresh copies of the files), loses its index too if `lose_index`, reopens the
+/// store and hands the result to `check`.
+fn each_log_flip(dir: &Path, n: u64, lose_index: bool, mut check: impl FnMut(LogFlip)) {
+    let bases = build(dir, n);
+    let snapshot = Snapshot::take(dir);
+    let last = *bases.last().unwrap();
+    for &base in &[bases[1], last] {
+        snapshot.restore();
+        let path = log_file(dir, base);
+        let log = fs::read(&path).unwrap();
+        let starts = record_starts(&log);
+        let end = bases.iter().find(|&&b| b > base).copied().unwrap_or(n);
+        for pos in 0..log.len() {
+            snapshot.restore_segment(dir, base);
+            flip(&path, pos);
+            if lose_index {
+                fs::remove_file(idx_file(dir, base)).unwrap();
+            }
+            let hit = record_at(&starts, base, pos);
+            let (store, recovery) = TopicStore::open(dir, TOPIC, CONFIG).unwrap();
+            check(LogFlip {
+                base,
+                end,
+                hit,
+                tail: base == last && hit == n - 1,
+                case: format!("segment {base}, byte {pos}, record {hit}"),
+                store,
+                recovery,
+            });
+        }
+    }
+}
+
 #[test]
 fn a_bit_flip_anywhere_in_a_log_costs_exactly_its_record() {
     let tmp = TempDir::new("flip-log");
     let n = 40;
-    let bases = build(tmp.path(), n);
-    let snapshot = Snapshot::take(tmp.path());
-    let last = *bases.last().unwrap();
-    // A sealed segment in the middle and the last one, whose final record counts as torn.
-    for &base in &[bases[1], last] {
-        snapshot.restore();
-        let path = log_file(tmp.path(), base);
-        let log = fs::read(&path).unwrap();
-        let starts = record_starts(&log);
-        for pos in 0..log.len() {
-            snapshot.restore_segment(tmp.path(), base);
-            flip(&path, pos);
-            let hit = record_at(&starts, base, pos);
-            let (mut store, recovery) = TopicStore::open(tmp.path(), TOPIC, CONFIG).unwrap();
-            let tail = base == last && hit == n - 1;
-            let case = format!("segment {base}, byte {pos}, record {hit}");
-            if tail {
-                // A damaged final record cannot be told from a torn write.
-                assert_eq!(recovery.next, n - 1, "{case}");
-                assert!(recovery.truncated_bytes > 0, "{case}");
-                assert!(recovery.corrupt.is_empty(), "{case}");
-            } else {
-                assert_eq!(recovery.next, n, "{case}");
-            }
-            for max_bytes in [0, usize::MAX] {
-                let (good, corrupt) = read_all(&mut store, max_bytes);
-                let want_corrupt = if tail { vec![] } else { vec![hit] };
-                assert_eq!(corrupt, want_corrupt, "{case}");
-                let want: Vec<_> = expected(0..recovery.next)
-                    .into_iter()
-                    .filter(|(o, _)| tail || *o != hit)
-                    .collect();
-                assert_eq!(good, want, "{case}");
-            }
+    each_log_flip(tmp.path(), n, false, |mut flip| {
+        let case = &flip.case;
+        if flip.tail {
+            // A damaged final record cannot be told from a torn write.
+            assert_eq!(flip.recovery.next, n - 1, "{case}");
+            assert!(flip.recovery.truncated_bytes > 0, "{case}");
+            assert!(flip.recovery.corrupt.is_empty(), "{case}");
+        } else {
+            assert_eq!(flip.recovery.next, n, "{case}");
         }
-    }
+        for max_bytes in [0, usize::MAX] {
+            flip.assert_only_the_hit_record_is_lost(max_bytes);
+        }
+    });
 }
 
 #[test]
@@ -245,47 +285,26 @@ fn a_bit_flip_in_an_index_never_serves_a_wrong_record() {
 fn with_the_index_lost_too_a_damaged_record_is_found_and_skipped() {
     let tmp = TempDir::new("flip-reindex");
     let n = 40;
-    let bases = build(tmp.path(), n);
-    let snapshot = Snapshot::take(tmp.path());
-    let last = *bases.last().unwrap();
-    for &base in &[bases[1], last] {
-        snapshot.restore();
-        let path = log_file(tmp.path(), base);
-        let log = fs::read(&path).unwrap();
-        let starts = record_starts(&log);
-        for pos in 0..log.len() {
-            snapshot.restore_segment(tmp.path(), base);
-            flip(&path, pos);
-            fs::remove_file(idx_file(tmp.path(), base)).unwrap();
-            let hit = record_at(&starts, base, pos);
-            let case = format!("segment {base}, byte {pos}, record {hit}");
-            let (mut store, recovery) = TopicStore::open(tmp.path(), TOPIC, CONFIG).unwrap();
-            let end = bases.iter().find(|&&b| b > base).copied().unwrap_or(n);
-            let tail = base == last && hit == n - 1;
-            if tail {
-                assert_eq!(recovery.next, n - 1, "{case}");
-                assert!(recovery.corrupt.is_empty(), "{case}");
-            } else {
-                assert_eq!(recovery.next, n, "{case}");
-                assert_eq!(
-                    recovery.corrupt,
-                    vec![std::ops::Range {
-                        start: hit,
-                        end: hit + 1
-                    }],
-                    "{case}"
-                );
-            }
-            assert_eq!(recovery.reindexed, end - base - u64::from(tail), "{case}");
-            let (good, corrupt) = read_all(&mut store, 400);
-            assert_eq!(corrupt, if tail { vec![] } else { vec![hit] }, "{case}");
-            let want: Vec<_> = expected(0..recovery.next)
-                .into_iter()
-                .filter(|(o, _)| tail || *o != hit)
-                .collect();
-            assert_eq!(good, want, "{case}");
+    each_log_flip(tmp.path(), n, true, |mut flip| {
+        let (base, end, hit, case) = (flip.base, flip.end, flip.hit, &flip.case);
+        if flip.tail {
+            assert_eq!(flip.recovery.next, n - 1, "{case}");
+            assert!(flip.recovery.corrupt.is_empty(), "{case}");
+        } else {
+            assert_eq!(flip.recovery.next, n, "{case}");
+            assert_eq!(
+                flip.recovery.corrupt,
+                vec![std::ops::Range {
+                    start: hit,
+                    end: hit + 1
+                }],
+                "{case}"
+            );
         }
-    }
+        let reindexed = end - base - u64::from(flip.tail);
+        assert_eq!(flip.recovery.reindexed, reindexed, "{case}");
+        flip.assert_only_the_hit_record_is_lost(400);
+    });
 }
 
 #[test]
