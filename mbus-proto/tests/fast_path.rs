@@ -1,6 +1,9 @@
 //! The hand-rolled `Publish` and `Deliver` paths agree byte for byte with the serde impls, on
 //! every size class of string, bin and integer, and non-canonical encodings still decode.
 
+mod common;
+
+use common::UINT_EDGES;
 use mbus_proto::{Frame, HEADER_LEN};
 use serde::Deserialize;
 
@@ -8,17 +11,7 @@ fn samples() -> Vec<(String, Vec<u8>, u64)> {
     let mut out = Vec::new();
     for topic_len in [1, 31, 32, 255, 256, 65_535, 65_536] {
         for data_len in [0, 1, 255, 256, 65_535, 65_536, 70_000] {
-            for offset in [
-                0,
-                127,
-                128,
-                255,
-                256,
-                65_535,
-                65_536,
-                u64::from(u32::MAX) + 1,
-                u64::MAX,
-            ] {
+            for offset in UINT_EDGES {
                 out.push(("t".repeat(topic_len), vec![0x5a; data_len], offset));
             }
         }

@@ -15,6 +15,22 @@ pub static LARGE: LazyLock<Vec<u8>> =
 /// A topic of the longest allowed name.
 pub static LONG_TOPIC: LazyLock<String> = LazyLock::new(|| "x".repeat(MAX_TOPIC_LEN));
 
+/// Unsigned integers on both sides of every msgpack width boundary: positive fixint, uint 8,
+/// 16, 32 and 64.
+pub const UINT_EDGES: [u64; 11] = [
+    0,
+    1,
+    127,
+    128,
+    255,
+    256,
+    65_535,
+    65_536,
+    u32::MAX as u64,
+    u32::MAX as u64 + 1,
+    u64::MAX,
+];
+
 /// Every code `ErrorCode` names, with its number on the wire.
 pub const NAMED_CODES: [(ErrorCode, u16); 13] = [
     (ErrorCode::Malformed, 1),
@@ -85,18 +101,7 @@ pub fn every_frame() -> Vec<Frame<'static>> {
             data: &large[..len],
         });
     }
-    for count in [
-        0,
-        1,
-        127,
-        128,
-        255,
-        256,
-        65_535,
-        65_536,
-        u64::from(u32::MAX),
-        u64::MAX,
-    ] {
+    for count in UINT_EDGES {
         frames.push(Frame::Confirm { count });
     }
     for start in [
