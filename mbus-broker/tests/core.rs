@@ -416,17 +416,9 @@ fn half_send_offset_0(h: &mut Harness, data: &[u8]) -> (usize, usize, Throttled)
     (c, p, sink)
 }
 
-#[test]
-fn a_segment_dropped_under_a_half_sent_frame_is_finished_then_the_gap_reported() {
-    let mut h = Harness::with(small_retention(600, u64::MAX, 300));
-    let (c, p, mut sink) = half_send_offset_0(&mut h, &[1; 100]);
-    for i in 0..20u8 {
-        h.publish(p, "t", &[i; 100]);
-    }
-    assert!(
-        h.core.topic_range("t").unwrap().start > 1,
-        "offset 0 was dropped"
-    );
+/// Lets the consumer from [`half_send_offset_0`] take everything it is owed; returns all it
+/// took, and checks that it starts with offset 0 whole.
+fn finish_offset_0(h: &mut Harness, c: usize, mut sink: Throttled, data: &[u8]) -> Vec<Owned> {
     sink.room = usize::MAX;
     while h.core.write(c, &mut sink).unwrap() != Progress::Drained {}
     let out = frames(&sink.taken);
@@ -435,10 +427,25 @@ fn a_segment_dropped_under_a_half_sent_frame_is_finished_then_the_gap_reported()
         Owned::Deliver {
             topic: "t".into(),
             offset: 0,
-            data: vec![1; 100]
+            data: data.to_vec()
         },
         "the half-sent frame was completed"
     );
+    out
+}
+
+#[test]
+fn a_segment_dropped_under_a_half_sent_frame_is_finished_then_the_gap_reported() {
+    let mut h = Harness::with(small_retention(600, u64::MAX, 300));
+    let (c, p, sink) = half_send_offset_0(&mut h, &[1; 100]);
+    for i in 0..20u8 {
+        h.publish(p, "t", &[i; 100]);
+    }
+    assert!(
+        h.core.topic_range("t").unwrap().start > 1,
+        "offset 0 was dropped"
+    );
+    let out = finish_offset_0(&mut h, c, sink, &[1; 100]);
     assert!(matches!(out[1], Owned::Gap { from: 1, .. }), "{:?}", out[1]);
 }
 
@@ -534,22 +541,12 @@ fn a_client_that_never_reads_replies_is_closed_at_the_outbound_limit() {
 fn a_frame_half_sent_when_the_count_limit_passes_it_is_finished_then_the_gap_reported() {
     // Segments large enough that the count limit, not a dropped segment, passes offset 0.
     let mut h = Harness::with(small_retention(1 << 20, 4, 1 << 16));
-    let (c, p, mut sink) = half_send_offset_0(&mut h, &[9; 100]);
+    let (c, p, sink) = half_send_offset_0(&mut h, &[9; 100]);
     for i in 0..10u8 {
         h.publish(p, "t", &[i; 100]);
     }
     assert_eq!(h.core.topic_range("t"), Some(7..11));
-    sink.room = usize::MAX;
-    while h.core.write(c, &mut sink).unwrap() != Progress::Drained {}
-    let out = frames(&sink.taken);
-    assert_eq!(
-        out[0],
-        Owned::Deliver {
-            topic: "t".into(),
-            offset: 0,
-            data: vec![9; 100]
-        }
-    );
+    let out = finish_offset_0(&mut h, c, sink, &[9; 100]);
     assert_eq!(
         out[1],
         Owned::Gap {
