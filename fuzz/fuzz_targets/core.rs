@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use mbus_broker::BrokerConfig;
-use mbus_broker::core::log::Retention;
-use mbus_broker::core::{Core, CoreConfig, Progress};
+use mbus_broker::engine::memlog::Retention;
+use mbus_broker::engine::{ConnId, Core, CoreConfig, Progress};
 use mbus_proto::{Frame, Role, Start, decode};
 
 #[derive(Debug, Arbitrary)]
@@ -94,10 +94,10 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut now = Instant::now();
     let mut core = Core::new(config, now);
     let peer = "127.0.0.1:1".parse().unwrap();
-    let mut conns: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut conns: Vec<(ConnId, Vec<u8>)> = Vec::new();
     let mut ready = Vec::new();
     for op in ops {
-        let pick = |conns: &[(usize, Vec<u8>)], c: u8| {
+        let pick = |conns: &[(ConnId, Vec<u8>)], c: u8| {
             (!conns.is_empty()).then(|| usize::from(c) % conns.len())
         };
         match op {

@@ -4,7 +4,7 @@
 //! `N=100000 cargo run --release -p mbus-broker --example core_throughput`
 
 use mbus_broker::BrokerConfig;
-use mbus_broker::core::Core;
+use mbus_broker::engine::Core;
 use mbus_proto::{Frame, Role, Start, decode};
 use std::time::Instant;
 fn main() {
@@ -66,7 +66,8 @@ fn main() {
             core.take_ready(&mut ready);
             for id in ready.drain(..) {
                 sink.clear();
-                while core.write(id, &mut sink).unwrap() != mbus_broker::core::Progress::Drained {}
+                while core.write(id, &mut sink).unwrap() != mbus_broker::engine::Progress::Drained {
+                }
             }
         }
         let e = t.elapsed();

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::core::CoreConfig;
-use crate::core::durable::{Fsync, Storage};
-use crate::core::log::Retention;
+use crate::engine::CoreConfig;
+use crate::engine::durable::{Fsync, Storage};
+use crate::engine::memlog::Retention;
 use crate::store::StoreConfig;
 
 /// Everything a broker can be told at start. Each field is a command-line flag of `mbus-broker`.

@@ -1,10 +1,10 @@
 //! The mbus broker: topics kept as in-memory logs, fed by producers and dispatched to consumers.
 //!
-//! [`core::Core`] holds all state and logic and knows nothing of sockets; [`server`] is the
+//! [`engine::Core`] holds all state and logic and knows nothing of sockets; [`server`] is the
 //! single-threaded `mio` event loop that feeds it bytes and writes what it owes.
 
 pub mod config;
-pub mod core;
+pub mod engine;
 pub mod server;
 pub mod store;
 

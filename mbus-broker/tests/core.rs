@@ -4,8 +4,8 @@
 mod support;
 
 use mbus_broker::BrokerConfig;
-use mbus_broker::core::log::Retention;
-use mbus_broker::core::{CoreConfig, Progress};
+use mbus_broker::engine::memlog::Retention;
+use mbus_broker::engine::{ConnId, CoreConfig, Progress};
 use mbus_proto::{ErrorCode, Frame, Role, Start};
 use support::{Harness, Owned, Throttled, frames, peer};
 
@@ -20,7 +20,7 @@ fn small_retention(max_bytes: usize, max_messages: u64, segment_bytes: usize) ->
     }
 }
 
-fn subscribe(h: &mut Harness, id: usize, topic: &str, start: Start) {
+fn subscribe(h: &mut Harness, id: ConnId, topic: &str, start: Start) {
     h.core.receive(id, Frame::Subscribe { topic, start });
 }
 
@@ -399,7 +399,7 @@ fn a_slow_consumer_resumes_mid_frame_and_never_slows_the_others() {
 
 /// A consumer of topic `t` that has taken only the first 10 bytes of offset 0, `data`, and
 /// whose socket is writable again; returns it, the producer, and the sink it writes to.
-fn half_send_offset_0(h: &mut Harness, data: &[u8]) -> (usize, usize, Throttled) {
+fn half_send_offset_0(h: &mut Harness, data: &[u8]) -> (ConnId, ConnId, Throttled) {
     let c = h.consumer();
     subscribe(h, c, "t", Start::Earliest);
     h.output(c);
@@ -418,7 +418,7 @@ fn half_send_offset_0(h: &mut Harness, data: &[u8]) -> (usize, usize, Throttled)
 
 /// Lets the consumer from [`half_send_offset_0`] take everything it is owed; returns all it
 /// took, and checks that it starts with offset 0 whole.
-fn finish_offset_0(h: &mut Harness, c: usize, mut sink: Throttled, data: &[u8]) -> Vec<Owned> {
+fn finish_offset_0(h: &mut Harness, c: ConnId, mut sink: Throttled, data: &[u8]) -> Vec<Owned> {
     sink.room = usize::MAX;
     while h.core.write(c, &mut sink).unwrap() != Progress::Drained {}
     let out = frames(&sink.taken);

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use mbus_broker::BrokerConfig;
-use mbus_broker::core::log::Retention;
-use mbus_broker::core::{ConnId, CoreConfig, Progress};
+use mbus_broker::engine::memlog::Retention;
+use mbus_broker::engine::{ConnId, CoreConfig, Progress};
 use mbus_proto::{Frame, Role, Start, decode};
 use proptest::prelude::*;
 use support::{Harness, Owned, Throttled, peer};

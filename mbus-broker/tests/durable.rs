@@ -8,9 +8,9 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use mbus_broker::BrokerConfig;
-use mbus_broker::core::CoreConfig;
-use mbus_broker::core::durable::{Fsync, Storage};
-use mbus_broker::core::log::Retention;
+use mbus_broker::engine::durable::{Fsync, Storage};
+use mbus_broker::engine::memlog::Retention;
+use mbus_broker::engine::{ConnId, CoreConfig};
 use mbus_broker::store::StoreConfig;
 use mbus_proto::{ErrorCode, Frame, Start};
 use store_util::TempDir;
@@ -150,7 +150,7 @@ fn consumers_behind_the_memory_cache_are_served_from_disk() {
 
 /// A consumer subscribed to `topic` from its oldest message, and what it was sent after the
 /// `Subscribed` answer.
-fn subscribe_from_earliest(h: &mut Harness, topic: &str) -> (usize, Vec<Owned>) {
+fn subscribe_from_earliest(h: &mut Harness, topic: &str) -> (ConnId, Vec<Owned>) {
     let c = h.consumer();
     h.core.receive(
         c,

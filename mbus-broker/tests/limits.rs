@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use mbus_broker::BrokerConfig;
-use mbus_broker::core::{Core, CoreConfig};
+use mbus_broker::engine::{ConnId, Core, CoreConfig};
 use mbus_proto::{ErrorCode, Frame, PROTOCOL_VERSION, Role};
 use support::{Harness, Owned, peer};
 
@@ -66,7 +66,7 @@ fn a_silent_peer_is_pinged_then_dropped_and_a_pong_keeps_it() {
     );
 }
 
-fn hello(core: &mut Core, role: Role, token: Option<&str>) -> usize {
+fn hello(core: &mut Core, role: Role, token: Option<&str>) -> ConnId {
     let id = core.open(role, peer());
     core.receive(
         id,

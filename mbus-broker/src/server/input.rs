@@ -13,7 +13,7 @@ use std::io::{self, Read};
 
 use mbus_proto::decode;
 
-use crate::core::{ConnId, Core};
+use crate::engine::{ConnId, Core};
 
 /// The least a read asks the socket for.
 const MIN_READ: usize = 64 << 10;
@@ -129,7 +129,7 @@ mod tests {
 
     use super::*;
     use crate::BrokerConfig;
-    use crate::core::Progress;
+    use crate::engine::Progress;
 
     /// A stream that hands out its bytes in chunks of the given sizes, in turn.
     struct Chunked<'a> {

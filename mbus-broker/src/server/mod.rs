@@ -15,7 +15,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::BrokerConfig;
-use crate::core::{ConnId, Core, Progress};
+use crate::engine::{ConnId, Core, Progress};
 use input::Input;
 pub use shutdown::ShutdownHandle;
 
@@ -199,8 +199,8 @@ impl Server {
         let drained = !self.core.owes_output();
         self.reject_all(None);
         self.flush_ready();
-        for id in 0..self.sockets.len() {
-            self.drop_socket(id);
+        for index in 0..self.sockets.len() {
+            self.drop_socket(ConnId::from_index(index));
         }
         let stats = self.core.stats();
         log::info!(
@@ -219,8 +219,9 @@ impl Server {
 
     /// Tells every connection of `role` (or every connection) that the broker is shutting down.
     fn reject_all(&mut self, role: Option<Role>) {
-        for id in 0..self.sockets.len() {
-            if self.sockets[id].is_some() && role.is_none_or(|r| self.core.role(id) == Some(r)) {
+        for index in 0..self.sockets.len() {
+            let id = ConnId::from_index(index);
+            if self.sockets[index].is_some() && role.is_none_or(|r| self.core.role(id) == Some(r)) {
                 self.core
                     .reject(id, ErrorCode::ShuttingDown, "broker is shutting down");
             }
@@ -269,7 +270,7 @@ impl Server {
                 }
                 PRODUCERS | CONSUMERS | WAKER => {}
                 Token(t) => {
-                    let id = t - FIRST_CONN;
+                    let id = ConnId::from_index(t - FIRST_CONN);
                     if event.is_writable() {
                         self.core.writable(id);
                     }
@@ -292,7 +293,7 @@ impl Server {
             let mut expired = Vec::new();
             self.core.check_timeouts(&mut expired);
             for id in expired {
-                if let Some(socket) = self.sockets.get(id).and_then(Option::as_ref) {
+                if let Some(socket) = self.sockets.get(id.index()).and_then(Option::as_ref) {
                     log::info!("{}: dropped, it never took its error frame", socket.peer);
                 }
                 self.drop_socket(id);
@@ -306,7 +307,7 @@ impl Server {
     fn flush_ready(&mut self) {
         self.core.take_ready(&mut self.ready);
         for id in std::mem::take(&mut self.ready) {
-            let Some(socket) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
+            let Some(socket) = self.sockets.get_mut(id.index()).and_then(Option::as_mut) else {
                 continue;
             };
             match self.core.write(id, &mut socket.stream) {
@@ -362,7 +363,7 @@ impl Server {
             log::debug!("{peer}: cannot set TCP_NODELAY: {e}");
         }
         let id = self.core.open(role, peer);
-        let token = Token(id + FIRST_CONN);
+        let token = Token(id.index() + FIRST_CONN);
         if let Err(e) = self.poll.registry().register(
             &mut stream,
             token,
@@ -373,10 +374,10 @@ impl Server {
             return;
         }
         log::debug!("{peer}: {} connected", role.as_str());
-        if self.sockets.len() <= id {
-            self.sockets.resize_with(id + 1, || None);
+        if self.sockets.len() <= id.index() {
+            self.sockets.resize_with(id.index() + 1, || None);
         }
-        self.sockets[id] = Some(Socket {
+        self.sockets[id.index()] = Some(Socket {
             stream,
             peer,
             input: Input::default(),
@@ -390,7 +391,7 @@ impl Server {
             if self.core.is_closing(id) {
                 return;
             }
-            let Some(socket) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
+            let Some(socket) = self.sockets.get_mut(id.index()).and_then(Option::as_mut) else {
                 return;
             };
             match socket.input.read_from(
@@ -427,7 +428,7 @@ impl Server {
 
     /// Closes a connection's socket and forgets it in the core.
     fn drop_socket(&mut self, id: ConnId) {
-        let Some(mut socket) = self.sockets.get_mut(id).and_then(Option::take) else {
+        let Some(mut socket) = self.sockets.get_mut(id.index()).and_then(Option::take) else {
             return;
         };
         self.poll.registry().deregister(&mut socket.stream).ok();

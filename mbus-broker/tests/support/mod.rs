@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use mbus_broker::BrokerConfig;
-use mbus_broker::core::{ConnId, Core, CoreConfig, Progress};
+use mbus_broker::engine::{ConnId, Core, CoreConfig, Progress};
 use mbus_proto::{DEFAULT_MAX_FRAME, ErrorCode, Frame, PROTOCOL_VERSION, Role, decode};
 
 /// A frame as a test wants to compare it: owning its strings and bytes.

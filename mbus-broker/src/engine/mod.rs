@@ -7,7 +7,8 @@
 mod conn;
 mod dispatch;
 pub mod durable;
-pub mod log;
+mod ids;
+pub mod memlog;
 mod output;
 mod timeouts;
 mod topic;
@@ -16,16 +17,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mbus_proto::{DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role};
-use slab::Slab;
 
 use conn::{Conn, State};
 use dispatch::spill;
-use log::Retention;
+use ids::Conns;
+pub use ids::{ConnId, TopicId};
+use memlog::Retention;
 pub use output::Progress;
-use topic::{TopicId, Topics};
-
-/// Identifies a connection inside the core; the event loop maps it to its socket.
-pub type ConnId = usize;
+use topic::Topics;
 
 /// What the core needs to know of the broker's configuration.
 #[derive(Debug, Clone)]
@@ -74,7 +73,7 @@ pub struct Stats {
 pub struct Core {
     config: CoreConfig,
     topics: Topics,
-    conns: Slab<Conn>,
+    conns: Conns,
     /// Connections that may have something to write.
     ready: Vec<ConnId>,
     /// Topics appended to since their subscribers were last woken.
@@ -101,7 +100,7 @@ impl Core {
             write_budget: config.write_budget,
             topics: Topics::new(config.retention, config.storage.clone()),
             config,
-            conns: Slab::new(),
+            conns: Conns::default(),
             ready: Vec::new(),
             dirty: Vec::new(),
             connections_total: 0,
@@ -190,7 +189,7 @@ impl Core {
             (_, _, Frame::Ping) => self.send(id, Frame::Pong),
             (_, _, Frame::Pong) => {}
             (_, _, Frame::Error { code, reason }) => {
-                ::log::info!(
+                log::info!(
                     "{} closed with error {}: {reason}",
                     conn.peer,
                     code.to_u16()
@@ -222,7 +221,7 @@ impl Core {
         if conn.state == State::Closing {
             return;
         }
-        ::log::warn!("closing {} ({}): {reason}", conn.peer, conn.role.as_str());
+        log::warn!("closing {} ({}): {reason}", conn.peer, conn.role.as_str());
         // A half-written delivery must be finished before the error frame can follow it.
         if let Some(i) = conn.partial_sub() {
             let sub = &mut conn.subs[i];

@@ -6,7 +6,7 @@ use std::io::{self, IoSlice, Write};
 use mbus_proto::Frame;
 
 use super::conn::{Conn, State};
-use super::log::Cursor;
+use super::memlog::Cursor;
 use super::topic::Topics;
 use super::{ConnId, Core};
 

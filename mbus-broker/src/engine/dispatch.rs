@@ -3,9 +3,9 @@
 
 use mbus_proto::{ErrorCode, Frame, Start, validate_topic};
 
+use super::TopicId;
 use super::conn::Sub;
-use super::log::{Cursor, Segment};
-use super::topic::TopicId;
+use super::memlog::{Cursor, Segment};
 use super::{ConnId, Core};
 
 impl Core {
@@ -104,7 +104,7 @@ impl Core {
     /// Refuses a publish or subscription the topic's storage could not take. The store took
     /// nothing, so the topic goes on; the next publish tries again.
     fn storage_failed(&mut self, id: ConnId, topic: &str, e: &crate::store::StoreError) {
-        ::log::error!("topic {topic}: {e}");
+        log::error!("topic {topic}: {e}");
         let reason = format!("cannot store topic {topic}: {e}");
         self.reject(id, ErrorCode::Internal, &reason);
     }

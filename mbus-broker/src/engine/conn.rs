@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use mbus_proto::Role;
 
-use super::log::Cursor;
-use super::topic::TopicId;
+use super::TopicId;
+use super::memlog::Cursor;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

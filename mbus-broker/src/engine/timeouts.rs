@@ -23,7 +23,7 @@ impl Core {
         let idle = self.config.idle_timeout;
         let mut refuse = Vec::new();
         let mut ping = Vec::new();
-        for (id, conn) in &mut self.conns {
+        for (id, conn) in self.conns.iter_mut() {
             let quiet = now.saturating_duration_since(conn.heard);
             match conn.state {
                 State::Handshake if now.saturating_duration_since(conn.opened) >= handshake => {

@@ -2,13 +2,10 @@
 
 use std::collections::HashMap;
 
-use super::ConnId;
 use super::durable::Storage;
-use super::log::{Log, Retention};
+use super::memlog::{Log, Retention};
+use super::{ConnId, TopicId};
 use crate::store::{StoreError, TopicStore};
-
-/// Index of a topic in the registry; topics are never removed, so ids stay valid.
-pub type TopicId = usize;
 
 /// One topic.
 #[derive(Debug)]
@@ -87,7 +84,7 @@ impl Topics {
                 (Log::durable(self.retention, store.next()), Some(store))
             }
         };
-        let id = self.topics.len();
+        let id = TopicId(self.topics.len());
         self.topics.push(Topic {
             name: name.into(),
             log,
@@ -121,12 +118,12 @@ impl Topics {
 impl std::ops::Index<TopicId> for Topics {
     type Output = Topic;
     fn index(&self, id: TopicId) -> &Topic {
-        &self.topics[id]
+        &self.topics[id.0]
     }
 }
 
 impl std::ops::IndexMut<TopicId> for Topics {
     fn index_mut(&mut self, id: TopicId) -> &mut Topic {
-        &mut self.topics[id]
+        &mut self.topics[id.0]
     }
 }

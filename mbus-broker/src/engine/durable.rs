@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mbus_proto::{ErrorCode, Frame};
 
+use super::TopicId;
 use super::conn::Sub;
-use super::log::Cursor;
-use super::topic::TopicId;
+use super::memlog::Cursor;
 use super::{ConnId, Core};
 use crate::store::{StoreConfig, StoreError};
 
@@ -87,7 +87,7 @@ impl Core {
         for name in &names {
             self.topics.get_or_create(name)?;
         }
-        ::log::info!(
+        log::info!(
             "recovered {} topics from {} in {:.1?}",
             names.len(),
             storage.data_dir.display(),
@@ -169,7 +169,7 @@ impl Core {
         for topic in self.topics.iter_mut() {
             if let Some(store) = topic.store.as_mut() {
                 if let Err(e) = store.enforce_retention(wall) {
-                    ::log::error!("retention of topic {}: {e}", topic.name);
+                    log::error!("retention of topic {}: {e}", topic.name);
                 }
             }
         }
@@ -196,7 +196,7 @@ impl Core {
         let next = match store.read(offset, DISK_CHUNK, &mut conn.control) {
             Ok(frames) => frames.next,
             Err(StoreError::Corrupt { offset, .. }) => {
-                ::log::error!(
+                log::error!(
                     "topic {} offset {offset} is damaged on disk; consumers are told it is missing",
                     topic.name
                 );
