@@ -122,9 +122,9 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Tick { secs } => {
                 now += Duration::from_secs(u64::from(secs));
-                core.set_now(now);
+                core.handle_timeout(now);
                 let mut expired = Vec::new();
-                core.check_timeouts(&mut expired);
+                core.take_expired(&mut expired);
                 for id in expired {
                     core.close(id);
                     conns.retain(|c| c.0 != id);

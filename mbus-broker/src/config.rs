@@ -7,9 +7,8 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::engine::CoreConfig;
-use crate::engine::durable::{Fsync, Storage};
 use crate::engine::memlog::Retention;
-use crate::store::StoreConfig;
+use crate::store::{FileStorage, Fsync, StoreConfig};
 
 /// Everything a broker can be told at start. Each field is a command-line flag of `mbus-broker`.
 #[derive(Debug, Clone, Args)]
@@ -138,16 +137,20 @@ impl BrokerConfig {
             auth_token: self.auth_token.clone(),
             max_topics: self.max_topics,
             max_subscriptions: self.max_subscriptions,
-            storage: self.data_dir.clone().map(|data_dir| Storage {
-                data_dir,
-                fsync: self.fsync,
-                store: StoreConfig {
-                    retention_bytes: self.retention_bytes as u64,
-                    retention_age: self.retention_age,
-                    ..StoreConfig::default()
-                },
-            }),
         }
+    }
+
+    /// Where topics are kept on disk, with a data directory.
+    pub fn storage(&self) -> Option<FileStorage> {
+        self.data_dir.clone().map(|data_dir| FileStorage {
+            data_dir,
+            fsync: self.fsync,
+            store: StoreConfig {
+                retention_bytes: self.retention_bytes as u64,
+                retention_age: self.retention_age,
+                ..StoreConfig::default()
+            },
+        })
     }
 }
 

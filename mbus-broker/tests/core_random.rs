@@ -81,7 +81,7 @@ fn run(ops: Vec<Op>) {
     let start = Instant::now();
     let mut now = start;
     let mut h = Harness::with(config());
-    h.core.set_now(now);
+    h.core.handle_timeout(now);
     let mut peers: Vec<Peer> = Vec::new();
     let mut ready = Vec::new();
     for op in ops {
@@ -122,9 +122,9 @@ fn run(ops: Vec<Op>) {
             }
             Op::Tick(secs) => {
                 now += Duration::from_secs(u64::from(secs));
-                h.core.set_now(now);
+                h.core.handle_timeout(now);
                 let mut expired = Vec::new();
-                h.core.check_timeouts(&mut expired);
+                h.core.take_expired(&mut expired);
                 for id in expired {
                     if let Some(p) = peers.iter_mut().find(|p| p.open && p.id == id) {
                         h.core.close(id);

@@ -6,12 +6,12 @@ mod store_util;
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use mbus_broker::BrokerConfig;
-use mbus_broker::engine::durable::{Fsync, Storage};
 use mbus_broker::engine::memlog::Retention;
-use mbus_broker::engine::{ConnId, CoreConfig};
-use mbus_broker::store::StoreConfig;
+use mbus_broker::engine::{ConnId, Core, CoreConfig};
+use mbus_broker::store::{FileStorage, Fsync, StoreConfig};
 use mbus_proto::{ErrorCode, Frame, Start};
 use store_util::TempDir;
 use support::{Harness, Owned};
@@ -19,27 +19,28 @@ use support::{Harness, Owned};
 /// Segment files of the store are this large, so that a few dozen messages roll one.
 const STORE_SEGMENT: u64 = 4096;
 
-fn config(dir: &TempDir, cache_bytes: usize) -> CoreConfig {
+fn config(cache_bytes: usize) -> CoreConfig {
     CoreConfig {
         retention: Retention {
             max_bytes: cache_bytes,
             max_messages: u64::MAX,
             segment_bytes: 1024,
         },
-        storage: Some(Storage {
-            data_dir: dir.path().to_owned(),
-            fsync: Fsync::Always,
-            store: StoreConfig {
-                segment_bytes: STORE_SEGMENT,
-                ..StoreConfig::default()
-            },
-        }),
         ..BrokerConfig::default().core()
     }
 }
 
 fn durable_harness(dir: &TempDir, cache_bytes: usize) -> Harness {
-    let mut h = Harness::with(config(dir, cache_bytes));
+    let storage = FileStorage {
+        data_dir: dir.path().to_owned(),
+        fsync: Fsync::Always,
+        store: StoreConfig {
+            segment_bytes: STORE_SEGMENT,
+            ..StoreConfig::default()
+        },
+    };
+    let core = Core::with_storage(config(cache_bytes), Box::new(storage), Instant::now());
+    let mut h = Harness { core };
     h.core.recover().unwrap();
     h
 }

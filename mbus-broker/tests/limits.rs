@@ -22,14 +22,14 @@ fn config() -> CoreConfig {
 fn a_connection_without_hello_is_refused_at_the_handshake_deadline() {
     let start = Instant::now();
     let mut h = Harness::with(config());
-    h.core.set_now(start);
+    h.core.handle_timeout(start);
     let silent = h.core.open(Role::Producer, peer());
     let mut expired = Vec::new();
-    h.core.set_now(start + Duration::from_millis(4900));
-    h.core.check_timeouts(&mut expired);
+    h.core.handle_timeout(start + Duration::from_millis(4900));
+    h.core.take_expired(&mut expired);
     assert!(!h.core.is_closing(silent), "not before the deadline");
-    h.core.set_now(start + Duration::from_secs(5));
-    h.core.check_timeouts(&mut expired);
+    h.core.handle_timeout(start + Duration::from_secs(5));
+    h.core.take_expired(&mut expired);
     let out = h.output(silent);
     assert!(
         matches!(&out[..], [Owned::Error { code: ErrorCode::Timeout, reason }] if reason.contains("no Hello")),
@@ -37,8 +37,8 @@ fn a_connection_without_hello_is_refused_at_the_handshake_deadline() {
     );
     assert!(expired.is_empty());
     // If it never takes its error frame, it is dropped one more deadline later.
-    h.core.set_now(start + Duration::from_secs(10));
-    h.core.check_timeouts(&mut expired);
+    h.core.handle_timeout(start + Duration::from_secs(10));
+    h.core.take_expired(&mut expired);
     assert_eq!(expired, vec![silent]);
 }
 
@@ -46,18 +46,18 @@ fn a_connection_without_hello_is_refused_at_the_handshake_deadline() {
 fn a_silent_peer_is_pinged_then_dropped_and_a_pong_keeps_it() {
     let start = Instant::now();
     let mut h = Harness::with(config());
-    h.core.set_now(start);
+    h.core.handle_timeout(start);
     let alive = h.consumer();
     let dead = h.consumer();
     let mut expired = Vec::new();
-    h.core.set_now(start + Duration::from_secs(30));
-    h.core.check_timeouts(&mut expired);
+    h.core.handle_timeout(start + Duration::from_secs(30));
+    h.core.take_expired(&mut expired);
     assert_eq!(h.output(alive), vec![Owned::Other("Ping".into())]);
     assert_eq!(h.output(dead), vec![Owned::Other("Ping".into())]);
-    h.core.set_now(start + Duration::from_secs(40));
+    h.core.handle_timeout(start + Duration::from_secs(40));
     h.core.receive(alive, Frame::Pong);
-    h.core.set_now(start + Duration::from_secs(60));
-    h.core.check_timeouts(&mut expired);
+    h.core.handle_timeout(start + Duration::from_secs(60));
+    h.core.take_expired(&mut expired);
     assert!(!h.core.is_closing(alive));
     let out = h.output(dead);
     assert!(

@@ -64,7 +64,7 @@ impl Core {
         self.messages += 1;
         let conn = &mut self.conns[id];
         conn.published += 1;
-        if self.config.storage.is_none() {
+        if !self.topics.is_durable() {
             conn.durable = conn.published;
             self.mark(id);
         } else if !conn.uncommitted {
@@ -103,7 +103,7 @@ impl Core {
 
     /// Refuses a publish or subscription the topic's storage could not take. The store took
     /// nothing, so the topic goes on; the next publish tries again.
-    fn storage_failed(&mut self, id: ConnId, topic: &str, e: &crate::store::StoreError) {
+    fn storage_failed(&mut self, id: ConnId, topic: &str, e: &super::storage::StoreError) {
         log::error!("topic {topic}: {e}");
         let reason = format!("cannot store topic {topic}: {e}");
         self.reject(id, ErrorCode::Internal, &reason);

@@ -5,44 +5,15 @@
 //! logs and stores; then [`Core::commit`] makes it durable once for all of them, as the fsync
 //! policy says, and only then do consumers see those messages and producers get their confirms.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
-
 use mbus_proto::{ErrorCode, Frame};
 
-use super::TopicId;
 use super::conn::Sub;
 use super::memlog::Cursor;
-use super::{ConnId, Core};
-use crate::store::{StoreConfig, StoreError};
+use super::storage::StoreError;
+use super::{ConnId, Core, TopicId};
 
 /// Most bytes read from disk for one consumer at a time; they wait in its control buffer.
 const DISK_CHUNK: usize = 256 << 10;
-/// How often `--fsync batch` makes appended messages durable.
-const BATCH_INTERVAL: Duration = Duration::from_millis(200);
-
-/// When appended messages are made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Fsync {
-    /// fdatasync before every confirm: a confirmed message survives power loss.
-    Always,
-    /// Confirm once the message is written to the OS (it survives the broker's crash) and
-    /// fdatasync every 200 ms.
-    Batch,
-    /// Confirm once written to the OS; leave syncing to the OS.
-    Never,
-}
-
-/// Where and how topics are kept on disk.
-#[derive(Debug, Clone)]
-pub struct Storage {
-    /// The data directory.
-    pub data_dir: PathBuf,
-    /// The fsync policy.
-    pub fsync: Fsync,
-    /// Segment size, retention and buffering of each topic's files.
-    pub store: StoreConfig,
-}
 
 /// Progress of the group commit, kept by the core.
 #[derive(Debug, Default)]
@@ -51,74 +22,45 @@ pub(super) struct Commit {
     pub topics: Vec<TopicId>,
     /// Producers with publishes not yet confirmed.
     pub producers: Vec<ConnId>,
-    /// Topics written to the OS but not synced, under `--fsync batch`.
+    /// Topics committed but not synced, when the storage syncs on a timer.
     pub unsynced: Vec<TopicId>,
-    /// When `--fsync batch` last synced.
-    pub last_sync: Option<Instant>,
 }
 
 impl Core {
-    /// Opens every topic found in the data directory, recovering its files. Without a data
-    /// directory there is nothing to do.
-    pub fn recover(&mut self) -> Result<(), StoreError> {
-        let Some(storage) = self.config.storage.clone() else {
-            return Ok(());
+    /// Opens every topic the storage holds, recovering it, and returns how many there are.
+    /// Without storage there is nothing to do.
+    pub fn recover(&mut self) -> Result<usize, StoreError> {
+        let Some(storage) = self.topics.storage() else {
+            return Ok(0);
         };
-        let dir = storage.data_dir.join("topics");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => return Err(StoreError::Io { path: dir, source }),
-        };
-        let started = Instant::now();
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| StoreError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            if let Some(name) = entry.file_name().to_str() {
-                if mbus_proto::validate_topic(name).is_ok() {
-                    names.push(name.to_owned());
-                }
-            }
-        }
-        names.sort();
+        let names = storage.topics()?;
         for name in &names {
             self.topics.get_or_create(name)?;
         }
-        log::info!(
-            "recovered {} topics from {} in {:.1?}",
-            names.len(),
-            storage.data_dir.display(),
-            started.elapsed()
-        );
-        Ok(())
+        Ok(names.len())
     }
 
-    /// Makes what the producers sent since the last commit durable as the fsync policy says,
-    /// then lets consumers see it and queues the producers' confirms.
+    /// Makes what the producers sent since the last commit as durable as a confirm promises,
+    /// then lets consumers see it and queues the producers' confirms. Called once per turn of
+    /// the event loop, after everything readable was read.
     pub fn commit(&mut self) {
-        let Some(fsync) = self.config.storage.as_ref().map(|s| s.fsync) else {
+        if !self.topics.is_durable() {
             return;
-        };
+        }
+        let sync_interval = self.topics.storage().and_then(|s| s.sync_interval());
         let mut failure = None;
         for tid in std::mem::take(&mut self.commit.topics) {
             let topic = &mut self.topics[tid];
             topic.uncommitted = false;
             let store = topic.store.as_mut().expect("durable topics have a store");
-            let result = match fsync {
-                Fsync::Always => store.sync(),
-                Fsync::Batch | Fsync::Never => store.flush(),
-            };
-            match result {
+            match store.commit() {
                 Ok(()) => {
                     topic.log.reveal();
                     if !topic.dirty {
                         topic.dirty = true;
                         self.dirty.push(tid);
                     }
-                    if fsync == Fsync::Batch && !self.commit.unsynced.contains(&tid) {
+                    if sync_interval.is_some() && !self.commit.unsynced.contains(&tid) {
                         self.commit.unsynced.push(tid);
                     }
                 }
@@ -128,18 +70,9 @@ impl Core {
                 }
             }
         }
-        if fsync == Fsync::Batch
-            && self
-                .commit
-                .last_sync
-                .is_none_or(|t| self.now.saturating_duration_since(t) >= BATCH_INTERVAL)
-        {
-            self.commit.last_sync = Some(self.now);
-            for tid in std::mem::take(&mut self.commit.unsynced) {
-                let topic = &mut self.topics[tid];
-                if let Err(e) = topic.store.as_mut().map_or(Ok(()), |s| s.sync()) {
-                    topic.fail(&e);
-                }
+        if let Some(interval) = sync_interval {
+            if !self.commit.unsynced.is_empty() && self.timers.sync.is_none() {
+                self.timers.sync = Some(self.now + interval);
             }
         }
         let producers = std::mem::take(&mut self.commit.producers);
@@ -164,11 +97,22 @@ impl Core {
         }
     }
 
-    /// Deletes whole segments that retention no longer keeps, by size and by age.
-    pub fn enforce_retention(&mut self, wall: SystemTime) {
+    /// The batch sync: makes every topic committed since the last one survive power loss.
+    pub(super) fn sync_committed(&mut self) {
+        log::debug!("batch sync of {} topics", self.commit.unsynced.len());
+        for tid in std::mem::take(&mut self.commit.unsynced) {
+            let topic = &mut self.topics[tid];
+            if let Err(e) = topic.store.as_mut().map_or(Ok(()), |s| s.sync()) {
+                topic.fail(&e);
+            }
+        }
+    }
+
+    /// Deletes what storage retention no longer keeps, by size and by age.
+    pub(super) fn enforce_retention(&mut self) {
         for topic in self.topics.iter_mut() {
             if let Some(store) = topic.store.as_mut() {
-                if let Err(e) = store.enforce_retention(wall) {
+                if let Err(e) = store.enforce_retention() {
                     log::error!("retention of topic {}: {e}", topic.name);
                 }
             }

@@ -10,7 +10,8 @@ pub mod durable;
 mod ids;
 pub mod memlog;
 mod output;
-mod timeouts;
+pub mod storage;
+mod timers;
 mod topic;
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use ids::Conns;
 pub use ids::{ConnId, TopicId};
 use memlog::Retention;
 pub use output::Progress;
+use storage::Storage;
 use topic::Topics;
 
 /// What the core needs to know of the broker's configuration.
@@ -51,8 +53,6 @@ pub struct CoreConfig {
     pub max_topics: usize,
     /// The most topics one consumer connection may subscribe to.
     pub max_subscriptions: usize,
-    /// Where topics are kept on disk; none keeps them in memory only.
-    pub storage: Option<durable::Storage>,
 }
 
 /// Counters for the shutdown summary and for tests.
@@ -80,8 +80,12 @@ pub struct Core {
     dirty: Vec<TopicId>,
     connections_total: u64,
     messages: u64,
-    /// The time as last told by [`Core::set_now`]; the core has no clock of its own.
+    /// The time as last told by [`Core::handle_timeout`]; the core has no clock of its own.
     now: Instant,
+    /// When each timer is next due.
+    timers: timers::Timers,
+    /// Connections to drop without further ado, for [`Core::take_expired`].
+    expired: Vec<ConnId>,
     /// What the next group commit has to make durable.
     commit: durable::Commit,
     /// Bytes appended to logs since the last [`Core::take_ready`].
@@ -91,14 +95,31 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core with no topics and no connections, its clock set to `now`.
+    /// A core with no topics and no connections whose topics live in memory only, its clock
+    /// set to `now`.
     pub fn new(config: CoreConfig, now: Instant) -> Self {
+        Core::build(config, None, now)
+    }
+
+    /// A core whose topics are kept in `storage`, its clock set to `now`. Call
+    /// [`Core::recover`] before anything else to open the topics stored already.
+    pub fn with_storage(config: CoreConfig, storage: Box<dyn Storage>, now: Instant) -> Self {
+        Core::build(config, Some(storage), now)
+    }
+
+    fn build(config: CoreConfig, storage: Option<Box<dyn Storage>>, now: Instant) -> Self {
+        let durable = storage.is_some();
         Core {
             now,
+            timers: timers::Timers {
+                retention: durable.then(|| now + timers::RETENTION_INTERVAL),
+                ..timers::Timers::default()
+            },
+            expired: Vec::new(),
             commit: durable::Commit::default(),
             appended: 0,
             write_budget: config.write_budget,
-            topics: Topics::new(config.retention, config.storage.clone()),
+            topics: Topics::new(config.retention, storage),
             config,
             conns: Conns::default(),
             ready: Vec::new(),
@@ -111,6 +132,7 @@ impl Core {
     /// Registers a connection accepted on the port of `role`.
     pub fn open(&mut self, role: Role, peer: SocketAddr) -> ConnId {
         self.connections_total += 1;
+        self.schedule_conns(self.now + self.config.handshake_timeout);
         self.conns.insert(Conn::new(role, peer, self.now))
     }
 
@@ -169,6 +191,7 @@ impl Core {
                 }
                 debug_assert_eq!(version, PROTOCOL_VERSION, "the decoder checks versions");
                 conn.state = State::Open;
+                self.schedule_conns(self.now + self.config.idle_timeout);
                 self.send(
                     id,
                     Frame::Welcome {
@@ -195,6 +218,7 @@ impl Core {
                     code.to_u16()
                 );
                 conn.state = State::Closing;
+                self.schedule_conns(self.now + self.config.handshake_timeout);
                 self.mark(id);
             }
             (_, role, other) => {
@@ -235,6 +259,7 @@ impl Core {
         Frame::Error { code, reason }.encode(&mut conn.control);
         conn.state = State::Closing;
         conn.heard = self.now;
+        self.schedule_conns(self.now + self.config.handshake_timeout);
         self.mark(id);
     }
 

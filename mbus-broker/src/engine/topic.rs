@@ -2,10 +2,9 @@
 
 use std::collections::HashMap;
 
-use super::durable::Storage;
 use super::memlog::{Log, Retention};
+use super::storage::{Storage, StoreError, TopicStorage};
 use super::{ConnId, TopicId};
-use crate::store::{StoreError, TopicStore};
 
 /// One topic.
 #[derive(Debug)]
@@ -19,7 +18,7 @@ pub struct Topic {
     /// Appended to since the subscribers were last woken.
     pub dirty: bool,
     /// Its files on disk, with a data directory; the log is then a cache of the newest messages.
-    pub store: Option<TopicStore>,
+    pub store: Option<Box<dyn TopicStorage>>,
     /// On the group commit's list of topics to make durable.
     pub uncommitted: bool,
     /// Why the topic's storage failed to make messages durable, if it did. What it holds
@@ -40,9 +39,7 @@ impl Topic {
 
     /// The oldest offset the topic still serves, from disk or from memory.
     pub fn first(&self) -> u64 {
-        self.store
-            .as_ref()
-            .map_or(self.log.first(), TopicStore::first)
+        self.store.as_ref().map_or(self.log.first(), |s| s.first())
     }
 }
 
@@ -52,11 +49,11 @@ pub struct Topics {
     topics: Vec<Topic>,
     by_name: HashMap<Box<str>, TopicId>,
     retention: Retention,
-    storage: Option<Storage>,
+    storage: Option<Box<dyn Storage>>,
 }
 
 impl Topics {
-    pub fn new(retention: Retention, storage: Option<Storage>) -> Self {
+    pub fn new(retention: Retention, storage: Option<Box<dyn Storage>>) -> Self {
         Topics {
             topics: Vec::new(),
             by_name: HashMap::new(),
@@ -71,14 +68,14 @@ impl Topics {
         if let Some(&id) = self.by_name.get(name) {
             return Ok(id);
         }
-        let (log, store) = match &self.storage {
+        let (log, store) = match &mut self.storage {
             None => {
                 log::info!("creating topic {name}");
                 (Log::new(self.retention), None)
             }
             Some(storage) => {
-                let (store, recovery) = TopicStore::open(&storage.data_dir, name, storage.store)?;
-                if recovery.next == 0 {
+                let store = storage.open(name)?;
+                if store.next() == 0 {
                     log::info!("creating topic {name}");
                 }
                 (Log::durable(self.retention, store.next()), Some(store))
@@ -96,6 +93,15 @@ impl Topics {
         });
         self.by_name.insert(name.into(), id);
         Ok(id)
+    }
+
+    /// The storage topics are kept in, if they are durable.
+    pub fn storage(&mut self) -> Option<&mut Box<dyn Storage>> {
+        self.storage.as_mut()
+    }
+
+    pub fn is_durable(&self) -> bool {
+        self.storage.is_some()
     }
 
     pub fn find(&self, name: &str) -> Option<TopicId> {

@@ -78,8 +78,6 @@ pub struct Server {
     ready: Vec<ConnId>,
     /// While set, accepting waits: the process had no file descriptor left.
     accept_paused_until: Option<Instant>,
-    /// When the core's deadlines are next checked.
-    next_tick: Instant,
     /// Loop iterations so far.
     turns: u64,
     signals: Option<signal_hook_mio::v1_0::Signals>,
@@ -117,8 +115,19 @@ impl Server {
             .register(&mut consumers, CONSUMERS, Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let waker = Waker::new(registry, WAKER).map_err(ServerError::Poll)?;
-        let mut core = Core::new(config.core(), Instant::now());
-        core.recover().map_err(ServerError::Storage)?;
+        let now = Instant::now();
+        let mut core = match config.storage() {
+            Some(storage) => Core::with_storage(config.core(), Box::new(storage), now),
+            None => Core::new(config.core(), now),
+        };
+        let topics = core.recover().map_err(ServerError::Storage)?;
+        if let Some(dir) = &config.data_dir {
+            log::info!(
+                "recovered {topics} topics from {} in {:.1?}",
+                dir.display(),
+                now.elapsed()
+            );
+        }
         Ok(Server {
             core,
             shutdown: ShutdownHandle::new(waker),
@@ -131,7 +140,6 @@ impl Server {
             read_backlog: Vec::new(),
             ready: Vec::new(),
             accept_paused_until: None,
-            next_tick: Instant::now(),
             turns: 0,
             signals: None,
         })
@@ -228,30 +236,35 @@ impl Server {
         }
     }
 
-    /// One loop iteration: wait for events (or not, when work is pending), read, then write.
+    /// One turn of the loop, always in this order:
+    ///
+    /// 1. sleep until a socket is ready or the core's next deadline ([`Core::poll_timeout`]),
+    ///    without sleeping when a connection still has output or unread input;
+    /// 2. tell the core the time ([`Core::handle_timeout`]), which fires its due timers;
+    /// 3. accept, and read every readable connection, handing the core each frame;
+    /// 4. [`Core::commit`]: one durable write for everything read, before any confirm;
+    /// 5. drop connections the core gave up on ([`Core::take_expired`]);
+    /// 6. write what the core says each connection is owed, deliveries first.
     fn turn(&mut self, events: &mut Events, accepting: bool) -> Result<(), ServerError> {
         let busy = self.core.has_ready() || !self.read_backlog.is_empty();
-        let mut wake_at = self.next_tick;
-        if let Some(t) = self.accept_paused_until {
-            wake_at = wake_at.min(t);
-        }
-        let timeout = if busy {
-            Duration::ZERO
-        } else {
-            wake_at.saturating_duration_since(Instant::now())
+        let wake_at = [self.core.poll_timeout(), self.accept_paused_until]
+            .into_iter()
+            .flatten()
+            .min();
+        let timeout = match wake_at {
+            _ if busy => Some(Duration::ZERO),
+            Some(t) => Some(t.saturating_duration_since(Instant::now())),
+            None => None,
         };
-        let timeout = Some(timeout);
         self.turns += 1;
         match self.poll.poll(events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(ServerError::Poll(e)),
         }
-        if accepting
-            && self
-                .accept_paused_until
-                .is_some_and(|t| Instant::now() >= t)
-        {
+        let now = Instant::now();
+        self.core.handle_timeout(now);
+        if accepting && self.accept_paused_until.is_some_and(|t| now >= t) {
             self.accept_paused_until = None;
             self.accept(Role::Producer);
             self.accept(Role::Consumer);
@@ -283,21 +296,14 @@ impl Server {
         for id in std::mem::take(&mut self.read_backlog) {
             self.read(id);
         }
-        let now = Instant::now();
-        self.core.set_now(now);
-        // One durable write for everything this iteration read, before anything is confirmed.
         self.core.commit();
-        if now >= self.next_tick {
-            self.core.enforce_retention(std::time::SystemTime::now());
-            self.next_tick = now + self.tick();
-            let mut expired = Vec::new();
-            self.core.check_timeouts(&mut expired);
-            for id in expired {
-                if let Some(socket) = self.sockets.get(id.index()).and_then(Option::as_ref) {
-                    log::info!("{}: dropped, it never took its error frame", socket.peer);
-                }
-                self.drop_socket(id);
+        let mut expired = Vec::new();
+        self.core.take_expired(&mut expired);
+        for id in expired {
+            if let Some(socket) = self.sockets.get(id.index()).and_then(Option::as_ref) {
+                log::info!("{}: dropped, it never took its error frame", socket.peer);
             }
+            self.drop_socket(id);
         }
         self.flush_ready();
         Ok(())
@@ -319,12 +325,6 @@ impl Server {
                 }
             }
         }
-    }
-
-    /// How often deadlines are checked: often enough to act within a fifth of the shortest one.
-    fn tick(&self) -> Duration {
-        let shortest = self.config.handshake_timeout.min(self.config.idle_timeout);
-        (shortest / 5).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 
     fn accept(&mut self, role: Role) {

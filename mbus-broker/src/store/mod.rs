@@ -11,8 +11,10 @@
 
 mod error;
 mod file;
+mod files;
 mod format;
 mod layout;
+pub mod memory;
 mod read;
 mod record;
 mod recovery;
@@ -26,7 +28,9 @@ use std::time::{Duration, Instant};
 use mbus_proto::{Frame, HEADER_LEN};
 
 pub use error::StoreError;
+pub use files::{BATCH_INTERVAL, FileStorage, Fsync};
 pub use format::FORMAT_VERSION;
+pub use memory::MemoryStorage;
 pub use recovery::Recovery;
 
 use format::{CRC_LEN, Identity, TOPICS_DIR};

@@ -1,8 +1,10 @@
 //! The real `mbus-broker` binary as a child process on free loopback ports.
 
 use std::ffi::OsStr;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,34 +13,67 @@ pub struct BrokerProcess {
     child: Child,
     pub producers: SocketAddr,
     pub consumers: SocketAddr,
+    /// Every line the broker logged, with when it arrived.
+    pub log: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl BrokerProcess {
-    /// Starts the binary on two free ports, with `args` added to its command line, and waits
-    /// until both ports accept connections.
+    /// Starts the binary on ports the system picks, with `args` added to its command line, and
+    /// waits until it logs the addresses it listens on.
     pub fn start<S: AsRef<OsStr>>(args: &[S]) -> BrokerProcess {
-        let (pport, cport) = (free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_mbus-broker"))
-            .args(["--pport", &pport.to_string(), "--cport", &cport.to_string()])
+        BrokerProcess::start_logging(args, "info")
+    }
+
+    /// As [`BrokerProcess::start`], with `RUST_LOG` set to `filter`.
+    pub fn start_logging<S: AsRef<OsStr>>(args: &[S], filter: &str) -> BrokerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mbus-broker"))
+            .args(["--pport", "0", "--cport", "0"])
             .args(args)
-            .stderr(Stdio::null())
+            .env("RUST_LOG", filter)
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let producers: SocketAddr = ([127, 0, 0, 1], pport).into();
-        let consumers: SocketAddr = ([127, 0, 0, 1], cport).into();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(producers).is_err() || TcpStream::connect(consumers).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the broker did not start listening"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addrs_tx, addrs_rx) = mpsc::channel();
+        let lines = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addrs) = listening(&line) {
+                    addrs_tx.send(addrs).ok();
+                }
+                lines.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        let (producers, consumers) = addrs_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the broker did not start listening");
         BrokerProcess {
             child,
             producers,
             consumers,
+            log,
         }
+    }
+
+    /// Waits up to `limit` for a log line containing `words` that arrived after `after`, and
+    /// returns when it arrived.
+    pub fn wait_for_log(&self, words: &str, after: Instant, limit: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|(at, line)| (*at >= after && line.contains(words)).then_some(*at));
+            if found.is_some() {
+                return found;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        None
     }
 
     /// Sends SIGTERM and returns the exit status, failing if the process outlives `limit`.
@@ -70,10 +105,12 @@ impl Drop for BrokerProcess {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The two addresses of the broker's "listening for producers on A and consumers on B" line.
+fn listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = line.split("listening for producers on ").nth(1)?;
+    let (producers, consumers) = rest.split_once(" and consumers on ")?;
+    Some((
+        producers.trim().parse().ok()?,
+        consumers.trim().parse().ok()?,
+    ))
 }

@@ -1,0 +1,118 @@
+//! The broker's storage on disk: a data directory of topic stores behind the engine's
+//! [`Storage`] trait, with the fsync policy that decides what a commit does.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use super::format::TOPICS_DIR;
+use super::{Frames, StoreConfig, StoreError, TopicStore};
+use crate::engine::storage::{Storage, TopicStorage};
+
+/// How often `--fsync batch` makes committed messages survive power loss.
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// When appended messages are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Fsync {
+    /// fdatasync before every confirm: a confirmed message survives power loss.
+    Always,
+    /// Confirm once the message is written to the OS (it survives the broker's crash) and
+    /// fdatasync every 200 ms.
+    Batch,
+    /// Confirm once written to the OS; leave syncing to the OS.
+    Never,
+}
+
+/// A data directory of topics, each a [`TopicStore`].
+#[derive(Debug, Clone)]
+pub struct FileStorage {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The fsync policy.
+    pub fsync: Fsync,
+    /// Segment size, retention and buffering of each topic's files.
+    pub store: StoreConfig,
+}
+
+impl Storage for FileStorage {
+    fn topics(&mut self) -> Result<Vec<String>, StoreError> {
+        let dir = self.data_dir.join(TOPICS_DIR);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StoreError::Io { path: dir, source }),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| StoreError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            if let Some(name) = entry.file_name().to_str() {
+                if mbus_proto::validate_topic(name).is_ok() {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn open(&mut self, topic: &str) -> Result<Box<dyn TopicStorage>, StoreError> {
+        let (store, _) = TopicStore::open(&self.data_dir, topic, self.store)?;
+        Ok(Box::new(FileTopic {
+            store,
+            fsync: self.fsync,
+        }))
+    }
+
+    fn sync_interval(&self) -> Option<Duration> {
+        (self.fsync == Fsync::Batch).then_some(BATCH_INTERVAL)
+    }
+}
+
+/// One topic's files and the policy its commits follow.
+#[derive(Debug)]
+struct FileTopic {
+    store: TopicStore,
+    fsync: Fsync,
+}
+
+impl TopicStorage for FileTopic {
+    fn first(&self) -> u64 {
+        self.store.first()
+    }
+
+    fn next(&self) -> u64 {
+        self.store.next()
+    }
+
+    fn append(&mut self, offset: u64, frame: &[u8]) -> Result<(), StoreError> {
+        self.store.append(offset, frame)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        match self.fsync {
+            Fsync::Always => self.store.sync(),
+            Fsync::Batch | Fsync::Never => self.store.flush(),
+        }
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.store.sync()
+    }
+
+    fn read(
+        &mut self,
+        offset: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Frames, StoreError> {
+        self.store.read(offset, max_bytes, out)
+    }
+
+    fn enforce_retention(&mut self) -> Result<(), StoreError> {
+        self.store.enforce_retention(SystemTime::now()).map(drop)
+    }
+}

@@ -1,0 +1,303 @@
+//! Storage in memory with fault injection, behind the same trait as the file store: for tests,
+//! the fuzz target and the simulation. It models what survives a crash of the process (what
+//! was committed) and a power loss (what was synced), and can fail any call on demand.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::files::{BATCH_INTERVAL, Fsync};
+use super::{Frames, StoreError};
+use crate::engine::storage::{Storage, TopicStorage};
+
+/// A call of the storage that can be made to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Op {
+    /// [`Storage::open`].
+    Open,
+    /// [`TopicStorage::append`].
+    Append,
+    /// [`TopicStorage::commit`].
+    Commit,
+    /// [`TopicStorage::sync`].
+    Sync,
+    /// [`TopicStorage::read`].
+    Read,
+}
+
+/// What a crash keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crash {
+    /// The process died: what was committed is kept, as the OS still had it.
+    Process,
+    /// The machine lost power: only what was synced is kept.
+    PowerLoss,
+}
+
+/// Topics in memory, shared by every clone: a test keeps one to inject faults and crash it,
+/// and hands another to the engine.
+#[derive(Debug, Clone)]
+pub struct MemoryStorage {
+    disk: Arc<Mutex<Disk>>,
+}
+
+#[derive(Debug)]
+struct Disk {
+    fsync: Fsync,
+    retention_bytes: u64,
+    topics: BTreeMap<String, Topic>,
+    /// How many of the next calls of each kind fail.
+    faults: BTreeMap<Op, u32>,
+}
+
+#[derive(Debug, Default)]
+struct Topic {
+    /// The offset of `records[0]`.
+    first: u64,
+    records: VecDeque<Vec<u8>>,
+    bytes: u64,
+    /// Offsets below this survive a crash of the process.
+    written: u64,
+    /// Offsets below this survive a power loss.
+    synced: u64,
+    /// Offsets whose records read back as damaged.
+    corrupt: BTreeSet<u64>,
+}
+
+impl Topic {
+    fn next(&self) -> u64 {
+        self.first + self.records.len() as u64
+    }
+
+    /// Keeps only the records below `end`.
+    fn truncate(&mut self, end: u64) {
+        let keep = end.saturating_sub(self.first) as usize;
+        while self.records.len() > keep {
+            let rec = self.records.pop_back().expect("longer than keep");
+            self.bytes -= rec.len() as u64;
+        }
+        self.written = self.written.min(end);
+        self.synced = self.synced.min(end);
+    }
+}
+
+impl MemoryStorage {
+    /// Empty storage whose commits follow `fsync`, keeping at most `retention_bytes` per topic.
+    pub fn new(fsync: Fsync, retention_bytes: u64) -> Self {
+        MemoryStorage {
+            disk: Arc::new(Mutex::new(Disk {
+                fsync,
+                retention_bytes,
+                topics: BTreeMap::new(),
+                faults: BTreeMap::new(),
+            })),
+        }
+    }
+
+    fn disk(&self) -> MutexGuard<'_, Disk> {
+        self.disk.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the next `count` calls of `op`, on any topic, fail.
+    pub fn fail_next(&self, op: Op, count: u32) {
+        *self.disk().faults.entry(op).or_default() += count;
+    }
+
+    /// Makes the record of `offset` in `topic` read back as damaged.
+    pub fn corrupt(&self, topic: &str, offset: u64) {
+        if let Some(t) = self.disk().topics.get_mut(topic) {
+            t.corrupt.insert(offset);
+        }
+    }
+
+    /// Throws away what `crash` does not keep. The engine that used the storage must be dropped
+    /// first; a new one recovers what is left.
+    pub fn crash(&self, crash: Crash) {
+        let mut disk = self.disk();
+        disk.faults.clear();
+        for topic in disk.topics.values_mut() {
+            let end = match crash {
+                Crash::Process => topic.written,
+                Crash::PowerLoss => topic.synced,
+            };
+            topic.truncate(end);
+        }
+    }
+
+    /// The frames stored for `topic` now, from its first offset on.
+    pub fn frames(&self, topic: &str) -> (u64, Vec<Vec<u8>>) {
+        self.disk().topics.get(topic).map_or((0, Vec::new()), |t| {
+            (t.first, t.records.iter().cloned().collect())
+        })
+    }
+
+    /// The offsets of `topic` that a crash of this kind would keep: `first..end`.
+    pub fn survives(&self, topic: &str, crash: Crash) -> std::ops::Range<u64> {
+        self.disk().topics.get(topic).map_or(0..0, |t| {
+            t.first..match crash {
+                Crash::Process => t.written,
+                Crash::PowerLoss => t.synced,
+            }
+        })
+    }
+}
+
+impl Disk {
+    /// Uses up one injected fault of `op`, if there is one.
+    fn fault(&mut self, op: Op, topic: &str) -> Result<(), StoreError> {
+        match self.faults.get_mut(&op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Err(StoreError::Io {
+                    path: PathBuf::from(format!("memory:{topic}")),
+                    source: io::Error::other(format!("injected {op:?} fault")),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn topics(&mut self) -> Result<Vec<String>, StoreError> {
+        Ok(self.disk().topics.keys().cloned().collect())
+    }
+
+    fn open(&mut self, topic: &str) -> Result<Box<dyn TopicStorage>, StoreError> {
+        let mut disk = self.disk();
+        disk.fault(Op::Open, topic)?;
+        disk.topics.entry(topic.to_owned()).or_default();
+        Ok(Box::new(MemoryTopic {
+            disk: self.disk.clone(),
+            name: topic.to_owned(),
+        }))
+    }
+
+    fn sync_interval(&self) -> Option<Duration> {
+        (self.disk().fsync == Fsync::Batch).then_some(BATCH_INTERVAL)
+    }
+}
+
+/// One topic of a [`MemoryStorage`].
+#[derive(Debug)]
+struct MemoryTopic {
+    disk: Arc<Mutex<Disk>>,
+    name: String,
+}
+
+impl MemoryTopic {
+    /// The disk, its topic, and the first injected fault of `op` if one is due.
+    fn with<T>(
+        &self,
+        op: Option<Op>,
+        f: impl FnOnce(&mut Topic, &Disk) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(op) = op {
+            disk.fault(op, &self.name)?;
+        }
+        let mut topic = disk.topics.remove(&self.name).unwrap_or_default();
+        let result = f(&mut topic, &disk);
+        disk.topics.insert(self.name.clone(), topic);
+        result
+    }
+}
+
+impl TopicStorage for MemoryTopic {
+    fn first(&self) -> u64 {
+        self.with(None, |t, _| Ok(t.first)).unwrap_or(0)
+    }
+
+    fn next(&self) -> u64 {
+        self.with(None, |t, _| Ok(t.next())).unwrap_or(0)
+    }
+
+    fn append(&mut self, offset: u64, frame: &[u8]) -> Result<(), StoreError> {
+        let name = self.name.clone();
+        self.with(Some(Op::Append), |t, _| {
+            if offset != t.next() {
+                return Err(StoreError::OffsetMismatch {
+                    topic: name,
+                    expected: t.next(),
+                    got: offset,
+                });
+            }
+            t.records.push_back(frame.to_vec());
+            t.bytes += frame.len() as u64;
+            Ok(())
+        })
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.with(Some(Op::Commit), |t, disk| {
+            t.written = t.next();
+            if disk.fsync == Fsync::Always {
+                t.synced = t.next();
+            }
+            Ok(())
+        })
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.with(Some(Op::Sync), |t, _| {
+            t.written = t.next();
+            t.synced = t.next();
+            Ok(())
+        })
+    }
+
+    fn read(
+        &mut self,
+        offset: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Frames, StoreError> {
+        let name = self.name.clone();
+        self.with(Some(Op::Read), |t, _| {
+            if offset < t.first {
+                return Err(StoreError::Deleted {
+                    topic: name,
+                    offset,
+                    first: t.first,
+                });
+            }
+            if t.corrupt.contains(&offset) {
+                return Err(StoreError::Corrupt {
+                    topic: name,
+                    offset,
+                });
+            }
+            let mut next = offset;
+            let mut bytes = 0;
+            while next < t.next() && !(next > offset && t.corrupt.contains(&next)) {
+                let rec = &t.records[(next - t.first) as usize];
+                if next > offset && bytes + rec.len() > max_bytes {
+                    break;
+                }
+                out.extend_from_slice(rec);
+                bytes += rec.len();
+                next += 1;
+            }
+            Ok(Frames {
+                first: offset,
+                next,
+                bytes,
+            })
+        })
+    }
+
+    fn enforce_retention(&mut self) -> Result<(), StoreError> {
+        self.with(None, |t, disk| {
+            while t.records.len() > 1 && t.bytes > disk.retention_bytes {
+                let rec = t.records.pop_front().expect("more than one record");
+                t.bytes -= rec.len() as u64;
+                t.first += 1;
+            }
+            t.written = t.written.max(t.first);
+            t.synced = t.synced.max(t.first);
+            Ok(())
+        })
+    }
+}
