@@ -1,5 +1,6 @@
 //! Fuzzes the broker core: a sequence of frames, raw bytes, partial writes, closes and clock
-//! ticks from several fake connections must never panic, and every byte the core writes must
+//! ticks from several fake connections, in memory or on the in-memory storage with commits,
+//! storage faults and crash-restarts, must never panic, and every byte the core writes must
 //! decode.
 
 #![no_main]
@@ -12,6 +13,8 @@ use libfuzzer_sys::fuzz_target;
 use mbus_broker::BrokerConfig;
 use mbus_broker::engine::memlog::Retention;
 use mbus_broker::engine::{ConnId, Core, CoreConfig, Progress};
+use mbus_broker::store::memory::{Crash, Op as StorageOp};
+use mbus_broker::store::{Fsync, MemoryStorage};
 use mbus_proto::{Frame, Role, Start, decode};
 
 #[derive(Debug, Arbitrary)]
@@ -57,6 +60,34 @@ enum Op {
     Tick {
         secs: u8,
     },
+    /// The end of an event-loop turn: the group commit.
+    Commit,
+    /// The next call of one kind to the storage fails.
+    Fault {
+        op: u8,
+    },
+    /// The broker dies and restarts on what its storage kept.
+    Crash {
+        power_loss: bool,
+    },
+}
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    /// Keep topics in the in-memory storage with this fsync policy, or in memory only.
+    durable: Option<u8>,
+    ops: Vec<Op>,
+}
+
+fn start(config: &CoreConfig, storage: Option<&MemoryStorage>, now: Instant) -> Core {
+    match storage {
+        None => Core::new(config.clone(), now),
+        Some(storage) => {
+            let mut core = Core::with_storage(config.clone(), Box::new(storage.clone()), now);
+            core.recover().expect("memory storage lists its topics");
+            core
+        }
+    }
 }
 
 const TOPICS: [&str; 4] = ["a", "b", "c", "bad topic"];
@@ -81,7 +112,7 @@ impl Write for Sink {
     }
 }
 
-fuzz_target!(|ops: Vec<Op>| {
+fuzz_target!(|input: Input| {
     let config = CoreConfig {
         retention: Retention {
             max_bytes: 2048,
@@ -92,11 +123,15 @@ fuzz_target!(|ops: Vec<Op>| {
         ..BrokerConfig::default().core()
     };
     let mut now = Instant::now();
-    let mut core = Core::new(config, now);
+    let storage = input.durable.map(|policy| {
+        let fsync = [Fsync::Always, Fsync::Batch, Fsync::Never][usize::from(policy) % 3];
+        MemoryStorage::new(fsync, 4096)
+    });
+    let mut core = start(&config, storage.as_ref(), now);
     let peer = "127.0.0.1:1".parse().unwrap();
     let mut conns: Vec<(ConnId, Vec<u8>)> = Vec::new();
     let mut ready = Vec::new();
-    for op in ops {
+    for op in input.ops {
         let pick = |conns: &[(ConnId, Vec<u8>)], c: u8| {
             (!conns.is_empty()).then(|| usize::from(c) % conns.len())
         };
@@ -128,6 +163,32 @@ fuzz_target!(|ops: Vec<Op>| {
                 for id in expired {
                     core.close(id);
                     conns.retain(|c| c.0 != id);
+                }
+            }
+            Op::Commit => core.commit(),
+            Op::Fault { op } => {
+                if let Some(storage) = &storage {
+                    let ops = [
+                        StorageOp::Open,
+                        StorageOp::Append,
+                        StorageOp::Commit,
+                        StorageOp::Sync,
+                        StorageOp::Read,
+                    ];
+                    storage.fail_next(ops[usize::from(op) % ops.len()], 1);
+                }
+            }
+            Op::Crash { power_loss } => {
+                if let Some(storage) = &storage {
+                    conns.clear();
+                    // The old core goes first, as the process it stands for does.
+                    drop(std::mem::replace(&mut core, Core::new(config.clone(), now)));
+                    storage.crash(if power_loss {
+                        Crash::PowerLoss
+                    } else {
+                        Crash::Process
+                    });
+                    core = start(&config, Some(storage), now);
                 }
             }
             Op::Close { conn } => {

@@ -8,6 +8,7 @@ mod fuzz;
 mod integration;
 mod ports;
 mod process;
+mod sim;
 mod test;
 mod verify;
 mod workspace;
@@ -36,6 +37,8 @@ enum Task {
     Fuzz(fuzz::Args),
     /// Run many producers and consumers against one broker and check every delivery
     Integration(integration::Args),
+    /// Run the deterministic simulation of the broker core over many seeds
+    Sim(sim::Args),
     /// Run every check: workspace tests, a command-line round trip, integration, a short fuzz
     Test(test::Args),
 }
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Task::Demo => demo::run(),
         Task::Fuzz(args) => fuzz::run(&args),
         Task::Integration(args) => integration::run(&args),
+        Task::Sim(args) => sim::run(&args),
         Task::Test(args) => test::run(&args),
     };
     // Every child process is owned by a guard inside the task, so by now all of them are gone.

@@ -94,3 +94,18 @@ fn executable(line: &str) -> Option<(String, PathBuf)> {
     let exe = msg["executable"].as_str()?;
     Some((name.to_owned(), PathBuf::from(exe)))
 }
+
+/// Runs one of the broker's test binaries in release mode with `env` set, failing if it fails.
+pub fn broker_test(test: &str, env: &[(&str, String)]) -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .args(["test", "--release", "-p", "mbus-broker", "--test", test])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .status()
+        .with_context(|| format!("cannot run cargo test --test {test}"))?;
+    if !status.success() {
+        bail!("the {test} test failed ({status})");
+    }
+    Ok(())
+}

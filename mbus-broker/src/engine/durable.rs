@@ -13,7 +13,7 @@ use super::storage::StoreError;
 use super::{ConnId, Core, TopicId};
 
 /// Most bytes read from disk for one consumer at a time; they wait in its control buffer.
-const DISK_CHUNK: usize = 256 << 10;
+pub const DISK_CHUNK: usize = 256 << 10;
 
 /// Progress of the group commit, kept by the core.
 #[derive(Debug, Default)]
@@ -34,8 +34,17 @@ impl Core {
             return Ok(0);
         };
         let names = storage.topics()?;
+        let sync_interval = storage.sync_interval();
         for name in &names {
-            self.topics.get_or_create(name)?;
+            let tid = self.topics.get_or_create(name)?;
+            // A crash may have left committed messages unsynced, past the time their sync was
+            // due: the first turn after recovery syncs them.
+            if sync_interval.is_some() {
+                self.commit.unsynced.push(tid);
+            }
+        }
+        if sync_interval.is_some() && !names.is_empty() {
+            self.timers.sync = Some(self.now);
         }
         Ok(names.len())
     }
@@ -137,7 +146,16 @@ impl Core {
         {
             return false;
         }
+        let start = conn.control.len();
         let next = match store.read(offset, DISK_CHUNK, &mut conn.control) {
+            // The store also holds what the next commit has yet to make durable; a consumer
+            // reading from disk gets no further than consumers reading from memory.
+            Ok(frames) if frames.next > topic.log.visible() => {
+                let visible = topic.log.visible();
+                let keep = frame_run(&conn.control[start..], visible - offset);
+                conn.control.truncate(start + keep);
+                visible
+            }
             Ok(frames) => frames.next,
             Err(StoreError::Corrupt { offset, .. }) => {
                 log::error!(
@@ -165,4 +183,15 @@ impl Core {
         };
         true
     }
+}
+
+/// The length of the first `count` length-prefixed frames of `bytes`, which holds at least
+/// that many whole frames.
+fn frame_run(bytes: &[u8], count: u64) -> usize {
+    let mut at = 0;
+    for _ in 0..count {
+        let prefix: [u8; 4] = bytes[at..at + 4].try_into().expect("a whole frame");
+        at += 4 + u32::from_be_bytes(prefix) as usize;
+    }
+    at
 }

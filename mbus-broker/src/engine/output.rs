@@ -212,4 +212,10 @@ impl Core {
                 })
         })
     }
+
+    /// Control bytes (confirms, errors, pongs, gap notices, frames read from disk) that
+    /// connection `id` has not taken yet.
+    pub fn pending_control(&self, id: ConnId) -> usize {
+        self.conns.get(id).map_or(0, Conn::control_pending)
+    }
 }

@@ -126,11 +126,17 @@ impl MemoryStorage {
         }
     }
 
-    /// The frames stored for `topic` now, from its first offset on.
-    pub fn frames(&self, topic: &str) -> (u64, Vec<Vec<u8>>) {
-        self.disk().topics.get(topic).map_or((0, Vec::new()), |t| {
-            (t.first, t.records.iter().cloned().collect())
-        })
+    /// The frame stored at `offset` of `topic`, if it is there.
+    pub fn frame(&self, topic: &str, offset: u64) -> Option<Vec<u8>> {
+        let disk = self.disk();
+        let t = disk.topics.get(topic)?;
+        let i = offset.checked_sub(t.first)?;
+        t.records.get(i as usize).cloned()
+    }
+
+    /// The offset the next append to `topic` gets.
+    pub fn next(&self, topic: &str) -> u64 {
+        self.disk().topics.get(topic).map_or(0, Topic::next)
     }
 
     /// The offsets of `topic` that a crash of this kind would keep: `first..end`.
