@@ -149,6 +149,33 @@ fn consumers_behind_the_memory_cache_are_served_from_disk() {
     }
 }
 
+#[test]
+fn a_consumer_reading_from_disk_gets_nothing_the_next_commit_has_yet_to_make_durable() {
+    let dir = TempDir::new("disk-visible");
+    let mut h = durable_harness(&dir, 2048);
+    let p = h.producer();
+    for i in 0..10u32 {
+        h.publish(p, "t", &i.to_be_bytes());
+    }
+    h.core.commit();
+    // A burst larger than the cache, not committed yet: memory keeps only its newest part, so
+    // a consumer from offset 0 is served from disk, where the whole burst already is.
+    for i in 10..500u32 {
+        h.publish(p, "t", &i.to_be_bytes());
+    }
+    let (c, out) = subscribe_from_earliest(&mut h, "t");
+    let offsets: Vec<u64> = payloads(&out).into_iter().map(|(o, _)| o).collect();
+    assert_eq!(
+        offsets,
+        (0..10).collect::<Vec<_>>(),
+        "only what was committed"
+    );
+    h.core.commit();
+    let rest = payloads(&h.output(c));
+    assert_eq!(rest.first().map(|r| r.0), Some(10));
+    assert_eq!(rest.last().map(|r| r.0), Some(499));
+}
+
 /// A consumer subscribed to `topic` from its oldest message, and what it was sent after the
 /// `Subscribed` answer.
 fn subscribe_from_earliest(h: &mut Harness, topic: &str) -> (ConnId, Vec<Owned>) {
