@@ -12,6 +12,7 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use mbus_broker::BrokerConfig;
 use mbus_broker::engine::memlog::Retention;
+use mbus_broker::engine::storage::Storage;
 use mbus_broker::engine::{ConnId, Core, CoreConfig, Progress};
 use mbus_broker::store::memory::{Crash, Op as StorageOp};
 use mbus_broker::store::{Fsync, MemoryStorage};
@@ -80,14 +81,8 @@ struct Input {
 }
 
 fn start(config: &CoreConfig, storage: Option<&MemoryStorage>, now: Instant) -> Core {
-    match storage {
-        None => Core::new(config.clone(), now),
-        Some(storage) => {
-            let mut core = Core::with_storage(config.clone(), Box::new(storage.clone()), now);
-            core.recover().expect("memory storage lists its topics");
-            core
-        }
-    }
+    let storage = storage.map(|s| Box::new(s.clone()) as Box<dyn Storage>);
+    Core::start(config.clone(), storage, now).expect("memory storage lists its topics")
 }
 
 const TOPICS: [&str; 4] = ["a", "b", "c", "bad topic"];

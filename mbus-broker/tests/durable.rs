@@ -39,10 +39,10 @@ fn durable_harness(dir: &TempDir, cache_bytes: usize) -> Harness {
             ..StoreConfig::default()
         },
     };
-    let core = Core::with_storage(config(cache_bytes), Box::new(storage), Instant::now());
-    let mut h = Harness { core };
-    h.core.recover().unwrap();
-    h
+    let core = Core::start(config(cache_bytes), Some(Box::new(storage)), Instant::now());
+    Harness {
+        core: core.unwrap(),
+    }
 }
 
 #[test]

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use mbus_broker::BrokerConfig;
 use mbus_broker::engine::durable::DISK_CHUNK;
 use mbus_broker::engine::memlog::Retention;
+use mbus_broker::engine::storage::Storage;
 use mbus_broker::engine::{ConnId, Core, CoreConfig, Progress};
 use mbus_broker::store::memory::{Crash, Op};
 use mbus_broker::store::{Fsync, MemoryStorage};
@@ -577,14 +578,8 @@ impl Sim {
 }
 
 fn start_core(config: &CoreConfig, storage: Option<&MemoryStorage>, now: Instant) -> Core {
-    match storage {
-        None => Core::new(config.clone(), now),
-        Some(storage) => {
-            let mut core = Core::with_storage(config.clone(), Box::new(storage.clone()), now);
-            core.recover().expect("memory storage lists its topics");
-            core
-        }
-    }
+    let storage = storage.map(|s| Box::new(s.clone()) as Box<dyn Storage>);
+    Core::start(config.clone(), storage, now).expect("memory storage lists its topics")
 }
 
 /// The payload of a stored `Deliver` frame.

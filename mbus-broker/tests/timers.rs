@@ -19,12 +19,17 @@ use support::{Harness, Owned, peer};
 
 fn batch_harness(start: Instant) -> (Harness, MemoryStorage) {
     let disk = MemoryStorage::new(Fsync::Batch, u64::MAX);
-    let core = Core::with_storage(
+    let core = Core::start(
         BrokerConfig::default().core(),
-        Box::new(disk.clone()),
+        Some(Box::new(disk.clone())),
         start,
     );
-    (Harness { core }, disk)
+    (
+        Harness {
+            core: core.unwrap(),
+        },
+        disk,
+    )
 }
 
 #[test]

@@ -21,14 +21,12 @@
 #![warn(missing_docs)]
 
 mod consumer;
-mod error;
 mod event;
-mod net;
 mod options;
-mod read_buf;
 
 pub use consumer::Consumer;
-pub use error::ConsumerError;
 pub use event::Event;
+pub use mbus_client::ClientError as ConsumerError;
+pub use mbus_client::ConnectOptions;
 pub use mbus_proto::Start;
 pub use options::ConsumerOptions;

@@ -22,7 +22,7 @@ fn publish(port: u16, topic: &str, lines: &[&str]) {
     for line in lines {
         p.publish(topic, line.as_bytes()).unwrap();
     }
-    assert_eq!(p.wait_confirmed(None).unwrap(), lines.len() as u64);
+    assert_eq!(p.wait_confirmed().unwrap(), lines.len() as u64);
 }
 
 fn consumer(port: u16, args: &[&str]) -> Command {

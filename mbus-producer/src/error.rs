@@ -1,31 +1,18 @@
 //! The producer's typed errors.
 
-use mbus_proto::{DecodeError, ErrorCode, TopicError};
+pub use mbus_client::ClientError;
 
 /// Why a producer call failed.
 ///
-/// [`ProducerError::InvalidTopic`] and [`ProducerError::TooLarge`] reject one message before it
-/// is buffered and leave the producer usable, and so does [`ProducerError::Timeout`]. Every other
-/// variant means the connection is gone.
+/// [`ProducerError::TooLarge`] rejects one message before it is buffered and leaves the
+/// producer usable, and so do [`ClientError::InvalidTopic`] and [`ClientError::Timeout`].
+/// Every other error means the connection is gone.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProducerError {
-    /// Connecting, reading or writing failed.
+    /// The connection failed, or the broker refused or did not answer.
     #[error(transparent)]
-    Io(#[from] std::io::Error),
-    /// The broker sent bytes that are not a valid frame.
-    #[error("undecodable frame from the broker")]
-    Decode(#[from] DecodeError),
-    /// The broker sent an `Error` frame and is closing the connection.
-    #[error("the broker reported {code:?}: {reason}")]
-    Refused {
-        /// What went wrong, for programs.
-        code: ErrorCode,
-        /// What went wrong, for people.
-        reason: String,
-    },
-    /// The topic name breaks the naming rules; nothing was sent.
-    #[error("invalid topic")]
-    InvalidTopic(#[from] TopicError),
+    Client(#[from] ClientError),
     /// The message's frame would exceed the broker's limit; nothing was sent.
     #[error("message of {len} bytes exceeds the broker's frame limit of {max} bytes")]
     TooLarge {
@@ -43,10 +30,10 @@ pub enum ProducerError {
         /// Messages published on this connection.
         sent: u64,
     },
-    /// The broker did not answer in time.
-    #[error("timed out waiting for the broker")]
-    Timeout,
-    /// The broker sent a frame that has no place on a producer connection.
-    #[error("unexpected {0} frame from the broker")]
-    UnexpectedFrame(&'static str),
+}
+
+impl From<mbus_proto::TopicError> for ProducerError {
+    fn from(e: mbus_proto::TopicError) -> Self {
+        ProducerError::Client(e.into())
+    }
 }

@@ -11,16 +11,16 @@
 //!
 //! let mut producer = Producer::connect("127.0.0.1:9990", &ProducerOptions::default())?;
 //! producer.publish("orders", b"look ma! a new order")?;
-//! producer.wait_confirmed(None)?;
+//! producer.finish()?;
 //! # Ok::<(), mbus_producer::ProducerError>(())
 //! ```
 #![warn(missing_docs)]
 
 mod error;
-mod net;
 mod options;
 mod producer;
 
-pub use error::ProducerError;
+pub use error::{ClientError, ProducerError};
+pub use mbus_client::ConnectOptions;
 pub use options::ProducerOptions;
 pub use producer::Producer;

@@ -2,95 +2,51 @@
 
 mod wire;
 
-use std::fmt;
-use std::io::Write;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
-use mbus_proto::{
-    DEFAULT_MAX_FRAME, DecodeError, Frame, HEADER_LEN, PROTOCOL_VERSION, Role, decode,
-    validate_topic,
-};
+use mbus_client::Connection;
+use mbus_proto::{Frame, HEADER_LEN, Role, validate_topic};
 
-use crate::net;
 use crate::{ProducerError, ProducerOptions};
 
 /// Buffered publishes are written once they pass this many bytes.
 const WRITE_THRESHOLD: usize = 64 * 1024;
+/// How long dropping a producer may spend writing what it still buffers.
+const DROP_FLUSH: Duration = Duration::from_secs(5);
 
 /// A connection to the broker's producer port.
 ///
 /// Messages are numbered 1, 2, 3, ... in the order they are published, as the broker numbers
-/// them; a message is stored once [`Producer::confirmed`] has reached its number. Messages still
-/// buffered when the producer is dropped are lost: end with [`Producer::wait_confirmed`].
+/// them; a message is stored once [`Producer::confirmed`] has reached its number. End with
+/// [`Producer::finish`] (or [`Producer::wait_confirmed`]) to know that everything was stored:
+/// a producer that is dropped writes what it still buffers, for up to 5 seconds, but does not
+/// wait for confirms.
 ///
 /// The producer reads only inside its own calls. A broker that pings an idle producer is
 /// answered at the next call that writes or waits.
+#[derive(Debug)]
 pub struct Producer {
-    stream: TcpStream,
-    max_frame: u32,
+    conn: Connection,
     max_in_flight: u64,
-    /// Encoded frames not yet written: whole frames only.
-    out: Vec<u8>,
-    /// Bytes from the broker not yet decoded: between calls, at most part of one frame.
-    inbound: Vec<u8>,
     sent: u64,
     confirmed: u64,
 }
 
 impl Producer {
-    /// Connects, says `Hello` and waits for the broker's `Welcome`, all within
-    /// `options.connect_timeout`.
+    /// Connects, says `Hello` and waits for the broker's `Welcome`, all within the options'
+    /// connect timeout.
     pub fn connect(
         addr: impl ToSocketAddrs,
         options: &ProducerOptions,
     ) -> Result<Producer, ProducerError> {
-        let stream = net::connect(addr, options.connect_timeout)?;
-        let mut producer = Producer {
-            stream,
-            max_frame: 0,
+        let conn = Connection::open(addr, Role::Producer, &options.connect)?;
+        Ok(Producer {
+            conn,
             max_in_flight: options.max_in_flight.max(1),
-            out: Vec::with_capacity(2 * WRITE_THRESHOLD),
-            inbound: Vec::new(),
             sent: 0,
             confirmed: 0,
-        };
-        producer.max_frame = producer.handshake(options)?;
-        producer.stream.set_write_timeout(Some(wire::WRITE_POLL))?;
-        Ok(producer)
-    }
-
-    /// Returns the broker's frame limit from the `Welcome`.
-    fn handshake(&mut self, options: &ProducerOptions) -> Result<u32, ProducerError> {
-        let deadline = Instant::now().checked_add(options.connect_timeout);
-        let hello = Frame::Hello {
-            version: PROTOCOL_VERSION,
-            role: Role::Producer,
-            token: options.auth_token.as_deref(),
-        };
-        self.stream
-            .set_write_timeout(Some(options.connect_timeout))?;
-        self.stream.write_all(&hello.to_bytes())?;
-        loop {
-            if let Some((frame, len)) = decode(&self.inbound, DEFAULT_MAX_FRAME)? {
-                let welcome = match frame {
-                    Frame::Welcome { version, max_frame } if version == PROTOCOL_VERSION => {
-                        Ok(max_frame)
-                    }
-                    Frame::Welcome { version, .. } => {
-                        Err(DecodeError::UnsupportedVersion(version).into())
-                    }
-                    Frame::Error { code, reason } => Err(ProducerError::Refused {
-                        code,
-                        reason: reason.to_owned(),
-                    }),
-                    other => Err(ProducerError::UnexpectedFrame(other.name())),
-                };
-                self.inbound.drain(..len);
-                return welcome;
-            }
-            self.read_until(deadline)?;
-        }
+        })
     }
 
     /// Publishes `data` to `topic` and returns the message's sequence number.
@@ -101,9 +57,10 @@ impl Producer {
     /// more.
     pub fn publish(&mut self, topic: &str, data: &[u8]) -> Result<u64, ProducerError> {
         validate_topic(topic)?;
+        let max_frame = self.conn.max_frame();
         // Checked before encoding, so that a huge payload is neither copied nor overflows the
         // 4-byte length prefix.
-        if data.len() > self.max_frame as usize {
+        if data.len() > max_frame as usize {
             return Err(self.too_large(data.len()));
         }
         if self.sent - self.confirmed >= self.max_in_flight {
@@ -112,15 +69,16 @@ impl Producer {
                 self.await_frames(None)?;
             }
         }
-        let start = self.out.len();
-        Frame::Publish { topic, data }.encode(&mut self.out);
-        let body = self.out.len() - start - HEADER_LEN;
-        if body > self.max_frame as usize {
-            self.out.truncate(start);
+        let out = self.conn.protocol().outbound_mut();
+        let start = out.len();
+        Frame::Publish { topic, data }.encode(out);
+        let body = out.len() - start - HEADER_LEN;
+        if body > max_frame as usize {
+            out.truncate(start);
             return Err(self.too_large(body));
         }
         self.sent += 1;
-        if self.out.len() >= WRITE_THRESHOLD {
+        if out.len() >= WRITE_THRESHOLD {
             self.write_out(None)?;
         }
         Ok(self.sent)
@@ -133,11 +91,23 @@ impl Producer {
 
     /// Flushes, then blocks until the broker has confirmed every published message, and returns
     /// how many that is.
-    ///
-    /// With a `timeout`, gives up with [`ProducerError::Timeout`] once it has passed; the
-    /// producer stays usable and a later call can wait again.
-    pub fn wait_confirmed(&mut self, timeout: Option<Duration>) -> Result<u64, ProducerError> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    pub fn wait_confirmed(&mut self) -> Result<u64, ProducerError> {
+        self.wait_confirmed_until(None)
+    }
+
+    /// As [`Producer::wait_confirmed`], but gives up with [`mbus_client::ClientError::Timeout`]
+    /// once `timeout` has passed; the producer stays usable and a later call can wait again.
+    pub fn wait_confirmed_timeout(&mut self, timeout: Duration) -> Result<u64, ProducerError> {
+        self.wait_confirmed_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Waits until everything published is confirmed and closes the connection; returns how
+    /// many messages were stored.
+    pub fn finish(mut self) -> Result<u64, ProducerError> {
+        self.wait_confirmed()
+    }
+
+    fn wait_confirmed_until(&mut self, deadline: Option<Instant>) -> Result<u64, ProducerError> {
         self.write_out(deadline)?;
         while self.confirmed < self.sent {
             self.await_frames(deadline)?;
@@ -157,32 +127,22 @@ impl Producer {
 
     /// The largest frame body the broker accepts, from its `Welcome`.
     pub fn max_frame(&self) -> u32 {
-        self.max_frame
+        self.conn.max_frame()
     }
 
     fn too_large(&self, len: usize) -> ProducerError {
         ProducerError::TooLarge {
             len,
-            max: self.max_frame,
-        }
-    }
-
-    fn closed(&self) -> ProducerError {
-        ProducerError::Closed {
-            confirmed: self.confirmed,
-            sent: self.sent,
+            max: self.conn.max_frame(),
         }
     }
 }
 
-// By hand: the buffers are noise in a log.
-impl fmt::Debug for Producer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Producer")
-            .field("peer", &self.stream.peer_addr().ok())
-            .field("sent", &self.sent)
-            .field("confirmed", &self.confirmed)
-            .field("max_frame", &self.max_frame)
-            .finish_non_exhaustive()
+impl Drop for Producer {
+    /// Writes what is still buffered, as `BufWriter` does, within a bounded time; whether the
+    /// broker stored it is what [`Producer::finish`] would have said.
+    fn drop(&mut self) {
+        let deadline = Instant::now().checked_add(DROP_FLUSH);
+        let _ = self.write_out(deadline);
     }
 }

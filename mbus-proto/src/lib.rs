@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod apiv1;
+pub mod client;
 pub mod error;
 mod fast;
 pub mod frame;

@@ -27,11 +27,11 @@ pub(super) struct Commit {
 }
 
 impl Core {
-    /// Opens every topic the storage holds, recovering it, and returns how many there are.
-    /// Without storage there is nothing to do.
-    pub fn recover(&mut self) -> Result<usize, StoreError> {
+    /// Opens every topic the storage holds, recovering it. Without storage there is nothing to
+    /// do.
+    pub(super) fn recover(&mut self) -> Result<(), StoreError> {
         let Some(storage) = self.topics.storage() else {
-            return Ok(0);
+            return Ok(());
         };
         let names = storage.topics()?;
         let sync_interval = storage.sync_interval();
@@ -46,7 +46,7 @@ impl Core {
         if sync_interval.is_some() && !names.is_empty() {
             self.timers.sync = Some(self.now);
         }
-        Ok(names.len())
+        Ok(())
     }
 
     /// Makes what the producers sent since the last commit as durable as a confirm promises,

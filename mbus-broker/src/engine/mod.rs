@@ -25,7 +25,7 @@ use ids::Conns;
 pub use ids::{ConnId, TopicId};
 use memlog::Retention;
 pub use output::Progress;
-use storage::Storage;
+use storage::{Storage, StoreError};
 use topic::Topics;
 
 /// What the core needs to know of the broker's configuration.
@@ -101,10 +101,16 @@ impl Core {
         Core::build(config, None, now)
     }
 
-    /// A core whose topics are kept in `storage`, its clock set to `now`. Call
-    /// [`Core::recover`] before anything else to open the topics stored already.
-    pub fn with_storage(config: CoreConfig, storage: Box<dyn Storage>, now: Instant) -> Self {
-        Core::build(config, Some(storage), now)
+    /// A core whose topics are kept in `storage` (in memory only without one), its clock set to
+    /// `now`, with every topic the storage holds already opened and recovered.
+    pub fn start(
+        config: CoreConfig,
+        storage: Option<Box<dyn Storage>>,
+        now: Instant,
+    ) -> Result<Self, StoreError> {
+        let mut core = Core::build(config, storage, now);
+        core.recover()?;
+        Ok(core)
     }
 
     fn build(config: CoreConfig, storage: Option<Box<dyn Storage>>, now: Instant) -> Self {

@@ -116,14 +116,14 @@ impl Server {
             .map_err(ServerError::Poll)?;
         let waker = Waker::new(registry, WAKER).map_err(ServerError::Poll)?;
         let now = Instant::now();
-        let mut core = match config.storage() {
-            Some(storage) => Core::with_storage(config.core(), Box::new(storage), now),
-            None => Core::new(config.core(), now),
-        };
-        let topics = core.recover().map_err(ServerError::Storage)?;
+        let storage = config
+            .storage()
+            .map(|s| Box::new(s) as Box<dyn crate::engine::storage::Storage>);
+        let core = Core::start(config.core(), storage, now).map_err(ServerError::Storage)?;
         if let Some(dir) = &config.data_dir {
             log::info!(
-                "recovered {topics} topics from {} in {:.1?}",
+                "recovered {} topics from {} in {:.1?}",
+                core.stats().topics,
                 dir.display(),
                 now.elapsed()
             );

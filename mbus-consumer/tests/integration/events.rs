@@ -12,11 +12,10 @@ use mbus_proto::{DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, TopicError};
 use crate::fake_broker::{self, LIMIT};
 
 fn options() -> ConsumerOptions {
-    ConsumerOptions {
-        connect_timeout: LIMIT,
-        read_timeout: Some(LIMIT),
-        ..ConsumerOptions::default()
-    }
+    let mut options = ConsumerOptions::default();
+    options.connect.connect_timeout = LIMIT;
+    options.read_timeout = Some(LIMIT);
+    options
 }
 
 /// A broker that welcomes the consumer, takes its subscription to `orders` from `start` and
@@ -40,10 +39,8 @@ fn the_hello_carries_the_consumer_role_and_the_token() {
         peer.welcome(Some("s3cret"));
         peer.closed()
     });
-    let options = ConsumerOptions {
-        auth_token: Some("s3cret".into()),
-        ..options()
-    };
+    let mut options = options();
+    options.connect.auth_token = Some("s3cret".into());
     drop(Consumer::connect(addr, &options).unwrap());
     assert!(broker.join().unwrap());
 }
@@ -327,10 +324,8 @@ fn a_read_timeout_reports_silence_and_leaves_the_consumer_usable() {
         }]);
         peer.closed();
     });
-    let options = ConsumerOptions {
-        read_timeout: Some(Duration::from_millis(50)),
-        ..options()
-    };
+    let mut options = options();
+    options.read_timeout = Some(Duration::from_millis(50));
     let mut consumer = Consumer::connect(addr, &options).unwrap();
     let err = consumer.next_event().unwrap_err();
     assert!(matches!(err, ConsumerError::Timeout), "{err:?}");

@@ -4,25 +4,22 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mbus_producer::{Producer, ProducerError, ProducerOptions};
+use mbus_producer::{ClientError, Producer, ProducerError, ProducerOptions};
 use mbus_proto::{DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, TopicError};
 
 use crate::fake_broker::{self, LIMIT};
 
 fn options() -> ProducerOptions {
-    ProducerOptions {
-        connect_timeout: LIMIT,
-        ..ProducerOptions::default()
-    }
+    let mut options = ProducerOptions::default();
+    options.connect.connect_timeout = LIMIT;
+    options
 }
 
 #[test]
 fn handshake_sends_the_token_and_learns_the_frame_limit() {
     let (addr, broker) = fake_broker::spawn(|mut peer| peer.welcome(4096));
-    let options = ProducerOptions {
-        auth_token: Some("s3cret".into()),
-        ..options()
-    };
+    let mut options = options();
+    options.connect.auth_token = Some("s3cret".into());
     let producer = Producer::connect(addr, &options).unwrap();
     assert_eq!(producer.max_frame(), 4096);
     assert_eq!((producer.sent(), producer.confirmed()), (0, 0));
@@ -39,7 +36,7 @@ fn an_error_instead_of_welcome_is_a_refusal() {
         });
     });
     match Producer::connect(addr, &options()).unwrap_err() {
-        ProducerError::Refused { code, reason } => {
+        ProducerError::Client(ClientError::Refused { code, reason }) => {
             assert_eq!(code, ErrorCode::Unauthorized);
             assert_eq!(reason, "wrong token");
         }
@@ -58,7 +55,7 @@ fn a_welcome_of_another_version_is_rejected() {
     });
     let err = Producer::connect(addr, &options()).unwrap_err();
     assert!(
-        matches!(err, ProducerError::Decode(DecodeError::UnsupportedVersion(v)) if v == PROTOCOL_VERSION + 1),
+        matches!(err, ProducerError::Client(ClientError::Decode(DecodeError::UnsupportedVersion(v))) if v == PROTOCOL_VERSION + 1),
         "{err:?}"
     );
 }
@@ -70,12 +67,13 @@ fn a_silent_broker_times_the_handshake_out() {
         peer.recv();
         let _ = held.recv_timeout(LIMIT);
     });
-    let options = ProducerOptions {
-        connect_timeout: Duration::from_millis(100),
-        ..options()
-    };
+    let mut options = ProducerOptions::default();
+    options.connect.connect_timeout = Duration::from_millis(100);
     let err = Producer::connect(addr, &options).unwrap_err();
-    assert!(matches!(err, ProducerError::Timeout), "{err:?}");
+    assert!(
+        matches!(err, ProducerError::Client(ClientError::Timeout)),
+        "{err:?}"
+    );
     drop(release);
 }
 
@@ -86,7 +84,10 @@ fn a_closed_port_is_an_io_error() {
         .local_addr()
         .unwrap();
     let err = Producer::connect(addr, &options()).unwrap_err();
-    assert!(matches!(err, ProducerError::Io(_)), "{err:?}");
+    assert!(
+        matches!(err, ProducerError::Client(ClientError::Io(_))),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -109,7 +110,7 @@ fn many_publishes_are_confirmed_by_coalesced_confirms() {
         let data = format!("order {seq}");
         assert_eq!(producer.publish("orders", data.as_bytes()).unwrap(), seq);
     }
-    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), N);
+    assert_eq!(producer.wait_confirmed_timeout(LIMIT).unwrap(), N);
     assert_eq!((producer.sent(), producer.confirmed()), (N, N));
     drop(producer);
     assert!(
@@ -132,10 +133,8 @@ fn publish_blocks_for_confirms_at_max_in_flight() {
             }
         }
     });
-    let options = ProducerOptions {
-        max_in_flight: MAX,
-        ..options()
-    };
+    let mut options = options();
+    options.max_in_flight = MAX;
     let mut producer = Producer::connect(addr, &options).unwrap();
     for _ in 0..5 * MAX {
         let seq = producer.publish("orders", b"x").unwrap();
@@ -145,7 +144,7 @@ fn publish_blocks_for_confirms_at_max_in_flight() {
             producer.confirmed()
         );
     }
-    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), 5 * MAX);
+    assert_eq!(producer.wait_confirmed_timeout(LIMIT).unwrap(), 5 * MAX);
     broker.join().unwrap();
 }
 
@@ -162,7 +161,7 @@ fn a_broker_that_closes_early_leaves_the_counts() {
     for _ in 0..5 {
         producer.publish("orders", b"x").unwrap();
     }
-    let err = producer.wait_confirmed(Some(LIMIT)).unwrap_err();
+    let err = producer.wait_confirmed_timeout(LIMIT).unwrap_err();
     assert!(
         matches!(
             err,
@@ -191,9 +190,9 @@ fn an_error_after_the_last_confirm_is_a_refusal_and_keeps_the_count() {
     producer.publish("orders", b"one").unwrap();
     producer.publish("orders", b"two").unwrap();
     producer.publish("orders", b"three").unwrap();
-    let err = producer.wait_confirmed(Some(LIMIT)).unwrap_err();
+    let err = producer.wait_confirmed_timeout(LIMIT).unwrap_err();
     assert!(
-        matches!(&err, ProducerError::Refused { code: ErrorCode::Malformed, reason } if reason == "bad frame"),
+        matches!(&err, ProducerError::Client(ClientError::Refused { code: ErrorCode::Malformed, reason }) if reason == "bad frame"),
         "{err:?}"
     );
     assert_eq!(producer.confirmed(), 2);
@@ -222,10 +221,10 @@ fn publishing_into_a_broker_that_left_reports_its_error() {
     assert!(
         matches!(
             err,
-            ProducerError::Refused {
+            ProducerError::Client(ClientError::Refused {
                 code: ErrorCode::ShuttingDown,
                 ..
-            }
+            })
         ),
         "{err:?}"
     );
@@ -244,7 +243,7 @@ fn a_ping_is_answered_while_waiting_for_confirms() {
     });
     let mut producer = Producer::connect(addr, &options()).unwrap();
     producer.publish("orders", b"x").unwrap();
-    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), 1);
+    assert_eq!(producer.wait_confirmed_timeout(LIMIT).unwrap(), 1);
     assert_eq!(broker.join().unwrap(), Some("Pong"));
 }
 
@@ -261,11 +260,14 @@ fn wait_confirmed_times_out_and_can_wait_again() {
     let mut producer = Producer::connect(addr, &options()).unwrap();
     producer.publish("orders", b"x").unwrap();
     let err = producer
-        .wait_confirmed(Some(Duration::from_millis(50)))
+        .wait_confirmed_timeout(Duration::from_millis(50))
         .unwrap_err();
-    assert!(matches!(err, ProducerError::Timeout), "{err:?}");
+    assert!(
+        matches!(err, ProducerError::Client(ClientError::Timeout)),
+        "{err:?}"
+    );
     go.send(()).unwrap();
-    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), 1);
+    assert_eq!(producer.wait_confirmed_timeout(LIMIT).unwrap(), 1);
 }
 
 #[test]
@@ -282,12 +284,12 @@ fn invalid_topics_are_rejected_before_anything_is_sent() {
         ("new orders", TopicError::BadChar(' ', 3)),
     ] {
         match producer.publish(topic, b"x").unwrap_err() {
-            ProducerError::InvalidTopic(got) => assert_eq!(got, want),
+            ProducerError::Client(ClientError::InvalidTopic(got)) => assert_eq!(got, want),
             other => panic!("expected an invalid topic, got {other:?}"),
         }
     }
     assert_eq!(producer.publish("orders", b"ok").unwrap(), 1);
-    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), 1);
+    assert_eq!(producer.wait_confirmed_timeout(LIMIT).unwrap(), 1);
     drop(producer);
     let (first, then_closed) = broker.join().unwrap();
     assert_eq!(first, ("orders".to_owned(), b"ok".to_vec()));
@@ -314,7 +316,7 @@ fn payloads_over_the_frame_limit_are_rejected_before_anything_is_sent() {
     }
     assert_eq!(producer.sent(), 0);
     assert_eq!(producer.publish("orders", &[1; 80]).unwrap(), 1);
-    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), 1);
+    assert_eq!(producer.wait_confirmed_timeout(LIMIT).unwrap(), 1);
     assert_eq!(broker.join().unwrap().1, vec![1; 80]);
 }
 
@@ -331,9 +333,12 @@ fn a_frame_that_has_no_place_here_is_reported() {
     });
     let mut producer = Producer::connect(addr, &options()).unwrap();
     producer.publish("orders", b"x").unwrap();
-    let err = producer.wait_confirmed(Some(LIMIT)).unwrap_err();
+    let err = producer.wait_confirmed_timeout(LIMIT).unwrap_err();
     assert!(
-        matches!(err, ProducerError::UnexpectedFrame("Subscribed")),
+        matches!(
+            err,
+            ProducerError::Client(ClientError::UnexpectedFrame("Subscribed"))
+        ),
         "{err:?}"
     );
 }
@@ -364,16 +369,14 @@ fn the_broker_is_read_while_publishing() {
         }
         pong_after
     });
-    let options = ProducerOptions {
-        max_in_flight: u64::MAX,
-        ..options()
-    };
+    let mut options = options();
+    options.max_in_flight = u64::MAX;
     let mut producer = Producer::connect(addr, &options).unwrap();
     let data = [b'x'; 1024];
     for _ in 0..N {
         producer.publish("orders", &data).unwrap();
     }
-    assert_eq!(producer.wait_confirmed(Some(LIMIT)).unwrap(), N);
+    assert_eq!(producer.wait_confirmed_timeout(LIMIT).unwrap(), N);
     drop(producer);
     let pong_after = broker.join().unwrap().expect("no Pong");
     assert!(pong_after < N, "the Pong came after all {N} messages");

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use log::{info, warn};
+use mbus_client::cli::{BrokerArgs, parse_topic};
 use mbus_consumer::{Consumer, ConsumerOptions, Event, Start};
 
 use crate::output::Output;
@@ -29,41 +30,25 @@ struct Cli {
     /// of "data" when the payload is not UTF-8.
     #[arg(long)]
     json: bool,
-    /// The broker's host.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
     /// The broker's consumer port.
     #[arg(long, default_value_t = 9991)]
     port: u16,
-    /// The shared secret, when the broker requires one.
-    #[arg(long, env = "MBUS_AUTH_TOKEN", hide_env_values = true)]
-    auth_token: Option<String>,
-}
-
-fn parse_topic(name: &str) -> Result<String, mbus_proto::TopicError> {
-    mbus_proto::validate_topic(name).map(|()| name.to_owned())
+    #[command(flatten)]
+    broker: BrokerArgs,
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    match run(&Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    mbus_client::cli::main(|| run(&Cli::parse()))
 }
 
 const RECEIVE: &str = "cannot receive from the broker";
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let options = ConsumerOptions {
-        auth_token: cli.auth_token.clone(),
-        ..ConsumerOptions::default()
-    };
-    let mut consumer = Consumer::connect((cli.host.as_str(), cli.port), &options)
-        .with_context(|| format!("cannot connect to the broker at {}:{}", cli.host, cli.port))?;
+    let mut options = ConsumerOptions::default();
+    options.connect.auth_token = cli.broker.auth_token.clone();
+    let host = &cli.broker.host;
+    let mut consumer = Consumer::connect((host.as_str(), cli.port), &options)
+        .with_context(|| format!("cannot connect to the broker at {host}:{}", cli.port))?;
     for topic in &cli.topics {
         consumer
             .subscribe(topic, cli.from)
@@ -102,6 +87,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             Event::Subscribed { topic, offset } => {
                 info!("subscribed to `{topic}`, starting at offset {offset}");
             }
+            other => info!("{other:?}"),
         }
     }
     still_open(out.flush())?;
@@ -131,7 +117,7 @@ mod tests {
         let cli = parse(&["--topic", "orders"]).unwrap();
         assert_eq!(cli.topics, ["orders"]);
         assert_eq!(cli.from, Start::Earliest);
-        assert_eq!((cli.host.as_str(), cli.port), ("127.0.0.1", 9991));
+        assert_eq!((cli.broker.host.as_str(), cli.port), ("127.0.0.1", 9991));
         assert_eq!(cli.count, None);
         assert!(!cli.json);
     }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use log::info;
+use mbus_client::cli::{BrokerArgs, parse_topic};
 use mbus_producer::{Producer, ProducerOptions};
 
 /// Publish messages to an mbus broker and wait until it has stored them.
@@ -19,39 +20,23 @@ struct Cli {
     /// The message to publish; without it, each line of stdin is one message.
     #[arg(long)]
     message: Option<String>,
-    /// The broker's host.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
     /// The broker's producer port.
     #[arg(long, default_value_t = 9990)]
     port: u16,
-    /// The shared secret, when the broker requires one.
-    #[arg(long, env = "MBUS_AUTH_TOKEN", hide_env_values = true)]
-    auth_token: Option<String>,
-}
-
-fn parse_topic(name: &str) -> Result<String, mbus_proto::TopicError> {
-    mbus_proto::validate_topic(name).map(|()| name.to_owned())
+    #[command(flatten)]
+    broker: BrokerArgs,
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    match run(&Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    mbus_client::cli::main(|| run(&Cli::parse()))
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let options = ProducerOptions {
-        auth_token: cli.auth_token.clone(),
-        ..ProducerOptions::default()
-    };
-    let mut producer = Producer::connect((cli.host.as_str(), cli.port), &options)
-        .with_context(|| format!("cannot connect to the broker at {}:{}", cli.host, cli.port))?;
+    let mut options = ProducerOptions::default();
+    options.connect.auth_token = cli.broker.auth_token.clone();
+    let host = &cli.broker.host;
+    let mut producer = Producer::connect((host.as_str(), cli.port), &options)
+        .with_context(|| format!("cannot connect to the broker at {host}:{}", cli.port))?;
     match &cli.message {
         Some(message) => {
             producer
@@ -61,7 +46,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         None => publish_lines(&mut producer, &cli.topic, io::stdin().lock())?,
     }
     let confirmed = producer
-        .wait_confirmed(None)
+        .finish()
         .context("the broker did not confirm every message")?;
     info!("{confirmed} messages confirmed");
     Ok(())
@@ -101,7 +86,7 @@ mod tests {
     #[test]
     fn defaults_point_at_the_local_producer_port() {
         let cli = parse(&["--topic", "orders", "--message", "hi"]).unwrap();
-        assert_eq!((cli.host.as_str(), cli.port), ("127.0.0.1", 9990));
+        assert_eq!((cli.broker.host.as_str(), cli.port), ("127.0.0.1", 9990));
         assert_eq!(cli.message.as_deref(), Some("hi"));
     }
 

@@ -1,14 +1,15 @@
-//! The consumer's typed errors.
+//! The errors a client connection reports.
 
+use mbus_proto::client::ProtocolError;
 use mbus_proto::{DecodeError, ErrorCode, TopicError};
 
-/// Why a consumer call failed.
+/// Why a client call failed.
 ///
-/// [`ConsumerError::InvalidTopic`] rejects one call before anything is sent, and
-/// [`ConsumerError::Timeout`] only reports silence; after either the consumer is still usable.
-/// Every other variant means the connection is gone.
+/// [`ClientError::InvalidTopic`] and [`ClientError::Timeout`] leave the connection usable;
+/// every other variant means it is gone.
 #[derive(Debug, thiserror::Error)]
-pub enum ConsumerError {
+#[non_exhaustive]
+pub enum ClientError {
     /// Connecting, reading or writing failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -29,10 +30,21 @@ pub enum ConsumerError {
     /// The broker closed the connection without saying why.
     #[error("the broker closed the connection")]
     Closed,
-    /// Nothing arrived within the read timeout, or the handshake took too long.
+    /// The broker did not answer in time.
     #[error("timed out waiting for the broker")]
     Timeout,
-    /// The broker sent a frame that has no place on a consumer connection.
+    /// The broker sent a frame that has no place on this connection.
     #[error("unexpected {0} frame from the broker")]
     UnexpectedFrame(&'static str),
+}
+
+impl From<ProtocolError> for ClientError {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::Decode(e) => ClientError::Decode(e),
+            ProtocolError::Refused { code, reason } => ClientError::Refused { code, reason },
+            ProtocolError::UnexpectedFrame(name) => ClientError::UnexpectedFrame(name),
+            other => ClientError::Io(std::io::Error::other(other.to_string())),
+        }
+    }
 }

@@ -1,0 +1,254 @@
+//! The client side of a connection, without I/O: the handshake, the inbound frame buffer, and
+//! the reactions to `Ping`, `Pong` and `Error`, for any transport.
+//!
+//! A [`ClientProtocol`] queues the bytes to send in [`ClientProtocol::outbound`] and is handed
+//! the bytes that arrive through [`ClientProtocol::read_space`] and
+//! [`ClientProtocol::filled`]; [`ClientProtocol::poll`] then yields what the application must
+//! see. A blocking client over `TcpStream` and an async one over any runtime drive it alike.
+//!
+//! ```
+//! use mbus_proto::client::{ClientProtocol, Incoming};
+//! use mbus_proto::{Frame, Role, PROTOCOL_VERSION};
+//!
+//! let mut client = ClientProtocol::new(Role::Consumer, None);
+//! let hello = client.outbound().to_vec(); // the transport writes these bytes
+//! client.sent(hello.len());
+//! let welcome = Frame::Welcome { version: PROTOCOL_VERSION, max_frame: 1 << 20 }.to_bytes();
+//! client.read_space()[..welcome.len()].copy_from_slice(&welcome);
+//! client.filled(welcome.len());
+//! assert_eq!(client.poll().unwrap(), None);
+//! assert!(client.is_open());
+//! ```
+
+mod inbound;
+
+use crate::{DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role};
+use inbound::Inbound;
+pub use inbound::Span;
+
+/// What a delivery may carry beyond the publish it repeats (its offset), so that the largest
+/// message the broker accepts is also one it can deliver.
+const DELIVER_OVERHEAD: u32 = 64;
+
+/// A frame the application must see, its strings and payloads as [`Span`]s of the inbound
+/// buffer, read with [`ClientProtocol::text`] and [`ClientProtocol::bytes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// The broker has stored the producer's first `count` messages.
+    Confirm {
+        /// Messages stored so far, cumulative.
+        count: u64,
+    },
+    /// The broker took a subscription; delivery starts at `offset`.
+    Subscribed {
+        /// The topic.
+        topic: Span,
+        /// Where delivery starts.
+        offset: u64,
+    },
+    /// One message of a subscribed topic.
+    Deliver {
+        /// The topic.
+        topic: Span,
+        /// The message's offset in the topic.
+        offset: u64,
+        /// The payload.
+        data: Span,
+    },
+    /// Offsets `from..to` of a topic are lost to this consumer; delivery goes on at `to`.
+    Gap {
+        /// The topic.
+        topic: Span,
+        /// The first missed offset.
+        from: u64,
+        /// The next offset delivered.
+        to: u64,
+    },
+}
+
+/// Why the broker's side of the conversation cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The broker sent bytes that are not a valid frame.
+    #[error("undecodable frame from the broker")]
+    Decode(#[from] DecodeError),
+    /// The broker sent an `Error` frame and is closing the connection.
+    #[error("the broker reported {code:?}: {reason}")]
+    Refused {
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        reason: String,
+    },
+    /// The broker sent a frame that has no place on this connection now.
+    #[error("unexpected {0} frame from the broker")]
+    UnexpectedFrame(&'static str),
+}
+
+/// One client connection's protocol state.
+#[derive(Debug)]
+pub struct ClientProtocol {
+    role: Role,
+    /// The broker's frame limit, once its `Welcome` has arrived.
+    welcome: Option<u32>,
+    inbound: Inbound,
+    outbound: Vec<u8>,
+}
+
+impl ClientProtocol {
+    /// A connection of `role` that has yet to be welcomed; its `Hello`, with `token` if the
+    /// broker wants one, is the first thing in [`ClientProtocol::outbound`].
+    pub fn new(role: Role, token: Option<&str>) -> Self {
+        let mut outbound = Vec::new();
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            token,
+        }
+        .encode(&mut outbound);
+        // A consumer reads bulk deliveries; a producer reads a few confirms.
+        let read_size = match role {
+            Role::Consumer => 256 << 10,
+            Role::Producer => 4 << 10,
+        };
+        ClientProtocol {
+            role,
+            welcome: None,
+            inbound: Inbound::new(read_size),
+            outbound,
+        }
+    }
+
+    /// True once the broker's `Welcome` has arrived.
+    pub fn is_open(&self) -> bool {
+        self.welcome.is_some()
+    }
+
+    /// The largest frame body the broker accepts, from its `Welcome`; the protocol's default
+    /// before it.
+    pub fn max_frame(&self) -> u32 {
+        self.welcome.unwrap_or(DEFAULT_MAX_FRAME)
+    }
+
+    /// Queues `frame` to be sent.
+    pub fn send(&mut self, frame: Frame<'_>) {
+        frame.encode(&mut self.outbound);
+    }
+
+    /// The bytes to send, whole frames, oldest first.
+    pub fn outbound(&self) -> &[u8] {
+        &self.outbound
+    }
+
+    /// The buffer of bytes to send, for a client that encodes frames into it itself.
+    pub fn outbound_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.outbound
+    }
+
+    /// Tells the protocol that the transport took the first `n` bytes of
+    /// [`ClientProtocol::outbound`].
+    pub fn sent(&mut self, n: usize) {
+        self.outbound.drain(..n);
+    }
+
+    /// Room for the transport to read into, at least enough for the rest of the frame that has
+    /// begun to arrive. Ask for it only after [`ClientProtocol::poll`] returned `None`; spans
+    /// handed out before are invalid after this call.
+    pub fn read_space(&mut self) -> &mut [u8] {
+        self.inbound.space()
+    }
+
+    /// Tells the protocol that the transport read `n` bytes into [`ClientProtocol::read_space`].
+    pub fn filled(&mut self, n: usize) {
+        self.inbound.filled(n);
+    }
+
+    /// The next frame the application must see, if a whole one has arrived. A `Welcome`
+    /// opens the connection (and this call returns `None` right after it, so that the
+    /// handshake ends before anything that followed it is taken), a `Ping` queues a `Pong`, a
+    /// `Pong` is dropped, and an `Error` is [`ProtocolError::Refused`]; none of these is handed
+    /// out.
+    pub fn poll(&mut self) -> Result<Option<Incoming>, ProtocolError> {
+        loop {
+            // A delivery may be as large as the largest publish plus its offset; the default
+            // stays the floor, for a broker that allows clients less.
+            let limit = self
+                .max_frame()
+                .max(DEFAULT_MAX_FRAME)
+                .saturating_add(DELIVER_OVERHEAD);
+            let Some(len) = self.inbound.frame_len(limit)? else {
+                return Ok(None);
+            };
+            let body = self.inbound.body(len);
+            let incoming = match (self.welcome, self.role, Frame::parse(body)?) {
+                (_, _, Frame::Error { code, reason }) => {
+                    return Err(ProtocolError::Refused {
+                        code,
+                        reason: reason.to_owned(),
+                    });
+                }
+                (None, _, Frame::Welcome { version, max_frame }) => {
+                    if version != PROTOCOL_VERSION {
+                        return Err(DecodeError::UnsupportedVersion(version).into());
+                    }
+                    self.welcome = Some(max_frame);
+                    // The handshake is over: what follows is the application's, from the next
+                    // call on.
+                    self.inbound.consume(len);
+                    return Ok(None);
+                }
+                (None, _, other) => return Err(ProtocolError::UnexpectedFrame(other.name())),
+                (Some(_), _, Frame::Ping) => {
+                    Frame::Pong.encode(&mut self.outbound);
+                    None
+                }
+                (Some(_), _, Frame::Pong) => None,
+                (Some(_), Role::Producer, Frame::Confirm { count }) => {
+                    Some(Incoming::Confirm { count })
+                }
+                (
+                    Some(_),
+                    Role::Consumer,
+                    Frame::Deliver {
+                        topic,
+                        offset,
+                        data,
+                    },
+                ) => Some(Incoming::Deliver {
+                    topic: self.inbound.span(topic.as_bytes()),
+                    offset,
+                    data: self.inbound.span(data),
+                }),
+                (Some(_), Role::Consumer, Frame::Subscribed { topic, offset }) => {
+                    Some(Incoming::Subscribed {
+                        topic: self.inbound.span(topic.as_bytes()),
+                        offset,
+                    })
+                }
+                (Some(_), Role::Consumer, Frame::Gap { topic, from, to }) => Some(Incoming::Gap {
+                    topic: self.inbound.span(topic.as_bytes()),
+                    from,
+                    to,
+                }),
+                (Some(_), _, other) => return Err(ProtocolError::UnexpectedFrame(other.name())),
+            };
+            self.inbound.consume(len);
+            if incoming.is_some() {
+                return Ok(incoming);
+            }
+        }
+    }
+
+    /// The text at `span`, a topic name from the last frames [`ClientProtocol::poll`] handed
+    /// out.
+    pub fn text(&self, span: Span) -> &str {
+        self.inbound.text(span)
+    }
+
+    /// The bytes at `span`, a payload from the last frames [`ClientProtocol::poll`] handed out.
+    pub fn bytes(&self, span: Span) -> &[u8] {
+        self.inbound.bytes(span)
+    }
+}
