@@ -10,10 +10,8 @@ use std::time::Instant;
 fn main() {
     // Retention well under what a pass publishes, so that later passes reuse segment memory
     // and measure the hot path rather than the kernel handing out fresh pages.
-    let config = BrokerConfig {
-        retention_bytes: 64 << 20,
-        ..BrokerConfig::default()
-    };
+    let mut config = BrokerConfig::default();
+    config.retention_bytes = 64 << 20;
     let mut core = Core::new(config.core(), Instant::now());
     let peer = "127.0.0.1:1".parse().unwrap();
     let p = core.open(Role::Producer, peer);

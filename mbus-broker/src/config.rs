@@ -4,79 +4,87 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
-
 use crate::engine::CoreConfig;
 use crate::engine::memlog::Retention;
 use crate::store::{FileStorage, Fsync, StoreConfig};
 
 /// Everything a broker can be told at start. Each field is a command-line flag of `mbus-broker`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[non_exhaustive]
 pub struct BrokerConfig {
     /// Address to listen on for producers.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "127.0.0.1"))]
     pub phost: String,
     /// Port to listen on for producers (0 picks a free one).
-    #[arg(long, default_value_t = 9990)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 9990))]
     pub pport: u16,
     /// Address to listen on for consumers.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "127.0.0.1"))]
     pub chost: String,
     /// Port to listen on for consumers (0 picks a free one).
-    #[arg(long, default_value_t = 9991)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 9991))]
     pub cport: u16,
     /// Largest frame body accepted from a client, in bytes.
-    #[arg(long, default_value_t = mbus_proto::DEFAULT_MAX_FRAME)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = mbus_proto::DEFAULT_MAX_FRAME))]
     pub max_frame: u32,
     /// Most bytes each topic keeps in memory; the oldest messages go first.
-    #[arg(long, default_value_t = 256 << 20)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256 << 20))]
     pub retention_bytes: usize,
     /// Most messages each topic keeps.
-    #[arg(long, default_value_t = 10_000_000)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 10_000_000))]
     pub retention_messages: u64,
     /// Size of the memory segments a topic's log is kept in; retention frees whole segments.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1 << 20))]
     pub segment_bytes: usize,
     /// Most replies (confirms, errors, pongs) a connection may leave unread before it is closed.
-    #[arg(long, default_value_t = 256 << 10)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256 << 10))]
     pub max_outbound: usize,
     /// Most client connections at once; further ones are refused with an error frame.
-    #[arg(long, default_value_t = 10_000)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 10_000))]
     pub max_connections: usize,
     /// Most topics the broker holds; a publish or subscription that would create another is
     /// refused with an error frame.
-    #[arg(long, default_value_t = 10_000)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 10_000))]
     pub max_topics: usize,
     /// Most topics one consumer connection may subscribe to.
-    #[arg(long, default_value_t = 1_000)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1_000))]
     pub max_subscriptions: usize,
     /// Seconds a new connection has to send its Hello.
-    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "10", value_parser = parse_seconds))]
     pub handshake_timeout: Duration,
     /// Seconds of silence after which a peer is pinged, and again after which it is dropped.
-    #[arg(long, default_value = "60", value_parser = parse_seconds)]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "60", value_parser = parse_seconds))]
     pub idle_timeout: Duration,
     /// Token that clients must present in their Hello; none means no authentication.
-    #[arg(long, env = "MBUS_AUTH_TOKEN", hide_env_values = true)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "MBUS_AUTH_TOKEN", hide_env_values = true)
+    )]
     pub auth_token: Option<String>,
     /// Keep topics on disk in this directory, so that what was confirmed survives a crash;
     /// without it topics live in memory only.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data_dir: Option<PathBuf>,
     /// With --data-dir: when messages are made durable. `always` syncs before every confirm,
     /// `batch` confirms once written and syncs every 200 ms, `never` leaves syncing to the OS.
-    #[arg(long, value_enum, default_value = "always")]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value = "always"))]
     pub fsync: Fsync,
     /// With --data-dir: delete a topic's segment files whose newest message is older than this
     /// many seconds. --retention-bytes bounds each topic on disk too.
-    #[arg(long, value_parser = parse_seconds)]
+    #[cfg_attr(feature = "cli", arg(long, value_parser = parse_seconds))]
     pub retention_age: Option<Duration>,
     /// With --data-dir: most bytes of each topic's newest messages kept in memory; older ones
     /// are read from disk.
-    #[arg(long, default_value_t = 64 << 20)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 64 << 20))]
     pub cache_bytes: usize,
+    /// Seconds a shutdown (SIGINT, SIGTERM, or `Broker::stop`) gives consumers to take what
+    /// they are owed.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "3", value_parser = parse_seconds))]
+    pub shutdown_grace: Duration,
 }
 
+#[cfg(feature = "cli")]
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
@@ -87,13 +95,30 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 }
 
 impl Default for BrokerConfig {
+    /// The defaults of the command line, which a test holds equal.
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            config: BrokerConfig,
+        BrokerConfig {
+            phost: "127.0.0.1".into(),
+            pport: 9990,
+            chost: "127.0.0.1".into(),
+            cport: 9991,
+            max_frame: mbus_proto::DEFAULT_MAX_FRAME,
+            retention_bytes: 256 << 20,
+            retention_messages: 10_000_000,
+            segment_bytes: 1 << 20,
+            max_outbound: 256 << 10,
+            max_connections: 10_000,
+            max_topics: 10_000,
+            max_subscriptions: 1_000,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            auth_token: None,
+            data_dir: None,
+            fsync: Fsync::Always,
+            retention_age: None,
+            cache_bytes: 64 << 20,
+            shutdown_grace: Duration::from_secs(3),
         }
-        <Defaults as clap::Parser>::parse_from(["mbus-broker"]).config
     }
 }
 
@@ -161,4 +186,21 @@ fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
             format!("{host} resolves to no address"),
         )
     })
+}
+
+#[cfg(all(test, feature = "cli"))]
+mod tests {
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        config: BrokerConfig,
+    }
+
+    #[test]
+    fn the_defaults_are_those_of_the_command_line() {
+        let parsed = <Defaults as clap::Parser>::parse_from(["mbus-broker"]).config;
+        assert_eq!(parsed, BrokerConfig::default());
+    }
 }

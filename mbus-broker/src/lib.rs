@@ -4,9 +4,11 @@
 //! single-threaded `mio` event loop that feeds it bytes and writes what it owes.
 
 pub mod config;
+mod embed;
 pub mod engine;
 pub mod server;
 pub mod store;
 
 pub use config::BrokerConfig;
+pub use embed::Broker;
 pub use server::Server;

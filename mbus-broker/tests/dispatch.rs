@@ -5,10 +5,10 @@ mod support;
 use std::io::Write;
 use std::thread;
 
-use mbus_broker::BrokerConfig;
+use mbus_broker::{Broker, BrokerConfig};
 use mbus_proto::{Frame, Role, Start};
 use support::Owned;
-use support::net::{Client, Running};
+use support::net::Client;
 
 fn consume(addr: std::net::SocketAddr, topic: &str, count: u64) -> Vec<(u64, Vec<u8>)> {
     let mut c = Client::open(addr, Role::Consumer);
@@ -42,12 +42,12 @@ fn consume(addr: std::net::SocketAddr, topic: &str, count: u64) -> Vec<(u64, Vec
 
 #[test]
 fn every_consumer_gets_every_message_once_in_offset_order() {
-    let broker = Running::start(BrokerConfig::ephemeral());
-    let caddr = broker.consumers;
+    let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
+    let caddr = broker.consumer_addr();
     let consumers: Vec<_> = (0..3)
         .map(|_| thread::spawn(move || consume(caddr, "fan", 10_000)))
         .collect();
-    let paddr = broker.producers;
+    let paddr = broker.producer_addr();
     let producers: Vec<_> = (0..2u8)
         .map(|p| {
             thread::spawn(move || {
@@ -81,5 +81,5 @@ fn every_consumer_gets_every_message_once_in_offset_order() {
         }
         assert_eq!(next, [5_000, 5_000]);
     }
-    broker.stop();
+    broker.stop().unwrap();
 }

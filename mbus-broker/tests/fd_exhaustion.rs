@@ -9,11 +9,11 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use mbus_broker::BrokerConfig;
+use mbus_broker::{Broker, BrokerConfig};
 use mbus_proto::{Frame, Role};
 use rlimit::Resource;
 use support::Owned;
-use support::net::{Client, Running};
+use support::net::Client;
 
 fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
@@ -27,7 +27,7 @@ fn welcomed(stream: &mut TcpStream, wait: Duration) -> bool {
 
 #[test]
 fn accept_backs_off_when_descriptors_run_out() {
-    let broker = Running::start(BrokerConfig::ephemeral());
+    let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
     let (soft, hard) = Resource::NOFILE.get().unwrap();
     Resource::NOFILE.set(open_fds() + 40, hard).unwrap();
 
@@ -52,7 +52,7 @@ fn accept_backs_off_when_descriptors_run_out() {
     while waiting.is_empty() {
         assert!(served.len() < 50, "the broker never ran out of descriptors");
         assert!(filler.pop().is_some(), "ran out of descriptors to free");
-        let Ok(mut c) = TcpStream::connect(broker.producers) else {
+        let Ok(mut c) = TcpStream::connect(broker.producer_addr()) else {
             continue; // the broker's retry took the descriptor first
         };
         c.write_all(&hello).unwrap();
@@ -72,14 +72,14 @@ fn accept_backs_off_when_descriptors_run_out() {
             "a waiting client was served"
         );
     }
-    let mut p = Client::open(broker.producers, Role::Producer);
+    let mut p = Client::open(broker.producer_addr(), Role::Producer);
     p.send(Frame::Publish {
         topic: "t",
         data: b"x",
     });
     assert_eq!(p.recv(), Some(Owned::Confirm(1)));
 
-    let server = broker.stop();
+    let server = broker.stop().unwrap();
     assert!(
         server.turns() < 10_000,
         "the loop did not spin: {} turns",

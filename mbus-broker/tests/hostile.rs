@@ -9,18 +9,18 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mbus_broker::BrokerConfig;
+use mbus_broker::{Broker, BrokerConfig};
 use mbus_proto::{ErrorCode, Frame, Role, Start};
 use support::Owned;
-use support::net::{Client, Running};
+use support::net::Client;
 
 const HEALTHY: u32 = 5_000;
 
 /// A producer and a consumer that move `HEALTHY` messages while the test misbehaves.
-fn healthy_traffic(broker: &Running, token: Option<&'static str>) -> impl FnOnce() {
+fn healthy_traffic(broker: &Broker, token: Option<&'static str>) -> impl FnOnce() {
     // Both connect before the attack starts, so that they hold their connections.
-    let mut c = Client::open_with(broker.consumers, Role::Consumer, token);
-    let mut p = Client::open_with(broker.producers, Role::Producer, token);
+    let mut c = Client::open_with(broker.consumer_addr(), Role::Consumer, token);
+    let mut p = Client::open_with(broker.producer_addr(), Role::Producer, token);
     let consumer = thread::spawn(move || {
         c.send(Frame::Subscribe {
             topic: "healthy",
@@ -63,18 +63,18 @@ fn under_attack(
     attack: impl FnOnce(SocketAddr, SocketAddr) -> Vec<Owned>,
 ) -> Vec<Owned> {
     let token = config.auth_token.clone().map(|t| &*t.leak());
-    let broker = Running::start(config);
+    let broker = Broker::spawn(config).unwrap();
     let healthy = healthy_traffic(&broker, token);
-    let answer = attack(broker.producers, broker.consumers);
+    let answer = attack(broker.producer_addr(), broker.consumer_addr());
     healthy();
     // Still serving: a new producer is welcomed and confirmed.
-    let mut p = Client::open_with(broker.producers, Role::Producer, token);
+    let mut p = Client::open_with(broker.producer_addr(), Role::Producer, token);
     p.send(Frame::Publish {
         topic: "after",
         data: b"still here",
     });
     assert_eq!(p.recv(), Some(Owned::Confirm(1)));
-    broker.stop();
+    broker.stop().unwrap();
     answer
 }
 
@@ -259,10 +259,9 @@ fn invalid_topic_name() {
 }
 
 fn quick_timeouts() -> BrokerConfig {
-    BrokerConfig {
-        handshake_timeout: Duration::from_millis(300),
-        ..BrokerConfig::ephemeral()
-    }
+    let mut config = BrokerConfig::ephemeral();
+    config.handshake_timeout = Duration::from_millis(300);
+    config
 }
 
 #[test]
@@ -299,10 +298,8 @@ fn dribbling_peer_is_timed_out() {
 
 #[test]
 fn wrong_token() {
-    let config = BrokerConfig {
-        auth_token: Some("s3cret".into()),
-        ..BrokerConfig::ephemeral()
-    };
+    let mut config = BrokerConfig::ephemeral();
+    config.auth_token = Some("s3cret".into());
     let out = under_attack(config, |p, _| {
         let hello = Frame::Hello {
             version: 1,
@@ -316,10 +313,8 @@ fn wrong_token() {
 
 #[test]
 fn connections_over_the_limit() {
-    let config = BrokerConfig {
-        max_connections: 4,
-        ..BrokerConfig::ephemeral()
-    };
+    let mut config = BrokerConfig::ephemeral();
+    config.max_connections = 4;
     let out = under_attack(config, |p, _| {
         // Idle clients take what the healthy pair leaves, until one is refused. They send
         // nothing: an accepted one hears nothing back, a refused one an error frame.

@@ -5,10 +5,10 @@ mod support;
 use std::io::Write;
 use std::thread;
 
-use mbus_broker::BrokerConfig;
+use mbus_broker::{Broker, BrokerConfig};
 use mbus_proto::{Frame, Role};
 use support::Owned;
-use support::net::{Client, Running};
+use support::net::Client;
 
 /// Publishes `count` messages on one connection in large batches, then waits for the confirm of
 /// the last one.
@@ -42,15 +42,15 @@ fn produce(addr: std::net::SocketAddr, producer: u32, topic: &str, count: u32) {
 
 #[test]
 fn three_persistent_producers_get_every_message_stored_once_in_order() {
-    let broker = Running::start(BrokerConfig::ephemeral());
-    let addr = broker.producers;
+    let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
+    let addr = broker.producer_addr();
     let threads: Vec<_> = (0..3)
         .map(|p| thread::spawn(move || produce(addr, p, "orders", 10_000)))
         .collect();
     for t in threads {
         t.join().expect("producer");
     }
-    let server = broker.stop();
+    let server = broker.stop().unwrap();
     let core = server.core();
     assert_eq!(core.topic_range("orders"), Some(0..30_000));
     let mut next = [0u32; 3];
@@ -70,8 +70,8 @@ fn three_persistent_producers_get_every_message_stored_once_in_order() {
 
 #[test]
 fn a_peer_that_vanishes_mid_frame_harms_no_one() {
-    let broker = Running::start(BrokerConfig::ephemeral());
-    let mut c = Client::open(broker.producers, Role::Producer);
+    let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
+    let mut c = Client::open(broker.producer_addr(), Role::Producer);
     let frame = Frame::Publish {
         topic: "t",
         data: &[7; 1000],
@@ -79,7 +79,64 @@ fn a_peer_that_vanishes_mid_frame_harms_no_one() {
     .to_bytes();
     c.stream.write_all(&frame[..500]).unwrap();
     drop(c);
-    produce(broker.producers, 1, "t", 100);
-    let server = broker.stop();
+    produce(broker.producer_addr(), 1, "t", 100);
+    let server = broker.stop().unwrap();
     assert_eq!(server.core().topic_range("t"), Some(0..100));
+}
+
+#[test]
+fn an_embedded_broker_reports_live_stats_and_stops_when_dropped() {
+    let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
+    let addr = broker.producer_addr();
+    produce(addr, 1, "t", 10);
+    let _idle = Client::open(addr, Role::Producer);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stats = loop {
+        let stats = broker.stats();
+        if stats.messages == 10 && stats.connections == 1 {
+            break stats;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stats stay at {stats:?}"
+        );
+        thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!((stats.topics, stats.connections_total), (1, 2));
+    drop(broker);
+    // The thread was joined and the listeners closed with it.
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn stop_waits_no_longer_than_the_shutdown_grace_for_a_consumer_that_never_reads() {
+    let mut config = BrokerConfig::ephemeral();
+    config.shutdown_grace = std::time::Duration::from_millis(200);
+    let broker = Broker::spawn(config).unwrap();
+    // 20 MB, far more than socket buffers hold for a consumer that reads nothing.
+    let mut p = Client::open(broker.producer_addr(), Role::Producer);
+    let data = vec![b'x'; 1024];
+    let mut batch = Vec::new();
+    for _ in 0..20_000 {
+        Frame::Publish {
+            topic: "t",
+            data: &data,
+        }
+        .encode(&mut batch);
+    }
+    p.stream.write_all(&batch).unwrap();
+    while !matches!(p.recv(), Some(Owned::Confirm(20_000))) {}
+    let mut stalled = Client::open(broker.consumer_addr(), Role::Consumer);
+    stalled.send(Frame::Subscribe {
+        topic: "t",
+        start: mbus_proto::Start::Earliest,
+    });
+    thread::sleep(std::time::Duration::from_millis(100));
+    let asked = std::time::Instant::now();
+    broker.stop().unwrap();
+    let took = asked.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "stop took {took:?} with a grace of 200 ms"
+    );
 }

@@ -3,18 +3,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::thread;
 
-use mbus_broker::server::ShutdownHandle;
-use mbus_broker::{BrokerConfig, Server};
+use mbus_broker::{Broker, BrokerConfig};
 use mbus_producer::{Producer, ProducerOptions};
 
-fn start() -> (u16, u16, ShutdownHandle, thread::JoinHandle<()>) {
-    let mut server = Server::bind(BrokerConfig::ephemeral()).unwrap();
-    let ports = (server.producer_addr().port(), server.consumer_addr().port());
-    let shutdown = server.shutdown_handle();
-    let thread = thread::spawn(move || server.run().unwrap());
-    (ports.0, ports.1, shutdown, thread)
+fn start() -> (u16, u16, Broker) {
+    let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
+    let ports = (broker.producer_addr().port(), broker.consumer_addr().port());
+    (ports.0, ports.1, broker)
 }
 
 fn publish(port: u16, topic: &str, lines: &[&str]) {
@@ -33,20 +29,19 @@ fn consumer(port: u16, args: &[&str]) -> Command {
 
 #[test]
 fn a_published_message_is_printed_by_a_later_consumer() {
-    let (pport, cport, shutdown, broker) = start();
+    let (pport, cport, broker) = start();
     publish(pport, "t", &["hi"]);
     let out = consumer(cport, &["--topic", "t", "--count", "1"])
         .output()
         .unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "hi\n");
-    shutdown.shutdown();
-    broker.join().unwrap();
+    broker.stop().unwrap();
 }
 
 #[test]
 fn a_waiting_consumer_prints_messages_as_they_arrive_with_json_offsets() {
-    let (pport, cport, shutdown, broker) = start();
+    let (pport, cport, broker) = start();
     // The consumer starts before the topic exists and waits for it.
     let mut child = consumer(cport, &["--topic", "live", "--count", "2", "--json"])
         .stdout(Stdio::piped())
@@ -64,6 +59,5 @@ fn a_waiting_consumer_prints_messages_as_they_arrive_with_json_offsets() {
     assert_eq!(second["data"], "two");
     assert_eq!(second["offset"].as_u64().unwrap(), offset + 1);
     assert!(child.wait().unwrap().success());
-    shutdown.shutdown();
-    broker.join().unwrap();
+    broker.stop().unwrap();
 }

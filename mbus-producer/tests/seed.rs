@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::sync::Mutex;
 
-use mbus_broker::{BrokerConfig, Server};
+use mbus_broker::{Broker, BrokerConfig};
 
 /// Keeps every log line the broker writes, so the test can look for one.
 struct Capture(Mutex<Vec<String>>);
@@ -30,13 +30,8 @@ fn the_seed_manual_test_passes() {
     log::set_logger(&LOGS).unwrap();
     log::set_max_level(log::LevelFilter::Info);
 
-    let mut server = Server::bind(BrokerConfig::ephemeral()).unwrap();
-    let port = server.producer_addr().port();
-    let shutdown = server.shutdown_handle();
-    let broker = std::thread::spawn(move || {
-        server.run().unwrap();
-        server
-    });
+    let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
+    let port = broker.producer_addr().port();
 
     let status = Command::new(env!("CARGO_BIN_EXE_mbus-producer"))
         .args(["--topic", "orders", "--message", "look ma! a new order"])
@@ -45,8 +40,7 @@ fn the_seed_manual_test_passes() {
         .unwrap();
     assert!(status.success(), "mbus-producer exited with {status}");
 
-    shutdown.shutdown();
-    let server = broker.join().unwrap();
+    let server = broker.stop().unwrap();
     assert!(
         LOGS.0
             .lock()

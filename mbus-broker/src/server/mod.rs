@@ -8,6 +8,7 @@ mod shutdown;
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mbus_proto::{ErrorCode, Frame, Role};
@@ -15,7 +16,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::BrokerConfig;
-use crate::engine::{ConnId, Core, Progress};
+use crate::engine::{ConnId, Core, Progress, Stats};
 use input::Input;
 pub use shutdown::ShutdownHandle;
 
@@ -31,8 +32,6 @@ const READ_BUDGET: usize = 1 << 20;
 const SCRATCH: usize = 256 << 10;
 /// How long to wait before accepting again after the process ran out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// How long a shutdown waits for consumers to take what they are owed.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Errors that stop a broker from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +77,13 @@ pub struct Server {
     ready: Vec<ConnId>,
     /// While set, accepting waits: the process had no file descriptor left.
     accept_paused_until: Option<Instant>,
+    /// When a shutdown stops waiting for consumers.
+    grace_ends: Option<Instant>,
     /// Loop iterations so far.
     turns: u64,
     signals: Option<signal_hook_mio::v1_0::Signals>,
+    /// The core's counters as of the last turn, for [`Server::stats_handle`].
+    stats: Arc<Mutex<Stats>>,
 }
 
 impl Server {
@@ -140,8 +143,10 @@ impl Server {
             read_backlog: Vec::new(),
             ready: Vec::new(),
             accept_paused_until: None,
+            grace_ends: None,
             turns: 0,
             signals: None,
+            stats: Arc::default(),
         })
     }
 
@@ -177,6 +182,11 @@ impl Server {
         self.shutdown.clone()
     }
 
+    /// The core's counters, updated at the end of every loop turn while someone holds this.
+    pub fn stats_handle(&self) -> Arc<Mutex<Stats>> {
+        self.stats.clone()
+    }
+
     /// How many times the loop has polled; a loop that spins shows here.
     pub fn turns(&self) -> u64 {
         self.turns
@@ -200,7 +210,8 @@ impl Server {
         // Nothing more is taken from producers, so that consumers can be brought to the end of
         // every topic within the grace period.
         self.reject_all(Some(Role::Producer));
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let deadline = Instant::now() + self.config.shutdown_grace;
+        self.grace_ends = Some(deadline);
         while self.core.owes_output() && Instant::now() < deadline {
             self.turn(&mut events, false)?;
         }
@@ -238,7 +249,8 @@ impl Server {
 
     /// One turn of the loop, always in this order:
     ///
-    /// 1. sleep until a socket is ready or the core's next deadline ([`Core::poll_timeout`]),
+    /// 1. sleep until a socket is ready or the next deadline: the core's
+    ///    ([`Core::poll_timeout`]), the end of an accept back-off or of the shutdown grace;
     ///    without sleeping when a connection still has output or unread input;
     /// 2. tell the core the time ([`Core::handle_timeout`]), which fires its due timers;
     /// 3. accept, and read every readable connection, handing the core each frame;
@@ -247,10 +259,14 @@ impl Server {
     /// 6. write what the core says each connection is owed, deliveries first.
     fn turn(&mut self, events: &mut Events, accepting: bool) -> Result<(), ServerError> {
         let busy = self.core.has_ready() || !self.read_backlog.is_empty();
-        let wake_at = [self.core.poll_timeout(), self.accept_paused_until]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake_at = [
+            self.core.poll_timeout(),
+            self.accept_paused_until,
+            self.grace_ends,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timeout = match wake_at {
             _ if busy => Some(Duration::ZERO),
             Some(t) => Some(t.saturating_duration_since(Instant::now())),
@@ -306,6 +322,9 @@ impl Server {
             self.drop_socket(id);
         }
         self.flush_ready();
+        if Arc::strong_count(&self.stats) > 1 {
+            *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = self.core.stats();
+        }
         Ok(())
     }
 

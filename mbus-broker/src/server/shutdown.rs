@@ -34,3 +34,11 @@ impl ShutdownHandle {
         self.requested.load(Ordering::SeqCst)
     }
 }
+
+impl std::fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("requested", &self.requested())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,48 +1,12 @@
-//! A broker on free loopback ports in a thread, and a raw-bytes client for socket-level tests.
+//! A raw-bytes client for socket-level tests.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use mbus_broker::server::ShutdownHandle;
-use mbus_broker::{BrokerConfig, Server};
 use mbus_proto::{Frame, PROTOCOL_VERSION, Role, decode};
 
 use super::Owned;
-
-/// A broker running in a background thread.
-pub struct Running {
-    pub producers: SocketAddr,
-    pub consumers: SocketAddr,
-    shutdown: ShutdownHandle,
-    thread: JoinHandle<Server>,
-}
-
-impl Running {
-    pub fn start(config: BrokerConfig) -> Running {
-        let mut server = Server::bind(config).expect("bind");
-        let producers = server.producer_addr();
-        let consumers = server.consumer_addr();
-        let shutdown = server.shutdown_handle();
-        let thread = std::thread::spawn(move || {
-            server.run().expect("run");
-            server
-        });
-        Running {
-            producers,
-            consumers,
-            shutdown,
-            thread,
-        }
-    }
-
-    /// Stops the broker and hands back its server, whose core can then be inspected.
-    pub fn stop(self) -> Server {
-        self.shutdown.shutdown();
-        self.thread.join().expect("broker thread")
-    }
-}
 
 /// A client speaking raw frames over a blocking socket.
 pub struct Client {
