@@ -1,7 +1,7 @@
 //! `cargo xtask crash`: the broker's SIGKILL crash test (`mbus-broker/tests/crash.rs`) with as
 //! many kill-and-restart cycles as asked; the ordinary test suite runs it with 20.
 
-use crate::workspace;
+use xtask::workspace;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use crate::broker::Broker;
-use crate::process::Proc;
-use crate::workspace::{self, show};
+use xtask::broker::Broker;
+use xtask::process::Proc;
+use xtask::workspace::{self, show};
 
 const TOPIC: &str = "orders";
 const ORDERS: [&str; 5] = [

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::workspace::root;
+use xtask::workspace::root;
 
 /// The targets in `fuzz/fuzz_targets`.
 const TARGETS: [&str; 2] = ["decode", "core"];

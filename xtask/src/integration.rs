@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::broker::Broker;
-use crate::process::Proc;
 use crate::verify::{self, Expected, MessageId};
-use crate::workspace::{self, profile, show};
+use xtask::broker::Broker;
+use xtask::process::Proc;
+use xtask::workspace::{self, profile, show};
 
 const TOPIC: &str = "integration";
 

@@ -1,17 +1,13 @@
 //! `cargo xtask`: the project's own tasks, one module each, run as `cargo xtask <task>`.
 
 mod bench;
-mod broker;
 mod crash;
 mod demo;
 mod fuzz;
 mod integration;
-mod ports;
-mod process;
 mod sim;
 mod test;
 mod verify;
-mod workspace;
 
 use std::process::ExitCode;
 
@@ -28,6 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Run the same workloads against mbus, nats-server and redis-server and print a table
+    #[command(disable_help_flag = true)]
     Bench(bench::Args),
     /// Kill a durable broker with SIGKILL again and again and check nothing confirmed is lost
     Crash(crash::Args),

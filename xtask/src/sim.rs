@@ -1,7 +1,7 @@
 //! `cargo xtask sim`: the deterministic simulation of the broker core
 //! (`mbus-broker/tests/sim.rs`) over as many seeds as asked; the ordinary test suite runs 48.
 
-use crate::workspace;
+use xtask::workspace;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 
-use crate::broker::Broker;
-use crate::process::Proc;
-use crate::workspace::{self, root};
 use crate::{fuzz, integration};
+use xtask::broker::Broker;
+use xtask::process::Proc;
+use xtask::workspace::{self, root};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::process::Proc;
-use crate::workspace;
+use xtask::process::Proc;
+use xtask::workspace;
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 

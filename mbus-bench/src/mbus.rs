@@ -13,8 +13,8 @@ use anyhow::{Context, bail};
 use mbus_proto::{Frame, PROTOCOL_VERSION, Role, Start};
 
 use super::target::{Conn, Event, Parser, Target};
-use crate::broker::Broker;
-use crate::workspace::Binaries;
+use xtask::broker::Broker;
+use xtask::workspace::Binaries;
 
 const TOPIC: &str = "bench";
 /// Per topic. The largest workload (w5) publishes 20,000 x 64 KiB, about 1.3 GB; a

@@ -1,7 +1,7 @@
 //! The RESP parser on whole, split and broken server output.
 
 use super::parse;
-use crate::bench::target::testing::{Owned, parse_split_anywhere};
+use crate::target::testing::{Owned, parse_split_anywhere};
 
 #[test]
 fn subscriber_output_split_at_every_offset_parses_the_same() {

@@ -2,7 +2,7 @@
 //! replies that must fail a run.
 
 use super::{api_reply, parse, pub_ack};
-use crate::bench::target::testing::{Owned, parse_split_anywhere};
+use crate::target::testing::{Owned, parse_split_anywhere};
 
 /// A PubAck as nats-server 2.9 sends it: two spaces before the size, a space after the comma.
 const ACKS: &[u8] = b"MSG _INBOX.bench-acks.1 2  27\r\n{\"stream\":\"bench\", \"seq\":1}\r\n\

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 
 use super::peer::{Peer, STOP_TIMEOUT};
 use super::target::{Conn, Event, Parser, Target};
-use crate::workspace::show;
+use xtask::workspace::show;
 
 const SUBJECT: &str = "bench";
 /// The server's settings that differ from its defaults, each with its reason.

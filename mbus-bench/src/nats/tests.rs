@@ -1,8 +1,8 @@
 //! The NATS parser on whole, split and broken server output.
 
 use super::parse;
-use crate::bench::target::Event;
-use crate::bench::target::testing::{Owned, parse_split_anywhere};
+use crate::target::Event;
+use crate::target::testing::{Owned, parse_split_anywhere};
 
 #[test]
 fn server_output_split_at_every_offset_parses_the_same() {

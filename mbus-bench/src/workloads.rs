@@ -18,9 +18,9 @@ use super::memory::rss_bytes;
 use super::record::{self, Checker, Wrong};
 use super::target::{Aborted, Target};
 use super::{mbus, report};
-use crate::broker::Broker;
-use crate::process::Proc;
-use crate::workspace::{Binaries, show};
+use xtask::broker::Broker;
+use xtask::process::Proc;
+use xtask::workspace::{Binaries, show};
 
 /// How long a server is left alone before its memory is read, so that it has finished
 /// handling what was just sent.

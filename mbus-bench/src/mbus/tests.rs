@@ -1,7 +1,7 @@
 //! The mbus parser on frames encoded by `mbus-proto`, whole, split and failing.
 
 use super::*;
-use crate::bench::target::testing::{Owned, parse_split_anywhere};
+use crate::target::testing::{Owned, parse_split_anywhere};
 
 #[test]
 fn the_pong_constant_is_the_encoded_pong_frame() {

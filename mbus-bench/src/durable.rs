@@ -10,7 +10,7 @@ use super::plan::{Kind, PAYLOAD};
 use super::report::{self, Better, Row};
 use super::target::Target;
 use super::{Bench, Column, Figures, Outcome, file_run, jetstream, mbus, stop_after, workloads};
-use crate::workspace::show;
+use xtask::workspace::show;
 
 /// Messages of a full run; `--quick` publishes a tenth.
 pub const MESSAGES: u64 = 1_000_000;

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::ports::{free_ports, wait_for_port};
-use crate::process::Proc;
-use crate::workspace::show;
+use xtask::ports::{free_ports, wait_for_port};
+use xtask::process::Proc;
+use xtask::workspace::show;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,6 +1,7 @@
-//! `cargo xtask bench`: the same workloads against mbus and two peers, nats-server and
-//! redis-server, on loopback in one run, reported as a markdown table of medians and ratios
-//! to nats-server.
+//! `mbus-bench` (run as `cargo xtask bench`): the same workloads against mbus and two peers,
+//! nats-server and redis-server, on loopback in one run, reported as a markdown table of
+//! medians and ratios to nats-server. It is always an optimized build: the load generator
+//! shares the machine with the servers, so its own speed is part of every figure.
 //!
 //! Every target gets a freshly started server for every run, and the same load generator
 //! (`load`): raw protocol over `std::net::TcpStream`, publishers and subscribers as threads
@@ -23,11 +24,10 @@ mod target;
 mod workloads;
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::ValueEnum;
+use clap::{Parser, ValueEnum};
 
 use plan::{
     IDLE_CONNECTIONS, Kind, LARGE_PAYLOAD, LATENCY_RATE, Metric, PAYLOAD, Scale, Workload, metrics,
@@ -36,16 +36,12 @@ use report::{Cell, Row};
 use target::Target;
 use workloads::Flow;
 
-use crate::process::Proc;
-use crate::workspace::{self, Binaries, show};
+use xtask::workspace::{self, Binaries, show};
 
 const INSTALL_HINT: &str = "apt-get install nats-server redis-server";
-/// Set for the release build of xtask that a debug one hands the bench over to.
-const RELEASE_CHILD: &str = "MBUS_XTASK_BENCH_RELEASE";
-/// Longest a whole bench may take in the release build of xtask.
-const RELEASE_TIMEOUT: Duration = Duration::from_secs(3600);
-
-#[derive(clap::Args)]
+/// Run the same workloads against mbus, nats-server and redis-server and print a table.
+#[derive(Parser)]
+#[command(name = "mbus-bench", about)]
 pub struct Args {
     /// A smoke check: a tenth of the messages, 1 s of latency, one run of each
     #[arg(long)]
@@ -117,10 +113,17 @@ struct Bench {
     scale: Scale,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    if cfg!(debug_assertions) && std::env::var_os(RELEASE_CHILD).is_none() {
-        return rerun_in_release();
+fn main() -> ExitCode {
+    match run(&Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
     // The idle-connection measure holds 10,000 sockets open at once on this side too.
     rlimit::increase_nofile_limit(u64::MAX).context("cannot raise the file descriptor limit")?;
     let scale = Scale::new(args);
@@ -193,23 +196,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The load generator shares the machine with the servers, so its own speed is part of every
-/// figure: it must be an optimized build, like the servers, while `cargo xtask` builds xtask
-/// in debug mode. So a debug xtask builds a release one and runs the same command there.
-fn rerun_in_release() -> anyhow::Result<()> {
-    eprintln!("bench: building xtask (release build), so that the load generator is optimized");
-    let exe = workspace::cargo_build(true, &["xtask"])?
-        .remove("xtask")
-        .context("cargo built no `xtask` binary")?;
-    let mut release = Proc::spawn(
-        "the release build of xtask",
-        Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env(RELEASE_CHILD, "1"),
-    )?;
-    release.finish(RELEASE_TIMEOUT)
 }
 
 /// Files one run's figures, in order, into the cells they belong to, each with its unit, and
