@@ -301,3 +301,46 @@ fn a_failed_commit_stops_the_topic_until_restart_and_spares_the_others() {
     h.core.commit();
     assert_eq!(h.output(p3), vec![Owned::Confirm(1)], "other topics go on");
 }
+
+#[test]
+fn a_record_torn_by_a_crash_is_cut_and_its_offset_taken_by_the_next_publish() {
+    use mbus_broker::store::MemoryStorage;
+    use mbus_broker::store::memory::Crash;
+    let disk = MemoryStorage::new(Fsync::Always, u64::MAX);
+    let start = |disk: &MemoryStorage| {
+        let core = Core::start(
+            config(1 << 20),
+            Some(Box::new(disk.clone())),
+            Instant::now(),
+        );
+        Harness {
+            core: core.unwrap(),
+        }
+    };
+    let mut h = start(&disk);
+    let p = h.producer();
+    for i in 0..3u8 {
+        h.publish(p, "t", &[i]);
+    }
+    h.core.commit();
+    assert_eq!(h.output(p), vec![Owned::Confirm(3)]);
+    h.publish(p, "t", b"never confirmed");
+    drop(h);
+    disk.crash(Crash::Torn);
+    let mut h = start(&disk);
+    assert_eq!(disk.torn_cut("t"), 1, "the half-written record is cut");
+    let p = h.producer();
+    h.publish(p, "t", b"next");
+    h.core.commit();
+    let (_, out) = subscribe_from_earliest(&mut h, "t");
+    let got: Vec<(u64, Vec<u8>)> = payloads(&out);
+    assert_eq!(
+        got,
+        vec![
+            (0, vec![0]),
+            (1, vec![1]),
+            (2, vec![2]),
+            (3, b"next".to_vec())
+        ]
+    );
+}

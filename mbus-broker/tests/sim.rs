@@ -320,6 +320,7 @@ impl Sim {
         let storage = self.storage.clone().expect("durable");
         let crash = match self.promised() {
             Crash::PowerLoss if self.rng.chance(50) => Crash::Process,
+            _ if self.rng.chance(30) => Crash::Torn,
             promised => promised,
         };
         let _ = writeln!(self.trace, "crash {crash:?}");

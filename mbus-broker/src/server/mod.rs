@@ -3,20 +3,22 @@
 //! The loop alone touches sockets and tokens. Each iteration it accepts, reads what arrived and
 //! passes decoded frames to the core, then writes what the core says connections are owed.
 
+mod accept;
 mod input;
 mod shutdown;
+mod traffic;
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mbus_proto::{ErrorCode, Frame, Role};
+use mbus_proto::{ErrorCode, Role};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::BrokerConfig;
-use crate::engine::{ConnId, Core, Progress, Stats};
+use crate::engine::{ConnId, Core, Stats};
 use input::Input;
 pub use shutdown::ShutdownHandle;
 
@@ -327,157 +329,4 @@ impl Server {
         }
         Ok(())
     }
-
-    /// Writes to every connection the core says may be owed something.
-    fn flush_ready(&mut self) {
-        self.core.take_ready(&mut self.ready);
-        for id in std::mem::take(&mut self.ready) {
-            let Some(socket) = self.sockets.get_mut(id.index()).and_then(Option::as_mut) else {
-                continue;
-            };
-            match self.core.write(id, &mut socket.stream) {
-                Ok(Progress::Drained) if self.core.is_closing(id) => self.drop_socket(id),
-                Ok(_) => {}
-                Err(e) => {
-                    log::info!("{}: write failed, closing: {e}", socket.peer);
-                    self.drop_socket(id);
-                }
-            }
-        }
-    }
-
-    fn accept(&mut self, role: Role) {
-        if self.accept_paused_until.is_some() {
-            return;
-        }
-        loop {
-            let listener = match role {
-                Role::Producer => &self.producers,
-                Role::Consumer => &self.consumers,
-            };
-            let (stream, peer) = match listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_out_of_descriptors(&e) => {
-                    log::warn!("cannot accept {} connections for now: {e}", role.as_str());
-                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
-                    return;
-                }
-                Err(e) => {
-                    log::warn!("accepting a {} connection failed: {e}", role.as_str());
-                    continue;
-                }
-            };
-            if self.core.stats().connections >= self.config.max_connections {
-                refuse(stream, peer, self.config.max_connections);
-                continue;
-            }
-            self.register(stream, peer, role);
-        }
-    }
-
-    fn register(&mut self, mut stream: TcpStream, peer: SocketAddr, role: Role) {
-        if let Err(e) = stream.set_nodelay(true) {
-            log::debug!("{peer}: cannot set TCP_NODELAY: {e}");
-        }
-        let id = self.core.open(role, peer);
-        let token = Token(id.index() + FIRST_CONN);
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            log::warn!("{peer}: cannot register the connection: {e}");
-            self.core.close(id);
-            return;
-        }
-        log::debug!("{peer}: {} connected", role.as_str());
-        if self.sockets.len() <= id.index() {
-            self.sockets.resize_with(id.index() + 1, || None);
-        }
-        self.sockets[id.index()] = Some(Socket {
-            stream,
-            peer,
-            input: Input::default(),
-        });
-    }
-
-    /// Reads until the socket would block, the budget is spent, or the connection closes.
-    fn read(&mut self, id: ConnId) {
-        let mut budget = READ_BUDGET;
-        loop {
-            if self.core.is_closing(id) {
-                return;
-            }
-            let Some(socket) = self.sockets.get_mut(id.index()).and_then(Option::as_mut) else {
-                return;
-            };
-            match socket.input.read_from(
-                &mut socket.stream,
-                &mut self.scratch,
-                &mut self.core,
-                id,
-                self.config.max_frame,
-            ) {
-                Ok(0) => {
-                    if socket.input.is_mid_frame() {
-                        log::info!("{}: closed in the middle of a frame", socket.peer);
-                    } else {
-                        log::debug!("{}: closed", socket.peer);
-                    }
-                    return self.drop_socket(id);
-                }
-                Ok(n) => {
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 {
-                        self.read_backlog.push(id);
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::info!("{}: read failed, closing: {e}", socket.peer);
-                    return self.drop_socket(id);
-                }
-            }
-        }
-    }
-
-    /// Closes a connection's socket and forgets it in the core.
-    fn drop_socket(&mut self, id: ConnId) {
-        let Some(mut socket) = self.sockets.get_mut(id.index()).and_then(Option::take) else {
-            return;
-        };
-        self.poll.registry().deregister(&mut socket.stream).ok();
-        // Finish our side cleanly and take what the peer still sent, so that the close is a FIN
-        // the peer can read our last frame before, rather than a reset that may discard it.
-        socket.stream.shutdown(std::net::Shutdown::Write).ok();
-        let mut sink = [0; 4096];
-        for _ in 0..16 {
-            match socket.stream.read(&mut sink) {
-                Ok(n) if n > 0 => {}
-                _ => break,
-            }
-        }
-        self.core.close(id);
-    }
-}
-
-/// Answers a connection over the limit with an error frame, as far as the socket takes it.
-fn refuse(mut stream: TcpStream, peer: SocketAddr, max: usize) {
-    log::warn!("{peer}: refused, already {max} connections");
-    let reason = format!("the broker is at its limit of {max} connections");
-    let frame = Frame::Error {
-        code: ErrorCode::TooManyConnections,
-        reason: &reason,
-    };
-    stream.write_all(&frame.to_bytes()).ok();
-    stream.shutdown(std::net::Shutdown::Write).ok();
-}
-
-fn is_out_of_descriptors(e: &io::Error) -> bool {
-    // EMFILE (per process) and ENFILE (system wide) on Linux and the BSDs.
-    matches!(e.raw_os_error(), Some(23 | 24))
 }

@@ -34,6 +34,9 @@ pub enum Crash {
     Process,
     /// The machine lost power: only what was synced is kept.
     PowerLoss,
+    /// The process died in the middle of writing: what was committed is kept, and the first
+    /// half of the record after it, which the next `open` finds torn and cuts.
+    Torn,
 }
 
 /// Topics in memory, shared by every clone: a test keeps one to inject faults and crash it,
@@ -64,6 +67,8 @@ struct Topic {
     synced: u64,
     /// Offsets whose records read back as damaged.
     corrupt: BTreeSet<u64>,
+    /// Torn records cut when the topic was last opened.
+    torn_cut: u64,
 }
 
 impl Topic {
@@ -119,10 +124,18 @@ impl MemoryStorage {
         disk.faults.clear();
         for topic in disk.topics.values_mut() {
             let end = match crash {
-                Crash::Process => topic.written,
+                Crash::Process | Crash::Torn => topic.written,
                 Crash::PowerLoss => topic.synced,
             };
+            let torn = (crash == Crash::Torn)
+                .then(|| topic.records.get((end - topic.first) as usize).cloned())
+                .flatten();
             topic.truncate(end);
+            if let Some(mut rec) = torn {
+                rec.truncate(rec.len() / 2);
+                topic.bytes += rec.len() as u64;
+                topic.records.push_back(rec);
+            }
         }
     }
 
@@ -139,11 +152,16 @@ impl MemoryStorage {
         self.disk().topics.get(topic).map_or(0, Topic::next)
     }
 
+    /// How many torn records `open` cut from `topic` the last time it opened it.
+    pub fn torn_cut(&self, topic: &str) -> u64 {
+        self.disk().topics.get(topic).map_or(0, |t| t.torn_cut)
+    }
+
     /// The offsets of `topic` that a crash of this kind would keep: `first..end`.
     pub fn survives(&self, topic: &str, crash: Crash) -> std::ops::Range<u64> {
         self.disk().topics.get(topic).map_or(0..0, |t| {
             t.first..match crash {
-                Crash::Process => t.written,
+                Crash::Process | Crash::Torn => t.written,
                 Crash::PowerLoss => t.synced,
             }
         })
@@ -174,7 +192,19 @@ impl Storage for MemoryStorage {
     fn open(&mut self, topic: &str) -> Result<Box<dyn TopicStorage>, StoreError> {
         let mut disk = self.disk();
         disk.fault(Op::Open, topic)?;
-        disk.topics.entry(topic.to_owned()).or_default();
+        let t = disk.topics.entry(topic.to_owned()).or_default();
+        // Recovery, as the file store does it: a last record that is not a whole frame was
+        // torn by a crash and is cut.
+        t.torn_cut = 0;
+        while let Some(last) = t.records.back() {
+            let whole = mbus_proto::check(last, u32::MAX).ok().flatten() == Some(last.len());
+            if whole {
+                break;
+            }
+            t.bytes -= last.len() as u64;
+            t.records.pop_back();
+            t.torn_cut += 1;
+        }
         Ok(Box::new(MemoryTopic {
             disk: self.disk.clone(),
             name: topic.to_owned(),
