@@ -39,7 +39,8 @@ impl Core {
             let tid = self.topics.get_or_create(name)?;
             // A crash may have left committed messages unsynced, past the time their sync was
             // due: the first turn after recovery syncs them.
-            if sync_interval.is_some() {
+            if sync_interval.is_some() && !self.topics[tid].unsynced {
+                self.topics[tid].unsynced = true;
                 self.commit.unsynced.push(tid);
             }
         }
@@ -69,7 +70,8 @@ impl Core {
                         topic.dirty = true;
                         self.dirty.push(tid);
                     }
-                    if sync_interval.is_some() && !self.commit.unsynced.contains(&tid) {
+                    if sync_interval.is_some() && !topic.unsynced {
+                        topic.unsynced = true;
                         self.commit.unsynced.push(tid);
                     }
                 }
@@ -111,6 +113,7 @@ impl Core {
         log::debug!("batch sync of {} topics", self.commit.unsynced.len());
         for tid in std::mem::take(&mut self.commit.unsynced) {
             let topic = &mut self.topics[tid];
+            topic.unsynced = false;
             if let Err(e) = topic.store.as_mut().map_or(Ok(()), |s| s.sync()) {
                 topic.fail(&e);
             }

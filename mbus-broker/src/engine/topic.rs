@@ -21,6 +21,8 @@ pub struct Topic {
     pub store: Option<Box<dyn TopicStorage>>,
     /// On the group commit's list of topics to make durable.
     pub uncommitted: bool,
+    /// On the batch sync's list of topics committed but not synced.
+    pub unsynced: bool,
     /// Why the topic's storage failed to make messages durable, if it did. What it holds
     /// beyond its last commit is then unknown until recovery reads the files again, so it takes
     /// no more messages and shows none of those until the broker restarts.
@@ -89,6 +91,7 @@ impl Topics {
             dirty: false,
             store,
             uncommitted: false,
+            unsynced: false,
             failure: None,
         });
         self.by_name.insert(name.into(), id);
