@@ -40,6 +40,10 @@ pub struct BrokerConfig {
     /// Most replies (confirms, errors, pongs) a connection may leave unread before it is closed.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 256 << 10))]
     pub max_outbound: usize,
+    /// Most bytes of incomplete frames the broker holds for all connections together; a
+    /// connection whose frame would take it past this is refused with an error frame.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256 << 20))]
+    pub max_pending_input: usize,
     /// Most client connections at once; further ones are refused with an error frame.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 10_000))]
     pub max_connections: usize,
@@ -107,6 +111,7 @@ impl Default for BrokerConfig {
             retention_messages: 10_000_000,
             segment_bytes: 1 << 20,
             max_outbound: 256 << 10,
+            max_pending_input: 256 << 20,
             max_connections: 10_000,
             max_topics: 10_000,
             max_subscriptions: 1_000,

@@ -28,6 +28,11 @@ pub use output::Progress;
 use storage::{Storage, StoreError};
 use topic::Topics;
 
+/// The largest frame body accepted before a connection's `Hello` is: a `Hello` with a token of
+/// up to 4,000 bytes fits, and a peer that has not said who it is cannot make the broker hold
+/// more for it.
+pub const HELLO_FRAME_LIMIT: u32 = 4096;
+
 /// What the core needs to know of the broker's configuration.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -156,6 +161,15 @@ impl Core {
     /// event loop stops reading it and closes it when `write` reports it drained.
     pub fn is_closing(&self, id: ConnId) -> bool {
         self.conns.get(id).is_none_or(|c| c.state == State::Closing)
+    }
+
+    /// The largest frame body connection `id` may send now: [`HELLO_FRAME_LIMIT`] until its
+    /// `Hello` is accepted, the configured `max_frame` after.
+    pub fn frame_limit(&self, id: ConnId) -> u32 {
+        match self.conns.get(id).map(|c| c.state) {
+            Some(State::Handshake) | None => HELLO_FRAME_LIMIT.min(self.config.max_frame),
+            Some(_) => self.config.max_frame,
+        }
     }
 
     /// The port role of connection `id`, if it is open.

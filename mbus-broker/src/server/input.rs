@@ -1,13 +1,15 @@
 //! A connection's input: reads into a shared scratch buffer, decodes frames in place, and keeps
 //! only the incomplete tail of the last frame per connection.
 //!
-//! An idle connection owns no buffer at all. A connection in the middle of a frame keeps that
-//! frame's bytes, which the frame size limit bounds. A short tail (the usual case with small
-//! messages) is put back in front of the scratch buffer and the read goes after it, so reads stay
-//! as large as the scratch buffer however the stream is cut. A longer tail stays where it is and
-//! the read goes straight after it, into the connection's own buffer, which is zero-filled only
-//! when it grows: a peer that sends a large frame a byte at a time costs a read per byte, not a
-//! copy of the frame per byte.
+//! An idle connection owns no buffer at all. A connection in the middle of a frame keeps the
+//! bytes of that frame that have arrived, and no more: a length prefix alone costs nothing, and
+//! the buffer grows with the bytes, by an eighth at a time, never past the frame. A short tail
+//! (the usual case with small messages) is put back in front of the scratch buffer and the read
+//! goes after it, so reads stay as large as the scratch buffer however the stream is cut. A long
+//! frame is read into the scratch buffer too, and only the bytes that belong to it are appended:
+//! a peer that sends a large frame a byte at a time costs a read and a one-byte copy per byte,
+//! not a copy of the frame per byte. Before its `Hello` a connection may send only a small
+//! frame (`HELLO_FRAME_LIMIT`), so an unknown peer cannot make the broker hold much.
 
 use std::io::{self, Read};
 
@@ -24,15 +26,19 @@ const SHORT_TAIL: usize = 4 << 10;
 /// The bytes of a connection's next frame that have arrived so far.
 #[derive(Default)]
 pub struct Input {
-    /// `buf[..filled]` is the start of the next frame; the rest is room to read into.
-    buf: Vec<u8>,
-    filled: usize,
+    /// The start of the next frame, exactly as much of it as arrived.
+    pending: Vec<u8>,
 }
 
 impl Input {
     /// True when part of a frame has arrived and the rest has not.
     pub fn is_mid_frame(&self) -> bool {
-        self.filled > 0
+        !self.pending.is_empty()
+    }
+
+    /// Bytes of memory this connection's input holds.
+    pub fn held(&self) -> usize {
+        self.pending.capacity()
     }
 
     /// Reads once from `stream` and passes every whole frame to the core. Returns the bytes read;
@@ -43,49 +49,50 @@ impl Input {
         scratch: &mut [u8],
         core: &mut Core,
         id: ConnId,
-        max_frame: u32,
     ) -> io::Result<usize> {
-        let old = self.filled;
-        let frame_end = old + missing(&self.buf[..old]);
+        let old = self.pending.len();
+        let frame_end = old + missing(&self.pending);
         if old <= SHORT_TAIL && frame_end.max(old + MIN_READ) <= scratch.len() {
-            scratch[..old].copy_from_slice(&self.buf[..old]);
+            scratch[..old].copy_from_slice(&self.pending);
             let n = stream.read(&mut scratch[old..])?;
-            let used = feed(core, id, &scratch[..old + n], max_frame);
+            let used = feed(core, id, &scratch[..old + n]);
             self.keep(&scratch[used..old + n]);
             return Ok(n);
         }
-        let room = frame_end.max(old + MIN_READ);
-        if self.buf.len() < room {
-            self.buf.resize(room, 0);
+        // A frame longer than the scratch buffer, or a long tail of one: what arrives of it is
+        // appended, and what follows its end is decoded where it was read.
+        let n = stream.read(scratch)?;
+        let take = (frame_end - old).min(n);
+        self.grow(take, frame_end);
+        self.pending.extend_from_slice(&scratch[..take]);
+        if self.pending.len() < frame_end {
+            return Ok(n);
         }
-        let n = stream.read(&mut self.buf[old..])?;
-        self.filled += n;
-        let used = feed(core, id, &self.buf[..self.filled], max_frame);
-        if used > 0 {
-            self.buf.copy_within(used..self.filled, 0);
-            self.filled -= used;
-        }
-        self.free_if_idle();
+        feed(core, id, &self.pending);
+        let used = feed(core, id, &scratch[take..n]);
+        self.keep(&scratch[take + used..n]);
         Ok(n)
+    }
+
+    /// Makes room for `more` bytes of the frame that ends at `frame_end`: at least an eighth
+    /// more than is held, never more than the frame, so that memory follows what arrived and a
+    /// trickle costs few copies.
+    fn grow(&mut self, more: usize, frame_end: usize) {
+        let need = self.pending.len() + more;
+        if need > self.pending.capacity() {
+            let len = self.pending.len();
+            let target = need.max(len + len / 8).max(SHORT_TAIL).min(frame_end);
+            self.pending.reserve_exact(target - len);
+        }
     }
 
     /// Keeps `tail`, the start of a frame whose rest has not arrived, in place of what was kept.
     fn keep(&mut self, tail: &[u8]) {
-        self.filled = 0;
-        self.free_if_idle();
-        if self.buf.len() < tail.len() {
-            self.buf.resize(tail.len(), 0);
+        self.pending.clear();
+        if self.pending.capacity() > SHORT_TAIL.max(tail.len()) {
+            self.pending = Vec::new();
         }
-        self.buf[..tail.len()].copy_from_slice(tail);
-        self.filled = tail.len();
-    }
-
-    /// Gives back all but a short buffer once no frame is in it, so that connections between
-    /// frames hold little memory whatever they sent before.
-    fn free_if_idle(&mut self) {
-        if self.filled == 0 && self.buf.len() > SHORT_TAIL {
-            self.buf = Vec::new();
-        }
+        self.pending.extend_from_slice(tail);
     }
 }
 
@@ -101,12 +108,13 @@ fn missing(pending: &[u8]) -> usize {
     }
 }
 
-/// Decodes and applies the whole frames at the start of `data`; returns the bytes they took.
-/// Stops at the first undecodable frame, which the core answers and closes the connection for.
-fn feed(core: &mut Core, id: ConnId, data: &[u8], max_frame: u32) -> usize {
+/// Decodes and applies the whole frames at the start of `data`, each within the limit the core
+/// sets for the connection now; returns the bytes they took. Stops at the first undecodable
+/// frame, which the core answers and closes the connection for.
+fn feed(core: &mut Core, id: ConnId, data: &[u8]) -> usize {
     let mut used = 0;
     while !core.is_closing(id) {
-        match decode(&data[used..], max_frame) {
+        match decode(&data[used..], core.frame_limit(id)) {
             Ok(Some((frame, n))) => {
                 core.receive(id, frame);
                 used += n;
@@ -190,13 +198,13 @@ mod tests {
         let mut scratch = vec![0; 128 << 10];
         let mut input = Input::default();
         while input
-            .read_from(&mut stream, &mut scratch, &mut core, producer, 1 << 20)
+            .read_from(&mut stream, &mut scratch, &mut core, producer)
             .unwrap()
             != 0
         {}
         assert!(!input.is_mid_frame());
         assert!(
-            input.buf.len() <= SHORT_TAIL,
+            input.held() <= SHORT_TAIL,
             "a connection between frames holds little"
         );
 

@@ -81,6 +81,8 @@ pub struct Server {
     accept_paused_until: Option<Instant>,
     /// When a shutdown stops waiting for consumers.
     grace_ends: Option<Instant>,
+    /// Bytes held by all connections' incomplete frames, bounded by `--max-pending-input`.
+    input_held: usize,
     /// Loop iterations so far.
     turns: u64,
     signals: Option<signal_hook_mio::v1_0::Signals>,
@@ -146,6 +148,7 @@ impl Server {
             ready: Vec::new(),
             accept_paused_until: None,
             grace_ends: None,
+            input_held: 0,
             turns: 0,
             signals: None,
             stats: Arc::default(),

@@ -3,8 +3,11 @@
 
 use std::io::{self, Read};
 
+use mbus_proto::ErrorCode;
+
 use crate::engine::{ConnId, Progress};
 
+use super::input::Input;
 use super::{READ_BUDGET, Server};
 
 impl Server {
@@ -36,13 +39,17 @@ impl Server {
             let Some(socket) = self.sockets.get_mut(id.index()).and_then(Option::as_mut) else {
                 return;
             };
-            match socket.input.read_from(
-                &mut socket.stream,
-                &mut self.scratch,
-                &mut self.core,
-                id,
-                self.config.max_frame,
-            ) {
+            let held = socket.input.held();
+            let read =
+                socket
+                    .input
+                    .read_from(&mut socket.stream, &mut self.scratch, &mut self.core, id);
+            self.input_held = self.input_held - held + socket.input.held();
+            if self.input_held > self.config.max_pending_input && socket.input.held() > held {
+                return self.refuse_input(id);
+            }
+            let socket = self.sockets[id.index()].as_mut().expect("read it just now");
+            match read {
                 Ok(0) => {
                     if socket.input.is_mid_frame() {
                         log::info!("{}: closed in the middle of a frame", socket.peer);
@@ -68,11 +75,27 @@ impl Server {
         }
     }
 
+    /// Closes a connection whose incomplete frame took the broker past `--max-pending-input`;
+    /// what it sent of that frame is let go at once.
+    fn refuse_input(&mut self, id: ConnId) {
+        let Some(socket) = self.sockets.get_mut(id.index()).and_then(Option::as_mut) else {
+            return;
+        };
+        self.input_held -= socket.input.held();
+        socket.input = Input::default();
+        let reason = format!(
+            "the broker holds {} bytes of incomplete frames, its limit; send frames whole",
+            self.config.max_pending_input
+        );
+        self.core.reject(id, ErrorCode::LimitReached, &reason);
+    }
+
     /// Closes a connection's socket and forgets it in the core.
     pub(super) fn drop_socket(&mut self, id: ConnId) {
         let Some(mut socket) = self.sockets.get_mut(id.index()).and_then(Option::take) else {
             return;
         };
+        self.input_held -= socket.input.held();
         self.poll.registry().deregister(&mut socket.stream).ok();
         // Finish our side cleanly and take what the peer still sent, so that the close is a FIN
         // the peer can read our last frame before, rather than a reset that may discard it.

@@ -76,6 +76,17 @@ impl BrokerProcess {
         None
     }
 
+    /// The broker's resident memory now, in bytes, from `/proc`.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status");
+        kib * 1024
+    }
+
     /// Sends SIGTERM and returns the exit status, failing if the process outlives `limit`.
     pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
         let signalled = Instant::now();
