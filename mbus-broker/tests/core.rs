@@ -558,3 +558,27 @@ fn a_frame_half_sent_when_the_count_limit_passes_it_is_finished_then_the_gap_rep
     let offsets: Vec<u64> = Harness::deliveries(&out).iter().map(|d| d.1).collect();
     assert_eq!(offsets, vec![0, 7, 8, 9, 10]);
 }
+
+#[test]
+fn a_frame_spilled_by_retention_is_no_unread_reply_and_a_ping_is_answered() {
+    // Replies may owe at most 256 bytes; the half-sent message is 4 KiB.
+    let config = CoreConfig {
+        max_control_bytes: 256,
+        ..small_retention(6000, u64::MAX, 5000)
+    };
+    let mut h = Harness::with(config);
+    let data = vec![7; 4096];
+    let (c, p, sink) = half_send_offset_0(&mut h, &data);
+    // Two more messages drop the first segment under the consumer's half-sent frame, whose
+    // rest moves to its control buffer.
+    h.publish(p, "t", &[8; 4096]);
+    h.publish(p, "t", &[9; 4096]);
+    h.core.receive(c, Frame::Ping);
+    let out = finish_offset_0(&mut h, c, sink, &data);
+    assert!(
+        !out.iter().any(|f| matches!(f, Owned::Error { .. })),
+        "a consumer that reads is not slow: {:?}",
+        &out[1..]
+    );
+    assert!(out.contains(&Owned::Pong), "{:?}", &out[1..]);
+}

@@ -21,6 +21,8 @@ const STORE_SEGMENT: u64 = 4096;
 
 fn config(cache_bytes: usize) -> CoreConfig {
     CoreConfig {
+        // Small, so that a test sees whether frames read from disk count as replies.
+        max_control_bytes: 256,
         retention: Retention {
             max_bytes: cache_bytes,
             max_messages: u64::MAX,
@@ -343,4 +345,42 @@ fn a_record_torn_by_a_crash_is_cut_and_its_offset_taken_by_the_next_publish() {
             (3, b"next".to_vec())
         ]
     );
+}
+
+#[test]
+fn frames_read_from_disk_are_no_unread_replies_and_a_ping_is_answered() {
+    let dir = TempDir::new("disk-replies");
+    let mut h = durable_harness(&dir, 2048);
+    let p = h.producer();
+    for i in 0..1000u32 {
+        h.publish(p, "t", &i.to_be_bytes());
+    }
+    h.core.commit();
+    let c = h.consumer();
+    h.core.receive(
+        c,
+        Frame::Subscribe {
+            topic: "t",
+            start: Start::Earliest,
+        },
+    );
+    let mut ready = Vec::new();
+    h.core.take_ready(&mut ready);
+    // The consumer takes a little of a chunk read from disk, far more than 256 bytes, and pings.
+    let mut sink = support::Throttled {
+        taken: Vec::new(),
+        room: 100,
+    };
+    let _ = h.core.write(c, &mut sink).unwrap();
+    h.core.writable(c);
+    h.core.receive(c, Frame::Ping);
+    sink.room = usize::MAX;
+    while h.core.write(c, &mut sink).unwrap() != mbus_broker::engine::Progress::Drained {}
+    let out = support::frames(&sink.taken);
+    assert!(
+        !out.iter().any(|f| matches!(f, Owned::Error { .. })),
+        "not slow"
+    );
+    assert!(out.contains(&Owned::Pong));
+    assert_eq!(Harness::deliveries(&out).len(), 1000);
 }

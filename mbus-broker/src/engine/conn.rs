@@ -51,6 +51,11 @@ pub struct Conn {
     pub control: Vec<u8>,
     /// Bytes at the front of `control` already written.
     pub control_sent: usize,
+    /// Bytes at the front of `control` that are deliveries, not replies: the rest of a frame
+    /// spilled there when retention dropped or a subscription moved away from it, or frames read
+    /// from disk. They are only ever put into an empty buffer or in front of what it holds, and
+    /// do not count against the limit on unread replies.
+    pub control_data: usize,
     /// The consumer's subscriptions, at most one per topic.
     pub subs: Vec<Sub>,
     /// Where the next write starts its round over `subs`, so that no topic starves the others.
@@ -82,6 +87,7 @@ impl Conn {
             confirmed: 0,
             control: Vec::new(),
             control_sent: 0,
+            control_data: 0,
             subs: Vec::new(),
             next_sub: 0,
             queued: false,
@@ -96,6 +102,12 @@ impl Conn {
     /// Control bytes not yet written.
     pub fn control_pending(&self) -> usize {
         self.control.len() - self.control_sent
+    }
+
+    /// Replies (confirms, errors, pongs, gap notices) not yet written: what the slow-consumer
+    /// limit counts.
+    pub fn replies_pending(&self) -> usize {
+        self.control.len() - self.control_sent.max(self.control_data)
     }
 
     /// The subscription whose frame is half written, if any. At most one source of output is

@@ -52,7 +52,13 @@ impl Core {
                     .expect("subscriber lists match subscriptions");
                 let cursor = &mut conn.subs[i].cursor;
                 if cursor.partial > 0 && cursor.offset < seg.base + seg.starts.len() as u64 {
-                    spill(&mut conn.control, conn.control_sent, &seg, cursor);
+                    spill(
+                        &mut conn.control,
+                        conn.control_sent,
+                        &mut conn.control_data,
+                        &seg,
+                        cursor,
+                    );
                 }
             }
             t.log.recycle(seg);
@@ -140,7 +146,13 @@ impl Core {
                     let seg = log
                         .segment_of(sub.cursor.offset)
                         .expect("partial frames stay in memory");
-                    spill(&mut conn.control, conn.control_sent, seg, &mut sub.cursor);
+                    spill(
+                        &mut conn.control,
+                        conn.control_sent,
+                        &mut conn.control_data,
+                        seg,
+                        &mut sub.cursor,
+                    );
                 }
                 sub.cursor = Cursor { offset, partial: 0 };
             }
@@ -169,7 +181,13 @@ impl Core {
             let seg = log
                 .segment_of(sub.cursor.offset)
                 .expect("partial frames stay in memory");
-            spill(&mut conn.control, conn.control_sent, seg, &mut sub.cursor);
+            spill(
+                &mut conn.control,
+                conn.control_sent,
+                &mut conn.control_data,
+                seg,
+                &mut sub.cursor,
+            );
         }
         conn.next_sub = 0;
         self.topics[tid].subscribers.retain(|&c| c != id);
@@ -183,6 +201,7 @@ impl Core {
 pub(super) fn spill(
     control: &mut Vec<u8>,
     control_sent: usize,
+    control_data: &mut usize,
     seg: &Segment,
     cursor: &mut Cursor,
 ) {
@@ -190,6 +209,7 @@ pub(super) fn spill(
     let range = seg.frame_range(cursor.offset);
     let rest = &seg.buf[range.start + cursor.partial..range.end];
     control.splice(0..0, rest.iter().copied());
+    *control_data += rest.len();
     *cursor = Cursor {
         offset: cursor.offset + 1,
         partial: 0,

@@ -180,6 +180,9 @@ impl Core {
                 return true;
             }
         };
+        // What was read are deliveries, not replies; the buffer was empty before (see write).
+        let conn = &mut self.conns[id];
+        conn.control_data = conn.control.len();
         conn.subs[i].cursor = Cursor {
             offset: next,
             partial: 0,

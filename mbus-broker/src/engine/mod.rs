@@ -273,7 +273,13 @@ impl Core {
             let seg = log
                 .segment_of(sub.cursor.offset)
                 .expect("partial frames stay in memory");
-            spill(&mut conn.control, conn.control_sent, seg, &mut sub.cursor);
+            spill(
+                &mut conn.control,
+                conn.control_sent,
+                &mut conn.control_data,
+                seg,
+                &mut sub.cursor,
+            );
         }
         output::queue_confirm(conn);
         Frame::Error { code, reason }.encode(&mut conn.control);
@@ -296,7 +302,7 @@ impl Core {
     /// Queues a control frame, or closes the connection if it owes too much already.
     fn send(&mut self, id: ConnId, frame: Frame<'_>) {
         let conn = &mut self.conns[id];
-        if conn.control_pending() > self.config.max_control_bytes {
+        if conn.replies_pending() > self.config.max_control_bytes {
             let reason = format!(
                 "more than {} bytes of replies unread",
                 self.config.max_control_bytes

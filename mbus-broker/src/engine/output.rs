@@ -159,6 +159,7 @@ impl Core {
                     if conn.control_sent == conn.control.len() {
                         conn.control.clear();
                         conn.control_sent = 0;
+                        conn.control_data = 0;
                     }
                 }
                 Source::Sub(i) => {
