@@ -384,3 +384,81 @@ fn frames_read_from_disk_are_no_unread_replies_and_a_ping_is_answered() {
     assert!(out.contains(&Owned::Pong));
     assert_eq!(Harness::deliveries(&out).len(), 1000);
 }
+
+/// Keeps the log lines about one topic, so that a test can count them.
+struct Capture(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        let line = format!("{} {}", record.level(), record.args());
+        if line.contains("lost-middle") {
+            self.0.lock().unwrap().push(line);
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGS: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+
+#[test]
+fn a_lost_middle_segment_is_one_gap_for_each_consumer_and_one_log_line() {
+    log::set_logger(&LOGS).unwrap();
+    log::set_max_level(log::LevelFilter::Info);
+    let dir = TempDir::new("lost-middle");
+    let topic = "lost-middle";
+    {
+        let mut h = durable_harness(&dir, 2048);
+        let p = h.producer();
+        for i in 0..400u32 {
+            h.publish(p, topic, &[i as u8; 100]);
+        }
+        h.core.commit();
+    }
+    let mut logs: Vec<u64> = std::fs::read_dir(topic_dir(&dir, topic))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".log").map(|b| b.parse().unwrap())
+        })
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 5, "segments: {logs:?}");
+    let (lost_from, lost_to) = (logs[2], logs[3]);
+    for ext in ["log", "idx"] {
+        let name = format!("{lost_from:020}.{ext}");
+        std::fs::remove_file(topic_dir(&dir, topic).join(name)).unwrap();
+    }
+    let mut h = durable_harness(&dir, 2048);
+    for _ in 0..2 {
+        let (_, out) = subscribe_from_earliest(&mut h, topic);
+        let gaps: Vec<&Owned> = out
+            .iter()
+            .filter(|f| matches!(f, Owned::Gap { .. }))
+            .collect();
+        assert_eq!(
+            gaps,
+            vec![&Owned::Gap {
+                topic: topic.into(),
+                from: lost_from,
+                to: lost_to
+            }]
+        );
+        assert_eq!(
+            payloads(&out).len() as u64,
+            400 - (lost_to - lost_from),
+            "everything else arrives"
+        );
+    }
+    let errors: Vec<String> = LOGS
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("ERROR"))
+        .cloned()
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+}

@@ -14,6 +14,9 @@ use super::{ConnId, Core, TopicId};
 
 /// Most bytes read from disk for one consumer at a time; they wait in its control buffer.
 pub const DISK_CHUNK: usize = 256 << 10;
+/// Most damaged runs looked past in one read, so that a long stretch of damage costs a consumer
+/// a few gaps, not a read per offset, and no read stalls the loop.
+const MAX_DAMAGE_PROBES: usize = 1024;
 
 /// Progress of the group commit, kept by the core.
 #[derive(Debug, Default)]
@@ -160,18 +163,31 @@ impl Core {
                 visible
             }
             Ok(frames) => frames.next,
-            Err(StoreError::Corrupt { offset, .. }) => {
-                log::error!(
-                    "topic {} offset {offset} is damaged on disk; consumers are told it is missing",
-                    topic.name
-                );
+            Err(StoreError::Corrupt { offset, until, .. }) => {
+                // A run of damaged records is one gap, and the first reader of it logs it.
+                let mut end = until;
+                let mut probe = Vec::new();
+                for _ in 0..MAX_DAMAGE_PROBES {
+                    match store.read(end, 0, &mut probe) {
+                        Err(StoreError::Corrupt { until, .. }) => end = until,
+                        _ => break,
+                    }
+                }
+                let end = end.min(topic.log.visible()).max(offset + 1);
+                if topic.note_damage(offset..end) {
+                    log::error!(
+                        "topic {} offsets {offset}..{end} are damaged or missing on disk; \
+                         consumers are told they are missing",
+                        topic.name
+                    );
+                }
                 Frame::Gap {
                     topic: &topic.name,
                     from: offset,
-                    to: offset + 1,
+                    to: end,
                 }
                 .encode(&mut conn.control);
-                offset + 1
+                end
             }
             Err(StoreError::Deleted { .. }) => return false,
             Err(e) => {

@@ -23,6 +23,9 @@ pub struct Topic {
     pub uncommitted: bool,
     /// On the batch sync's list of topics committed but not synced.
     pub unsynced: bool,
+    /// Ranges of damaged offsets already logged, so that each is logged once however many
+    /// consumers meet it.
+    pub damage_logged: Vec<std::ops::Range<u64>>,
     /// Why the topic's storage failed to make messages durable, if it did. What it holds
     /// beyond its last commit is then unknown until recovery reads the files again, so it takes
     /// no more messages and shows none of those until the broker restarts.
@@ -37,6 +40,22 @@ impl Topic {
             self.name
         );
         self.failure = Some(e.to_string());
+    }
+
+    /// Records that consumers are told `range` is missing; true if it was not logged before.
+    pub fn note_damage(&mut self, range: std::ops::Range<u64>) -> bool {
+        let known = self
+            .damage_logged
+            .iter()
+            .any(|r| r.start <= range.start && range.end <= r.end);
+        if !known {
+            // A topic damaged in more places than this keeps logging, which is what it needs.
+            if self.damage_logged.len() >= 64 {
+                self.damage_logged.clear();
+            }
+            self.damage_logged.push(range);
+        }
+        !known
     }
 
     /// The oldest offset the topic still serves, from disk or from memory.
@@ -92,6 +111,7 @@ impl Topics {
             store,
             uncommitted: false,
             unsynced: false,
+            damage_logged: Vec::new(),
             failure: None,
         });
         self.by_name.insert(name.into(), id);

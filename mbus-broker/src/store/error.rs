@@ -60,14 +60,19 @@ pub enum StoreError {
         /// The oldest offset the store still holds.
         first: u64,
     },
-    /// The record of this offset is damaged or missing on disk. The records after it are not
-    /// affected: a reader reports this one and goes on with `offset + 1`.
-    #[error("topic {topic}: the record of offset {offset} is corrupt on disk")]
+    /// The record of this offset is damaged or missing on disk, and so, as far as the store
+    /// can tell without reading them, are those up to `until`. The records after are not
+    /// affected: a reader reports `offset..until` and goes on with `until`.
+    #[error(
+        "topic {topic}: the records of offsets {offset}..{until} are corrupt or missing on disk"
+    )]
     Corrupt {
         /// The topic.
         topic: String,
         /// The damaged offset.
         offset: u64,
+        /// The first offset not known to be damaged too; at least `offset + 1`.
+        until: u64,
     },
 }
 

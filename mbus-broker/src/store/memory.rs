@@ -300,9 +300,13 @@ impl TopicStorage for MemoryTopic {
                 });
             }
             if t.corrupt.contains(&offset) {
+                let until = (offset..)
+                    .find(|o| !t.corrupt.contains(o))
+                    .expect("finitely many");
                 return Err(StoreError::Corrupt {
                     topic: name,
                     offset,
+                    until,
                 });
             }
             let mut next = offset;

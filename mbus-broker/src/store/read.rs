@@ -8,7 +8,7 @@ use super::file::ReadAt;
 use super::format::{CRC_LEN, Identity, RECORD_HEADER, frame_crc, parse_header};
 use super::layout::log_path;
 use super::record::{Expect, check_at};
-use super::segment::{SealedFiles, position};
+use super::segment::{SealedFiles, position, same_position_run};
 use super::{Frames, TopicStore};
 
 /// Smallest and largest read of a segment file in one system call. A read asks for about the
@@ -153,9 +153,10 @@ pub fn read_segment<R: ReadAt>(
         path: view.path.to_owned(),
         source: e,
     };
-    let corrupt = |offset| StoreError::Corrupt {
+    let corrupt = |offset, until| StoreError::Corrupt {
         topic: view.topic.to_owned(),
         offset,
+        until,
     };
     let stop = |next| Ok(Stop { next, more: false });
     let mut pos = position(view.idx, at - view.base).map_err(io)?;
@@ -194,7 +195,14 @@ pub fn read_segment<R: ReadAt>(
                     .matches(&out[frame.start + HEADER_LEN..frame.end], at);
             if !intact {
                 out.truncate(w);
-                return if first { Err(corrupt(at)) } else { stop(at) };
+                if !first {
+                    return stop(at);
+                }
+                let record = pos + p as u64;
+                let until =
+                    same_position_run(view.idx, at - view.base, view.end - view.base, record)
+                        .map_err(io)?;
+                return Err(corrupt(at, view.base + until));
             }
             *budget = budget.saturating_sub(frame.len());
             out.copy_within(frame.clone(), w);
@@ -214,7 +222,13 @@ pub fn read_segment<R: ReadAt>(
             let good =
                 check_at(view.log, pos, view.log_len, view.id, Expect::Offset(at)).at(view.path)?;
             let Some(good) = good else {
-                return if first { Err(corrupt(at)) } else { stop(at) };
+                if !first {
+                    return stop(at);
+                }
+                // The records recovery found missing point at the same damage: one range.
+                let until = same_position_run(view.idx, at - view.base, view.end - view.base, pos)
+                    .map_err(io)?;
+                return Err(corrupt(at, view.base + until));
             };
             let frame_len = (good.len - CRC_LEN as u64) as usize;
             if !first && frame_len > *budget {

@@ -121,12 +121,17 @@ pub fn read_all(store: &mut TopicStore, max_bytes: usize) -> (Vec<(u64, Vec<u8>)
                 good.extend(got);
                 at = read.next;
             }
-            Err(StoreError::Corrupt { topic, offset }) => {
+            Err(StoreError::Corrupt {
+                topic,
+                offset,
+                until,
+            }) => {
                 assert_eq!(topic, TOPIC);
                 assert_eq!(offset, at);
+                assert!(until > offset && until <= store.next(), "{offset}..{until}");
                 assert!(out.is_empty(), "a failed read appends nothing");
-                corrupt.push(offset);
-                at += 1;
+                corrupt.extend(offset..until);
+                at = until;
             }
             Err(e) => panic!("read at {at}: {e}"),
         }
