@@ -462,3 +462,20 @@ fn a_lost_middle_segment_is_one_gap_for_each_consumer_and_one_log_line() {
         .collect();
     assert_eq!(errors.len(), 1, "{errors:#?}");
 }
+
+#[test]
+fn a_topic_that_cannot_be_opened_is_counted_unavailable_and_the_rest_recover() {
+    let dir = TempDir::new("unavailable");
+    {
+        let mut h = durable_harness(&dir, 1 << 20);
+        let p = h.producer();
+        h.publish(p, "fine", b"kept");
+        h.core.commit();
+    }
+    std::fs::write(dir.path().join("topics").join("broken"), b"not a directory").unwrap();
+    let mut h = durable_harness(&dir, 1 << 20);
+    let stats = h.core.stats();
+    assert_eq!((stats.topics, stats.unavailable_topics), (2, 1));
+    let (_, out) = subscribe_from_earliest(&mut h, "fine");
+    assert_eq!(payloads(&out), vec![(0, b"kept".to_vec())]);
+}

@@ -84,6 +84,11 @@ impl Core {
     /// refused, and `None`.
     fn topic_for(&mut self, id: ConnId, topic: &str) -> Option<TopicId> {
         if let Some(tid) = self.topics.find(topic) {
+            if let Some(why) = &self.topics[tid].unavailable {
+                let reason = format!("topic {topic} is unavailable: {why}");
+                self.reject(id, ErrorCode::Internal, &reason);
+                return None;
+            }
             return Some(tid);
         }
         if let Err(e) = validate_topic(topic) {

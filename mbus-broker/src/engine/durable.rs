@@ -39,7 +39,17 @@ impl Core {
         let names = storage.topics()?;
         let sync_interval = storage.sync_interval();
         for name in &names {
-            let tid = self.topics.get_or_create(name)?;
+            let tid = match self.topics.get_or_create(name) {
+                Ok(tid) => tid,
+                // One topic's damage is its own: it is reported and served as unavailable, and
+                // recovery goes on with the others.
+                Err(e) => {
+                    log::error!("topic {name} is unavailable: its files cannot be opened: {e}");
+                    let reason = format!("its files could not be opened at start: {e}");
+                    self.topics.add_unavailable(name, reason);
+                    continue;
+                }
+            };
             // A crash may have left committed messages unsynced, past the time their sync was
             // due: the first turn after recovery syncs them.
             if sync_interval.is_some() && !self.topics[tid].unsynced {

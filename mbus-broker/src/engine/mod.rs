@@ -71,6 +71,8 @@ pub struct Stats {
     pub topics: usize,
     /// Messages published since start.
     pub messages: u64,
+    /// Topics whose files could not be opened at start, served as unavailable.
+    pub unavailable_topics: usize,
 }
 
 /// The broker core.
@@ -372,6 +374,7 @@ impl Core {
             connections_total: self.connections_total,
             topics: self.topics.len(),
             messages: self.messages,
+            unavailable_topics: self.topics.unavailable(),
         }
     }
 

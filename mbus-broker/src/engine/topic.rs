@@ -23,6 +23,10 @@ pub struct Topic {
     pub uncommitted: bool,
     /// On the batch sync's list of topics committed but not synced.
     pub unsynced: bool,
+    /// Why the topic's files could not be opened at start, if they could not: it then has no
+    /// storage, and whoever publishes or subscribes to it is told it is unavailable, while every
+    /// other topic serves.
+    pub unavailable: Option<String>,
     /// Ranges of damaged offsets already logged, so that each is logged once however many
     /// consumers meet it.
     pub damage_logged: Vec<std::ops::Range<u64>>,
@@ -71,6 +75,8 @@ pub struct Topics {
     by_name: HashMap<Box<str>, TopicId>,
     retention: Retention,
     storage: Option<Box<dyn Storage>>,
+    /// Topics registered as unavailable.
+    unavailable: usize,
 }
 
 impl Topics {
@@ -80,6 +86,7 @@ impl Topics {
             by_name: HashMap::new(),
             retention,
             storage,
+            unavailable: 0,
         }
     }
 
@@ -111,11 +118,37 @@ impl Topics {
             store,
             uncommitted: false,
             unsynced: false,
+            unavailable: None,
             damage_logged: Vec::new(),
             failure: None,
         });
         self.by_name.insert(name.into(), id);
         Ok(id)
+    }
+
+    /// Registers `name` as a topic whose files could not be opened, for `reason`.
+    pub fn add_unavailable(&mut self, name: &str, reason: String) -> TopicId {
+        let id = TopicId(self.topics.len());
+        self.topics.push(Topic {
+            name: name.into(),
+            log: Log::new(self.retention),
+            subscribers: Vec::new(),
+            dirty: false,
+            store: None,
+            uncommitted: false,
+            unsynced: false,
+            unavailable: Some(reason),
+            damage_logged: Vec::new(),
+            failure: None,
+        });
+        self.by_name.insert(name.into(), id);
+        self.unavailable += 1;
+        id
+    }
+
+    /// How many topics could not be opened at start.
+    pub fn unavailable(&self) -> usize {
+        self.unavailable
     }
 
     /// The storage topics are kept in, if they are durable.

@@ -49,10 +49,16 @@ impl Storage for FileStorage {
                 path: dir.clone(),
                 source,
             })?;
-            if let Some(name) = entry.file_name().to_str() {
-                if mbus_proto::validate_topic(name).is_ok() {
-                    names.push(name.to_owned());
+            match entry.file_name().to_str() {
+                Some(name) if mbus_proto::validate_topic(name).is_ok() => {
+                    names.push(name.to_owned())
                 }
+                // Garbage is reported and left alone; it is no topic.
+                _ => log::warn!(
+                    "ignoring {} in {}: not a topic name",
+                    entry.file_name().to_string_lossy(),
+                    dir.display()
+                ),
             }
         }
         names.sort();
