@@ -95,7 +95,10 @@ fn a_log_cut_at_every_byte_of_its_last_records_loses_only_those() {
             }
         }) as u64;
         assert!(kept == whole || kept == whole + 1);
-        assert_eq!(recovery.next, last + whole, "cut at {cut}");
+        // The index still lists every record: the ones the cut took are kept as lost, so that
+        // the topic goes on after them.
+        let indexed = starts.len() as u64;
+        assert_eq!(recovery.next, last + indexed, "cut at {cut}");
         let boundary = if whole as usize == starts.len() {
             log.len()
         } else {
@@ -106,19 +109,26 @@ fn a_log_cut_at_every_byte_of_its_last_records_loses_only_those() {
             (cut - boundary) as u64,
             "cut at {cut}"
         );
-        assert!(
-            recovery.corrupt.is_empty(),
-            "cut at {cut}: {:?}",
-            recovery.corrupt
-        );
+        let lost: Vec<_> = (whole < indexed)
+            .then(|| last + whole..last + indexed)
+            .into_iter()
+            .collect();
+        assert_eq!(recovery.lost, lost, "cut at {cut}");
+        assert_eq!(recovery.corrupt, lost, "cut at {cut}");
+        let lost_offsets: Vec<u64> = (last + whole..last + indexed).collect();
         let (good, corrupt) = read_all(&mut store, 700);
-        assert!(corrupt.is_empty());
+        assert_eq!(corrupt, lost_offsets, "cut at {cut}");
         assert_eq!(good, expected(0..last + whole), "cut at {cut}");
-        // The topic goes on from there, and a reopen keeps what was appended.
+        // The topic goes on after the lost offsets, and a reopen keeps what was appended.
         fill(&mut store, 3);
         drop(store);
         let mut store = open(tmp.path(), CONFIG);
-        assert_eq!(read_all(&mut store, 700).0, expected(0..last + whole + 3));
+        let mut want = expected(0..last + whole);
+        want.extend(expected(last + indexed..last + indexed + 3));
+        let (good, corrupt) = read_all(&mut store, 700);
+        let got: Vec<u64> = good.iter().map(|g| g.0).collect();
+        assert_eq!(corrupt, lost_offsets, "cut at {cut}: read {got:?}");
+        assert_eq!(good, want, "cut at {cut}");
     }
 }
 
@@ -173,6 +183,9 @@ struct LogFlip {
     end: u64,
     hit: u64,
     /// The hit is the topic's very last record, which recovery cannot tell from a torn write.
+    last_record: bool,
+    /// It was cut off, its offset given up: the index that listed it was lost too. With the
+    /// index kept, the offset it lists stays, as lost.
     tail: bool,
     case: String,
     store: TopicStore,
@@ -219,7 +232,8 @@ fn each_log_flip(dir: &Path, n: u64, lose_index: bool, mut check: impl FnMut(Log
                 base,
                 end,
                 hit,
-                tail: base == last && hit == n - 1,
+                last_record: base == last && hit == n - 1,
+                tail: base == last && hit == n - 1 && lose_index,
                 case: format!("segment {base}, byte {pos}, record {hit}"),
                 store,
                 recovery,
@@ -234,13 +248,14 @@ fn a_bit_flip_anywhere_in_a_log_costs_exactly_its_record() {
     let n = 40;
     each_log_flip(tmp.path(), n, false, |mut flip| {
         let case = &flip.case;
-        if flip.tail {
-            // A damaged final record cannot be told from a torn write.
-            assert_eq!(flip.recovery.next, n - 1, "{case}");
+        // Every offset stays, even a damaged final record's, which cannot be told from a torn
+        // write: its bytes are cut, and its offset, which the index lists, is kept as lost.
+        assert_eq!(flip.recovery.next, n, "{case}");
+        if flip.last_record {
             assert!(flip.recovery.truncated_bytes > 0, "{case}");
-            assert!(flip.recovery.corrupt.is_empty(), "{case}");
+            assert_eq!(flip.recovery.lost, vec![n - 1..n], "{case}");
         } else {
-            assert_eq!(flip.recovery.next, n, "{case}");
+            assert!(flip.recovery.lost.is_empty(), "{case}");
         }
         for max_bytes in [0, usize::MAX] {
             flip.assert_only_the_hit_record_is_lost(max_bytes);
@@ -327,7 +342,7 @@ fn garbage_after_the_last_record_is_cut() {
 }
 
 #[test]
-fn an_index_pointing_past_its_log_is_trimmed() {
+fn an_index_pointing_past_its_log_keeps_its_offsets_as_lost() {
     let tmp = TempDir::new("idx-ahead");
     let n = 30;
     let bases = build(tmp.path(), n);
@@ -343,11 +358,16 @@ fn an_index_pointing_past_its_log_is_trimmed() {
     f.set_len(keep as u64).unwrap();
     drop(f);
     let (mut store, recovery) = TopicStore::open(tmp.path(), TOPIC, CONFIG).unwrap();
-    assert_eq!(recovery.next, n - 3);
-    assert_eq!(read_all(&mut store, 1000), (expected(0..n - 3), vec![]));
+    // Offsets never go back: the three are lost, reported, and never handed out again.
+    assert_eq!(recovery.next, n);
+    assert_eq!(recovery.lost, vec![n - 3..n]);
+    assert_eq!(
+        read_all(&mut store, 1000),
+        (expected(0..n - 3), (n - 3..n).collect())
+    );
     assert_eq!(
         fs::metadata(idx_file(tmp.path(), last)).unwrap().len(),
-        8 * (n - 3 - last)
+        8 * (n - last)
     );
 }
 

@@ -198,11 +198,7 @@ pub fn read_segment<R: ReadAt>(
                 if !first {
                     return stop(at);
                 }
-                let record = pos + p as u64;
-                let until =
-                    same_position_run(view.idx, at - view.base, view.end - view.base, record)
-                        .map_err(io)?;
-                return Err(corrupt(at, view.base + until));
+                return Err(corrupt(at, damage_end(view, at, pos + p as u64)?));
             }
             *budget = budget.saturating_sub(frame.len());
             out.copy_within(frame.clone(), w);
@@ -225,10 +221,7 @@ pub fn read_segment<R: ReadAt>(
                 if !first {
                     return stop(at);
                 }
-                // The records recovery found missing point at the same damage: one range.
-                let until = same_position_run(view.idx, at - view.base, view.end - view.base, pos)
-                    .map_err(io)?;
-                return Err(corrupt(at, view.base + until));
+                return Err(corrupt(at, damage_end(view, at, pos)?));
             };
             let frame_len = (good.len - CRC_LEN as u64) as usize;
             if !first && frame_len > *budget {
@@ -248,4 +241,29 @@ pub fn read_segment<R: ReadAt>(
         next: at,
         more: true,
     })
+}
+
+/// Where the damage that the record of `at`, at log position `pos`, starts ends: recovery points
+/// the index entries of records it found missing at the damage they are lost in, so the run
+/// goes on while the entries point at `pos`, and stops early at a record there that holds a
+/// later offset (one appended after recovery kept the missing offsets).
+fn damage_end<R: ReadAt>(view: &View<'_, R>, at: u64, pos: u64) -> Result<u64, StoreError> {
+    let io = |e: std::io::Error| StoreError::Io {
+        path: view.path.to_owned(),
+        source: e,
+    };
+    let run = view.base
+        + same_position_run(view.idx, at - view.base, view.end - view.base, pos).map_err(io)?;
+    if run <= at + 1 {
+        return Ok(at + 1);
+    }
+    let found = check_at(
+        view.log,
+        pos,
+        view.log_len,
+        view.id,
+        Expect::Within(at + 1, run),
+    )
+    .map_err(io)?;
+    Ok(found.map_or(run, |good| good.offset))
 }

@@ -38,6 +38,10 @@ pub struct Recovery {
     /// Offsets whose records were found damaged or missing in the parts recovery scanned. They
     /// stay in the topic and [`super::TopicStore::read`] reports each as corrupt.
     pub corrupt: Vec<Range<u64>>,
+    /// Offsets the newest segment's index listed beyond what its log still holds: messages
+    /// that were stored and are lost. They stay in the topic, as corrupt, so that the topic goes
+    /// on after them and no offset is ever handed out twice.
+    pub lost: Vec<Range<u64>>,
     /// How long opening took.
     pub elapsed: Duration,
 }
@@ -174,6 +178,25 @@ fn recover_segment(
             push(&mut out, pos)?;
         }
         k = e;
+    }
+    // The newest segment's index was written after its log, so it lists more records than the
+    // log holds only if the log lost some (it was cut, or the disk lost writes). Those offsets
+    // were handed out, perhaps seen: they stay, as lost, and the topic goes on after them.
+    let indexed = idx_len / IDX_ENTRY;
+    if expected.is_none() && indexed > k {
+        log::error!(
+            "store: topic {topic}: offsets {}..{} are lost: {} no longer holds them; the topic goes \
+             on after them",
+            base + k,
+            base + indexed,
+            log_p.display()
+        );
+        report.lost.push(base + k..base + indexed);
+        report.corrupt.push(base + k..base + indexed);
+        for _ in k..indexed {
+            push(&mut out, pos)?;
+        }
+        k = indexed;
     }
     out.flush().at(&idx_p)?;
 
