@@ -144,7 +144,64 @@ pub struct Stop {
 /// gets the error.
 pub fn read_segment<R: ReadAt>(
     view: &View<'_, R>,
+    at: u64,
+    budget: &mut usize,
+    out: &mut Vec<u8>,
+    first: bool,
+) -> Result<Stop, StoreError> {
+    let io = |e: std::io::Error| StoreError::Io {
+        path: view.path.to_owned(),
+        source: e,
+    };
+    let pos = position(view.idx, at - view.base).map_err(io)?;
+    match read_segment_at(view, at, pos, budget, out, first) {
+        // The index entry of `at` may be what is damaged: where the log itself says the record
+        // starts, right after the one before it, is tried before the record is given up, so
+        // that every start position sees the same records.
+        Err(StoreError::Corrupt { .. }) if first => {
+            match position_from_log(view, at).map_err(io)? {
+                Some(alt) if alt != pos => match read_segment_at(view, at, alt, budget, out, first)
+                {
+                    Ok(stop) => {
+                        log::warn!(
+                            "store: topic {}: the index entry of offset {at} in {} is damaged; \
+                         the record was found after the one before it",
+                            view.topic,
+                            view.path.display()
+                        );
+                        Ok(stop)
+                    }
+                    Err(_) => read_segment_at(view, at, pos, budget, out, first),
+                },
+                _ => read_segment_at(view, at, pos, budget, out, first),
+            }
+        }
+        result => result,
+    }
+}
+
+/// Where the record of `at` starts by the log alone: 0 for a segment's first record, else
+/// right after the intact record of `at - 1`, found through its own index entry.
+fn position_from_log<R: ReadAt>(view: &View<'_, R>, at: u64) -> std::io::Result<Option<u64>> {
+    if at == view.base {
+        return Ok(Some(0));
+    }
+    let prev = position(view.idx, at - 1 - view.base)?;
+    let good = check_at(
+        view.log,
+        prev,
+        view.log_len,
+        view.id,
+        Expect::Offset(at - 1),
+    )?;
+    Ok(good.map(|g| prev + g.len))
+}
+
+/// [`read_segment`] from log position `pos`, where the record of `at` is expected.
+fn read_segment_at<R: ReadAt>(
+    view: &View<'_, R>,
     mut at: u64,
+    mut pos: u64,
     budget: &mut usize,
     out: &mut Vec<u8>,
     mut first: bool,
@@ -159,7 +216,6 @@ pub fn read_segment<R: ReadAt>(
         until,
     };
     let stop = |next| Ok(Stop { next, more: false });
-    let mut pos = position(view.idx, at - view.base).map_err(io)?;
     while at < view.end {
         if !first && *budget == 0 {
             return stop(at);
