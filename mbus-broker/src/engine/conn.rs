@@ -7,7 +7,7 @@ use std::time::Instant;
 use mbus_proto::Role;
 
 use super::TopicId;
-use super::memlog::Cursor;
+use super::memlog::{Cursor, Log, Segment};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,35 @@ impl Conn {
     /// ever mid-frame, and it must be finished before anything else is written.
     pub fn partial_sub(&self) -> Option<usize> {
         self.subs.iter().position(|s| s.cursor.partial > 0)
+    }
+
+    /// Moves the unsent rest of the frame subscription `i` is half-way through, which `seg`
+    /// holds, to the front of the control buffer, so that the segment can be dropped or the
+    /// subscription moved. Nothing of the control buffer has been sent then: only one source is
+    /// ever mid-frame.
+    pub fn spill(&mut self, i: usize, seg: &Segment) {
+        debug_assert_eq!(self.control_sent, 0, "two sources mid-frame at once");
+        let cursor = &mut self.subs[i].cursor;
+        let range = seg.frame_range(cursor.offset);
+        let rest = &seg.buf[range.start + cursor.partial..range.end];
+        self.control.splice(0..0, rest.iter().copied());
+        self.control_data += rest.len();
+        *cursor = Cursor {
+            offset: cursor.offset + 1,
+            partial: 0,
+        };
+    }
+
+    /// Finishes subscription `i`'s half-sent frame through the control buffer, if it has one;
+    /// `log` is its topic's.
+    pub fn finish_partial(&mut self, i: usize, log: &Log) {
+        let cursor = self.subs[i].cursor;
+        if cursor.partial > 0 {
+            let seg = log
+                .segment_of(cursor.offset)
+                .expect("partial frames stay in memory");
+            self.spill(i, seg);
+        }
     }
 
     pub fn sub_index(&self, topic: TopicId) -> Option<usize> {

@@ -5,7 +5,7 @@ use mbus_proto::{ErrorCode, Frame, Start, validate_topic};
 
 use super::TopicId;
 use super::conn::Sub;
-use super::memlog::{Cursor, Segment};
+use super::memlog::Cursor;
 use super::{ConnId, Core};
 
 impl Core {
@@ -50,15 +50,9 @@ impl Core {
                 let i = conn
                     .sub_index(tid)
                     .expect("subscriber lists match subscriptions");
-                let cursor = &mut conn.subs[i].cursor;
+                let cursor = conn.subs[i].cursor;
                 if cursor.partial > 0 && cursor.offset < seg.base + seg.starts.len() as u64 {
-                    spill(
-                        &mut conn.control,
-                        conn.control_sent,
-                        &mut conn.control_data,
-                        &seg,
-                        cursor,
-                    );
+                    conn.spill(i, &seg);
                 }
             }
             t.log.recycle(seg);
@@ -146,20 +140,8 @@ impl Core {
         match conn.sub_index(tid) {
             Some(i) => {
                 // Subscribing again moves the subscription; a half-sent frame is finished first.
-                let sub = &mut conn.subs[i];
-                if sub.cursor.partial > 0 {
-                    let seg = log
-                        .segment_of(sub.cursor.offset)
-                        .expect("partial frames stay in memory");
-                    spill(
-                        &mut conn.control,
-                        conn.control_sent,
-                        &mut conn.control_data,
-                        seg,
-                        &mut sub.cursor,
-                    );
-                }
-                sub.cursor = Cursor { offset, partial: 0 };
+                conn.finish_partial(i, log);
+                conn.subs[i].cursor = Cursor { offset, partial: 0 };
             }
             None => {
                 conn.subs.push(Sub {
@@ -180,43 +162,10 @@ impl Core {
         let Some(i) = conn.sub_index(tid) else {
             return;
         };
-        let mut sub = conn.subs.remove(i);
-        if sub.cursor.partial > 0 {
-            let log = &self.topics[tid].log;
-            let seg = log
-                .segment_of(sub.cursor.offset)
-                .expect("partial frames stay in memory");
-            spill(
-                &mut conn.control,
-                conn.control_sent,
-                &mut conn.control_data,
-                seg,
-                &mut sub.cursor,
-            );
-        }
+        conn.finish_partial(i, &self.topics[tid].log);
+        conn.subs.remove(i);
         conn.next_sub = 0;
         self.topics[tid].subscribers.retain(|&c| c != id);
         self.mark(id);
     }
-}
-
-/// Moves the unsent rest of the frame at `cursor` to the front of `control`, so that a segment
-/// can be dropped or a subscription moved while a consumer is in the middle of that frame. The
-/// caller guarantees `control` has not been started (only one source is ever mid-frame).
-pub(super) fn spill(
-    control: &mut Vec<u8>,
-    control_sent: usize,
-    control_data: &mut usize,
-    seg: &Segment,
-    cursor: &mut Cursor,
-) {
-    debug_assert_eq!(control_sent, 0, "two sources mid-frame at once");
-    let range = seg.frame_range(cursor.offset);
-    let rest = &seg.buf[range.start + cursor.partial..range.end];
-    control.splice(0..0, rest.iter().copied());
-    *control_data += rest.len();
-    *cursor = Cursor {
-        offset: cursor.offset + 1,
-        partial: 0,
-    };
 }

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use mbus_proto::{DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role};
 
 use conn::{Conn, State};
-use dispatch::spill;
 use ids::Conns;
 pub use ids::{ConnId, TopicId};
 use memlog::Retention;
@@ -270,18 +269,7 @@ impl Core {
         log::warn!("closing {} ({}): {reason}", conn.peer, conn.role.as_str());
         // A half-written delivery must be finished before the error frame can follow it.
         if let Some(i) = conn.partial_sub() {
-            let sub = &mut conn.subs[i];
-            let log = &self.topics[sub.topic].log;
-            let seg = log
-                .segment_of(sub.cursor.offset)
-                .expect("partial frames stay in memory");
-            spill(
-                &mut conn.control,
-                conn.control_sent,
-                &mut conn.control_data,
-                seg,
-                &mut sub.cursor,
-            );
+            conn.finish_partial(i, &self.topics[conn.subs[i].topic].log);
         }
         output::queue_confirm(conn);
         Frame::Error { code, reason }.encode(&mut conn.control);
