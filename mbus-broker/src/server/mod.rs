@@ -64,6 +64,22 @@ struct Socket {
     input: Input,
 }
 
+/// How many connections the kernel completes ahead of the loop's accepts. std's and mio's 128
+/// overflows when a crowd connects at once, and each connection dropped that way waits for a
+/// SYN retransmit, a second or more; the kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listener on `addr`, with address reuse as std sets it and a deep backlog.
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
 /// A bound broker, ready to [`Server::run`].
 pub struct Server {
     poll: Poll,
@@ -94,7 +110,7 @@ impl Server {
     /// Binds both ports and prepares the loop.
     pub fn bind(config: BrokerConfig) -> Result<Server, ServerError> {
         let listen = |addr: io::Result<SocketAddr>, host: &str, port: u16, role: Role| {
-            addr.and_then(TcpListener::bind)
+            addr.and_then(bind_listener)
                 .map_err(|source| ServerError::Bind {
                     addr: format!("{host}:{port}"),
                     role: role.as_str(),
