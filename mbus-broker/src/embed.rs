@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::BrokerConfig;
+use crate::config::BrokerConfig;
 use crate::engine::Stats;
 use crate::server::{Server, ServerError, ShutdownHandle};
 

@@ -3,9 +3,9 @@
 //! broker, an in-memory store with fault injection (`store::MemoryStorage`) in tests.
 
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
-
-pub use crate::store::{Frames, StoreError};
 
 /// Where topics are kept: the topics found at start, and one [`TopicStorage`] per topic.
 pub trait Storage: fmt::Debug + Send {
@@ -55,4 +55,95 @@ pub trait TopicStorage: fmt::Debug + Send {
 
     /// Deletes what retention no longer keeps; the oldest offsets go first.
     fn enforce_retention(&mut self) -> Result<(), StoreError>;
+}
+
+/// What a [`TopicStorage::read`] appended: the frames of offsets `first..next`, `bytes` long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frames {
+    /// The offset of the first frame appended: the offset asked for.
+    pub first: u64,
+    /// The offset after the last frame appended; where the next read goes on.
+    pub next: u64,
+    /// Bytes appended to the caller's buffer.
+    pub bytes: usize,
+}
+
+impl Frames {
+    /// How many frames were appended.
+    pub fn count(&self) -> u64 {
+        self.next - self.first
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The topic name is not one the store can use as a directory name.
+    #[error("topic name {name:?} cannot be stored: {reason}")]
+    InvalidTopic {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The data directory was written in a format this code does not read.
+    #[error("{path} says format version {found:?}, this store reads version 1")]
+    UnsupportedVersion {
+        /// The version marker file.
+        path: PathBuf,
+        /// Its contents, trimmed.
+        found: String,
+    },
+    /// A system call on a store file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory it was about.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// `append` was given an offset other than `next()`.
+    #[error("topic {topic}: append of offset {got}, the next offset is {expected}")]
+    OffsetMismatch {
+        /// The topic.
+        topic: String,
+        /// The offset the store expected.
+        expected: u64,
+        /// The offset it was given.
+        got: u64,
+    },
+    /// `append` was given bytes that are not the canonical `Deliver` frame of this topic and offset.
+    #[error(
+        "topic {topic}: the frame for offset {offset} is not a Deliver frame of this topic and offset"
+    )]
+    InvalidFrame {
+        /// The topic.
+        topic: String,
+        /// The offset it was appended at.
+        offset: u64,
+    },
+    /// `read` asked for an offset that retention already deleted.
+    #[error("topic {topic}: offset {offset} was deleted, the first offset kept is {first}")]
+    Deleted {
+        /// The topic.
+        topic: String,
+        /// The offset asked for.
+        offset: u64,
+        /// The oldest offset the store still holds.
+        first: u64,
+    },
+    /// The record of this offset is damaged or missing on disk, and so, as far as the store
+    /// can tell without reading them, are those up to `until`. The records after are not
+    /// affected: a reader reports `offset..until` and goes on with `until`.
+    #[error(
+        "topic {topic}: the records of offsets {offset}..{until} are corrupt or missing on disk"
+    )]
+    Corrupt {
+        /// The topic.
+        topic: String,
+        /// The damaged offset.
+        offset: u64,
+        /// The first offset not known to be damaged too; at least `offset + 1`.
+        until: u64,
+    },
 }

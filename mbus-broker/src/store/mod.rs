@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use mbus_proto::{Frame, HEADER_LEN};
 
+pub use crate::engine::storage::Frames;
 pub use error::StoreError;
 pub use files::{BATCH_INTERVAL, FileStorage, Fsync};
 pub use format::FORMAT_VERSION;
@@ -59,24 +60,6 @@ impl Default for StoreConfig {
             retention_age: None,
             write_buffer: 256 << 10,
         }
-    }
-}
-
-/// What a [`TopicStore::read`] appended: the frames of offsets `first..next`, `bytes` long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frames {
-    /// The offset of the first frame appended: the offset asked for.
-    pub first: u64,
-    /// The offset after the last frame appended; where the next read goes on.
-    pub next: u64,
-    /// Bytes appended to the caller's buffer.
-    pub bytes: usize,
-}
-
-impl Frames {
-    /// How many frames were appended.
-    pub fn count(&self) -> u64 {
-        self.next - self.first
     }
 }
 
