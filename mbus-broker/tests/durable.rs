@@ -479,3 +479,28 @@ fn a_topic_that_cannot_be_opened_is_counted_unavailable_and_the_rest_recover() {
     let (_, out) = subscribe_from_earliest(&mut h, "fine");
     assert_eq!(payloads(&out), vec![(0, b"kept".to_vec())]);
 }
+
+#[test]
+fn a_topic_that_cannot_be_opened_for_want_of_descriptors_is_a_limit_not_an_internal_error() {
+    use mbus_broker::store::MemoryStorage;
+    use mbus_broker::store::memory::Op;
+    let disk = MemoryStorage::new(Fsync::Always, u64::MAX);
+    let core = Core::start(config(1 << 20), Some(Box::new(disk.clone())), Instant::now());
+    let mut h = Harness {
+        core: core.unwrap(),
+    };
+    for (errno, code) in [(24, ErrorCode::LimitReached), (28, ErrorCode::Internal)] {
+        disk.fail_next_with(Op::Open, 1, errno);
+        let p = h.producer();
+        h.publish(p, "new", b"x");
+        match &h.output(p)[..] {
+            [Owned::Error { code: got, reason }] => assert_eq!(*got, code, "{reason}"),
+            other => panic!("errno {errno}: {other:?}"),
+        }
+    }
+    // Once descriptors are free again the topic is created as usual.
+    let p = h.producer();
+    h.publish(p, "new", b"x");
+    h.core.commit();
+    assert_eq!(h.output(p), vec![Owned::Confirm(1)]);
+}

@@ -110,8 +110,17 @@ impl Core {
     /// nothing, so the topic goes on; the next publish tries again.
     fn storage_failed(&mut self, id: ConnId, topic: &str, e: &super::storage::StoreError) {
         log::error!("topic {topic}: {e}");
-        let reason = format!("cannot store topic {topic}: {e}");
-        self.reject(id, ErrorCode::Internal, &reason);
+        // Running out of descriptors is a limit the broker reached, not a fault of the store.
+        let (code, reason) = if e.is_out_of_descriptors() {
+            let reason = format!("the broker has no file descriptor left for topic {topic}: {e}");
+            (ErrorCode::LimitReached, reason)
+        } else {
+            (
+                ErrorCode::Internal,
+                format!("cannot store topic {topic}: {e}"),
+            )
+        };
+        self.reject(id, code, &reason);
     }
 
     pub(super) fn subscribe(&mut self, id: ConnId, topic: &str, start: Start) {

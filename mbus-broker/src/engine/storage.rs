@@ -147,3 +147,16 @@ pub enum StoreError {
         until: u64,
     },
 }
+
+impl StoreError {
+    /// Whether the system refused for want of file descriptors (EMFILE, ENFILE): a limit of the
+    /// broker's, not damage.
+    pub fn is_out_of_descriptors(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. } if is_out_of_descriptors(source))
+    }
+}
+
+/// Whether `e` is EMFILE (the process) or ENFILE (the system), as on Linux and the BSDs.
+pub fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
+}

@@ -10,6 +10,8 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::input::Input;
+use crate::engine::storage::is_out_of_descriptors;
+
 use super::{ACCEPT_BACKOFF, FIRST_CONN, Server, Socket};
 
 impl Server {
@@ -81,9 +83,4 @@ fn refuse(mut stream: TcpStream, peer: SocketAddr, max: usize) {
     };
     stream.write_all(&frame.to_bytes()).ok();
     stream.shutdown(std::net::Shutdown::Write).ok();
-}
-
-fn is_out_of_descriptors(e: &io::Error) -> bool {
-    // EMFILE (per process) and ENFILE (system wide) on Linux and the BSDs.
-    matches!(e.raw_os_error(), Some(23 | 24))
 }

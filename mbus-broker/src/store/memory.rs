@@ -53,6 +53,8 @@ struct Disk {
     topics: BTreeMap<String, Topic>,
     /// How many of the next calls of each kind fail.
     faults: BTreeMap<Op, u32>,
+    /// The system error they fail with, if not a generic one.
+    errno: Option<i32>,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +99,7 @@ impl MemoryStorage {
                 retention_bytes,
                 topics: BTreeMap::new(),
                 faults: BTreeMap::new(),
+                errno: None,
             })),
         }
     }
@@ -108,6 +111,14 @@ impl MemoryStorage {
     /// Makes the next `count` calls of `op`, on any topic, fail.
     pub fn fail_next(&self, op: Op, count: u32) {
         *self.disk().faults.entry(op).or_default() += count;
+    }
+
+    /// Makes the next `count` calls of `op` fail as the system does with error number `errno`
+    /// (24 for EMFILE, 28 for ENOSPC, ...).
+    pub fn fail_next_with(&self, op: Op, count: u32, errno: i32) {
+        let mut disk = self.disk();
+        *disk.faults.entry(op).or_default() += count;
+        disk.errno = Some(errno);
     }
 
     /// Makes the record of `offset` in `topic` read back as damaged.
@@ -122,6 +133,7 @@ impl MemoryStorage {
     pub fn crash(&self, crash: Crash) {
         let mut disk = self.disk();
         disk.faults.clear();
+        disk.errno = None;
         for topic in disk.topics.values_mut() {
             let end = match crash {
                 Crash::Process | Crash::Torn => topic.written,
@@ -174,9 +186,13 @@ impl Disk {
         match self.faults.get_mut(&op) {
             Some(n) if *n > 0 => {
                 *n -= 1;
+                let source = match self.errno {
+                    Some(errno) => io::Error::from_raw_os_error(errno),
+                    None => io::Error::other(format!("injected {op:?} fault")),
+                };
                 Err(StoreError::Io {
                     path: PathBuf::from(format!("memory:{topic}")),
-                    source: io::Error::other(format!("injected {op:?} fault")),
+                    source,
                 })
             }
             _ => Ok(()),
