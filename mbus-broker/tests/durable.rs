@@ -485,7 +485,11 @@ fn a_topic_that_cannot_be_opened_for_want_of_descriptors_is_a_limit_not_an_inter
     use mbus_broker::store::MemoryStorage;
     use mbus_broker::store::memory::Op;
     let disk = MemoryStorage::new(Fsync::Always, u64::MAX);
-    let core = Core::start(config(1 << 20), Some(Box::new(disk.clone())), Instant::now());
+    let core = Core::start(
+        config(1 << 20),
+        Some(Box::new(disk.clone())),
+        Instant::now(),
+    );
     let mut h = Harness {
         core: core.unwrap(),
     };
