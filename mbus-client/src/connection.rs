@@ -15,6 +15,10 @@ use crate::{ClientError, ConnectOptions};
 pub struct Connection {
     stream: TcpStream,
     protocol: ClientProtocol,
+    /// The socket's timeouts as last set, so that a call that wants the same sets nothing:
+    /// the producer writes and reads in a loop with the same limits.
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
 }
 
 impl Connection {
@@ -48,13 +52,18 @@ impl Connection {
         let mut conn = Connection {
             stream,
             protocol: ClientProtocol::new(role, options.auth_token.as_deref()),
+            read_timeout: None,
+            write_timeout: None,
         };
-        conn.stream.set_write_timeout(Some(timeout))?;
-        conn.write_all()?;
-        loop {
-            if let Some(frame) = conn.protocol.poll()? {
-                return Err(ClientError::UnexpectedFrame(name(&frame)));
+        while !conn.protocol.outbound().is_empty() {
+            if conn.write_some(Some(timeout))? == 0 {
+                return Err(ClientError::Timeout);
             }
+        }
+        loop {
+            // Before its Welcome the protocol hands out nothing: any other frame is an error,
+            // and the call that takes the Welcome ends there.
+            conn.protocol.poll()?;
             if conn.protocol.is_open() {
                 break;
             }
@@ -62,7 +71,6 @@ impl Connection {
                 return Err(ClientError::Timeout);
             }
         }
-        conn.stream.set_write_timeout(None)?;
         Ok(conn)
     }
 
@@ -91,7 +99,10 @@ impl Connection {
                 _ => return Ok(false),
             },
         };
-        self.stream.set_read_timeout(timeout)?;
+        if self.read_timeout != timeout {
+            self.stream.set_read_timeout(timeout)?;
+            self.read_timeout = timeout;
+        }
         self.read_once()
     }
 
@@ -121,7 +132,7 @@ impl Connection {
     /// Writes what the protocol has queued, as far as the socket takes it within `limit` (for
     /// ever without one); returns how many bytes went.
     pub fn write_some(&mut self, limit: Option<Duration>) -> Result<usize, ClientError> {
-        self.stream.set_write_timeout(limit)?;
+        self.set_write_timeout(limit)?;
         loop {
             match self.stream.write(self.protocol.outbound()) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
@@ -134,6 +145,14 @@ impl Connection {
                 Err(e) => return Err(io_error(e)),
             }
         }
+    }
+
+    fn set_write_timeout(&mut self, limit: Option<Duration>) -> Result<(), ClientError> {
+        if self.write_timeout != limit {
+            self.stream.set_write_timeout(limit)?;
+            self.write_timeout = limit;
+        }
+        Ok(())
     }
 
     /// Writes everything the protocol has queued, blocking as long as it takes.
@@ -161,17 +180,6 @@ fn io_error(e: io::Error) -> ClientError {
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::UnexpectedEof => ClientError::Closed,
         _ => ClientError::Io(e),
-    }
-}
-
-/// The frame kind's name, for an error about a frame that came too early.
-fn name(frame: &Incoming) -> &'static str {
-    match frame {
-        Incoming::Confirm { .. } => "Confirm",
-        Incoming::Subscribed { .. } => "Subscribed",
-        Incoming::Deliver { .. } => "Deliver",
-        Incoming::Gap { .. } => "Gap",
-        _ => "unknown",
     }
 }
 
