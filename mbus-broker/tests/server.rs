@@ -140,3 +140,27 @@ fn stop_waits_no_longer_than_the_shutdown_grace_for_a_consumer_that_never_reads(
         "stop took {took:?} with a grace of 200 ms"
     );
 }
+
+#[test]
+fn a_hello_with_a_4000_byte_token_fits_the_limit_before_hello_and_a_larger_frame_is_refused() {
+    let token = "t".repeat(4000);
+    let mut config = BrokerConfig::ephemeral();
+    config.auth_token = Some(token.clone());
+    let broker = Broker::spawn(config).unwrap();
+    // Accepted: Client::open_with asserts the Welcome.
+    let _welcomed = Client::open_with(broker.producer_addr(), Role::Producer, Some(&token));
+    let long = "t".repeat(5000);
+    let mut refused = Client::raw(broker.producer_addr());
+    refused.send(Frame::Hello {
+        version: mbus_proto::PROTOCOL_VERSION,
+        role: Role::Producer,
+        token: Some(&long),
+    });
+    match refused.recv() {
+        Some(Owned::Error { code, reason }) => {
+            assert_eq!(code, mbus_proto::ErrorCode::FrameTooLarge);
+            assert!(reason.contains("4096"), "{reason}");
+        }
+        other => panic!("expected FrameTooLarge, got {other:?}"),
+    }
+}
