@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use crate::engine::CoreConfig;
 use crate::engine::memlog::Retention;
-use crate::store::{FileStorage, Fsync, StoreConfig};
+use crate::store::{FileStorage, Fsync, MIN_OPEN_FILES, StoreConfig};
+
+/// The most segment files a broker keeps open unless told otherwise.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 4096;
 
 /// Everything a broker can be told at start. Each field is a command-line flag of `mbus-broker`.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +85,11 @@ pub struct BrokerConfig {
     /// are read from disk.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 64 << 20))]
     pub cache_bytes: usize,
+    /// With --data-dir: most segment files open at once, for all topics together; the least
+    /// recently used is closed and opened again when next needed. By default a quarter of the
+    /// file descriptor limit, at most 4,096: the rest is left to connections.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub max_open_files: Option<usize>,
     /// Seconds a shutdown (SIGINT, SIGTERM, or `Broker::stop`) gives consumers to take what
     /// they are owed.
     #[cfg_attr(feature = "cli", arg(long, default_value = "3", value_parser = parse_seconds))]
@@ -122,6 +130,7 @@ impl Default for BrokerConfig {
             fsync: Fsync::Always,
             retention_age: None,
             cache_bytes: 64 << 20,
+            max_open_files: None,
             shutdown_grace: Duration::from_secs(3),
         }
     }
@@ -172,14 +181,27 @@ impl BrokerConfig {
 
     /// Where topics are kept on disk, with a data directory.
     pub fn storage(&self) -> Option<FileStorage> {
-        self.data_dir.clone().map(|data_dir| FileStorage {
-            data_dir,
-            fsync: self.fsync,
-            store: StoreConfig {
+        self.data_dir.clone().map(|data_dir| {
+            let store = StoreConfig {
                 retention_bytes: self.retention_bytes as u64,
                 retention_age: self.retention_age,
                 ..StoreConfig::default()
-            },
+            };
+            FileStorage::new(data_dir, self.fsync, store, self.open_files())
+        })
+    }
+
+    /// The most segment files kept open: `max_open_files`, or by default a quarter of the
+    /// process's file descriptor limit as it is now, between [`MIN_OPEN_FILES`] and
+    /// [`DEFAULT_MAX_OPEN_FILES`].
+    pub fn open_files(&self) -> usize {
+        self.max_open_files.unwrap_or_else(|| {
+            let limit = rlimit::Resource::NOFILE
+                .get()
+                .map_or(1024, |(soft, _)| soft);
+            usize::try_from(limit / 4)
+                .unwrap_or(usize::MAX)
+                .clamp(MIN_OPEN_FILES, DEFAULT_MAX_OPEN_FILES)
         })
     }
 }

@@ -17,11 +17,21 @@ fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) if (n as usize) < cli.config.max_connections + 64 => log::warn!(
-            "only {n} file descriptors allowed; fewer than --max-connections {} can be served",
-            cli.config.max_connections
-        ),
-        Ok(_) => {}
+        Ok(n) => {
+            // Segment files come out of the same limit as connections, when there are any.
+            let files = cli
+                .config
+                .data_dir
+                .as_ref()
+                .map_or(0, |_| cli.config.open_files());
+            if (n as usize) < cli.config.max_connections + files + 64 {
+                log::warn!(
+                    "only {n} file descriptors allowed; with {files} kept for segment files, \
+                     fewer than --max-connections {} can be served",
+                    cli.config.max_connections
+                );
+            }
+        }
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
     }
     let mut server = Server::bind(cli.config).context("cannot start the broker")?;

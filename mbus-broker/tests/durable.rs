@@ -33,14 +33,15 @@ fn config(cache_bytes: usize) -> CoreConfig {
 }
 
 fn durable_harness(dir: &TempDir, cache_bytes: usize) -> Harness {
-    let storage = FileStorage {
-        data_dir: dir.path().to_owned(),
-        fsync: Fsync::Always,
-        store: StoreConfig {
+    let storage = FileStorage::new(
+        dir.path().to_owned(),
+        Fsync::Always,
+        StoreConfig {
             segment_bytes: STORE_SEGMENT,
             ..StoreConfig::default()
         },
-    };
+        64,
+    );
     let core = Core::start(config(cache_bytes), Some(Box::new(storage)), Instant::now());
     Harness {
         core: core.unwrap(),

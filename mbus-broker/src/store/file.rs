@@ -5,6 +5,27 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::pool::PooledFile;
+
+/// Something that gives access to an open file: the file itself, or a pool's handle that may
+/// have to open it again first.
+pub trait FileHandle {
+    /// Runs `f` on the open file.
+    fn with<T>(&self, f: impl FnOnce(&File) -> io::Result<T>) -> io::Result<T>;
+}
+
+impl FileHandle for File {
+    fn with<T>(&self, f: impl FnOnce(&File) -> io::Result<T>) -> io::Result<T> {
+        f(self)
+    }
+}
+
+impl FileHandle for PooledFile {
+    fn with<T>(&self, f: impl FnOnce(&File) -> io::Result<T>) -> io::Result<T> {
+        PooledFile::with(self, f)
+    }
+}
+
 /// Reading a byte range at a position, from a file or from a file and its write buffer.
 pub trait ReadAt {
     /// Fills `buf` from position `pos`; the range must lie inside what was written.
@@ -17,12 +38,18 @@ impl ReadAt for File {
     }
 }
 
+impl ReadAt for PooledFile {
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        self.with(|f| FileExt::read_exact_at(f, buf, pos))
+    }
+}
+
 /// A file the store only appends to. Appends collect in a buffer of at most `cap` bytes, written
 /// with one `pwrite` when full or on [`AppendFile::flush`], so that small records cost no system
 /// call each; reads serve the buffered tail from memory, so they never need a flush.
 #[derive(Debug)]
-pub struct AppendFile {
-    file: File,
+pub struct AppendFile<F: FileHandle = PooledFile> {
+    file: F,
     path: PathBuf,
     /// Bytes handed to the OS; the file's data ends here. Writes go at this position rather than
     /// at the file cursor, so that a write that failed half-way is simply written again.
@@ -31,9 +58,9 @@ pub struct AppendFile {
     cap: usize,
 }
 
-impl AppendFile {
+impl<F: FileHandle> AppendFile<F> {
     /// Wraps `file`, whose first `len` bytes are data, buffering at most `cap` bytes.
-    pub fn new(file: File, path: PathBuf, len: u64, cap: usize) -> Self {
+    pub fn new(file: F, path: PathBuf, len: u64, cap: usize) -> Self {
         AppendFile {
             file,
             path,
@@ -74,7 +101,7 @@ impl AppendFile {
         );
         let mut at = self.written;
         for part in parts {
-            self.file.write_all_at(part, at)?;
+            self.file.with(|f| f.write_all_at(part, at))?;
             at += part.len() as u64;
         }
         self.written = at;
@@ -85,7 +112,8 @@ impl AppendFile {
     /// next flush writes it again at the same position.
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
-            self.file.write_all_at(&self.pending, self.written)?;
+            let (pending, written) = (&self.pending, self.written);
+            self.file.with(|f| f.write_all_at(pending, written))?;
             self.written += self.pending.len() as u64;
             self.pending.clear();
             // A buffer that once held a frame larger than `cap` gives the memory back.
@@ -99,20 +127,23 @@ impl AppendFile {
     /// Writes the buffer out, then makes the data and the file's length durable.
     pub fn sync_data(&mut self) -> io::Result<()> {
         self.flush()?;
-        self.file.sync_data()
+        self.file.with(|f| f.sync_data())
     }
 
     /// Cuts the file to exactly its data, dropping bytes a failed write may have left behind it.
     pub fn trim(&mut self) -> io::Result<()> {
         self.flush()?;
-        if self.file.metadata()?.len() != self.written {
-            self.file.set_len(self.written)?;
-        }
-        Ok(())
+        let written = self.written;
+        self.file.with(|f| {
+            if f.metadata()?.len() != written {
+                f.set_len(written)?;
+            }
+            Ok(())
+        })
     }
 }
 
-impl ReadAt for AppendFile {
+impl<F: FileHandle> ReadAt for AppendFile<F> {
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
         if buf.is_empty() {
             return Ok(());
@@ -127,7 +158,7 @@ impl ReadAt for AppendFile {
         let in_file = self.written.saturating_sub(pos).min(buf.len() as u64) as usize;
         let (head, tail) = buf.split_at_mut(in_file);
         if !head.is_empty() {
-            FileExt::read_exact_at(&self.file, head, pos)?;
+            self.file.with(|f| FileExt::read_exact_at(f, head, pos))?;
         }
         if !tail.is_empty() {
             let from = (pos + in_file as u64 - self.written) as usize;
@@ -154,7 +185,7 @@ mod tests {
             .truncate(true)
             .open(&path)
             .unwrap();
-        let mut f = AppendFile::new(file, path.clone(), 0, 8);
+        let mut f: AppendFile<File> = AppendFile::new(file, path.clone(), 0, 8);
         f.push(b"0123");
         f.flush().unwrap();
         f.push(b"4567");

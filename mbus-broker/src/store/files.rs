@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::format::TOPICS_DIR;
-use super::{Frames, StoreConfig, StoreError, TopicStore};
+use super::{FilePool, Frames, StoreConfig, StoreError, TopicStore};
 use crate::engine::storage::{Storage, TopicStorage};
 
 /// How often `--fsync batch` makes committed messages survive power loss.
@@ -33,6 +33,20 @@ pub struct FileStorage {
     pub fsync: Fsync,
     /// Segment size, retention and buffering of each topic's files.
     pub store: StoreConfig,
+    /// The segment files open at any time, for all topics together.
+    pub files: FilePool,
+}
+
+impl FileStorage {
+    /// Topics in `data_dir`, with at most `max_open_files` segment files open at once.
+    pub fn new(data_dir: PathBuf, fsync: Fsync, store: StoreConfig, max_open_files: usize) -> Self {
+        FileStorage {
+            data_dir,
+            fsync,
+            store,
+            files: FilePool::new(max_open_files),
+        }
+    }
 }
 
 impl Storage for FileStorage {
@@ -66,7 +80,7 @@ impl Storage for FileStorage {
     }
 
     fn open(&mut self, topic: &str) -> Result<Box<dyn TopicStorage>, StoreError> {
-        let (store, _) = TopicStore::open(&self.data_dir, topic, self.store)?;
+        let (store, _) = TopicStore::open_in(&self.data_dir, topic, self.store, &self.files)?;
         Ok(Box::new(FileTopic {
             store,
             fsync: self.fsync,

@@ -15,6 +15,7 @@ mod files;
 mod format;
 mod layout;
 pub mod memory;
+mod pool;
 mod read;
 mod record;
 mod recovery;
@@ -32,6 +33,7 @@ pub use error::StoreError;
 pub use files::{BATCH_INTERVAL, FileStorage, Fsync};
 pub use format::FORMAT_VERSION;
 pub use memory::MemoryStorage;
+pub use pool::{FilePool, MIN_OPEN_FILES, PoolStats, STANDALONE_OPEN_FILES};
 pub use recovery::Recovery;
 
 use format::{CRC_LEN, Identity, TOPICS_DIR};
@@ -71,6 +73,8 @@ pub struct TopicStore {
     dir: PathBuf,
     config: StoreConfig,
     id: Identity,
+    /// Where its files are opened, shared with the broker's other topics.
+    files: FilePool,
     /// The segments before the active one, oldest first.
     sealed: VecDeque<Sealed>,
     active: Active,
@@ -87,11 +91,27 @@ pub struct TopicStore {
 
 impl TopicStore {
     /// Opens `topic` under `data_dir`, creating it if it does not exist, and recovers its files
-    /// from whatever state a crash left them in (see `STORAGE.md`, "Recovery").
+    /// from whatever state a crash left them in (see `STORAGE.md`, "Recovery"). Its files are
+    /// kept in a pool of its own of [`STANDALONE_OPEN_FILES`].
     pub fn open(
         data_dir: &Path,
         topic: &str,
         config: StoreConfig,
+    ) -> Result<(TopicStore, Recovery), StoreError> {
+        Self::open_in(
+            data_dir,
+            topic,
+            config,
+            &FilePool::new(STANDALONE_OPEN_FILES),
+        )
+    }
+
+    /// [`TopicStore::open`], keeping the topic's open files in `files`, shared with others.
+    pub fn open_in(
+        data_dir: &Path,
+        topic: &str,
+        config: StoreConfig,
+        files: &FilePool,
     ) -> Result<(TopicStore, Recovery), StoreError> {
         let started = Instant::now();
         let dir = layout::topic_dir(data_dir, topic)?;
@@ -105,9 +125,9 @@ impl TopicStore {
         } = recovery::recover(&dir, &id, topic)?;
         let active = match last {
             Some((base, log_len, count)) => {
-                Active::open(&dir, base, log_len, count, config.write_buffer)?
+                Active::open(files, &dir, base, log_len, count, config.write_buffer)?
             }
-            None => Active::create(&dir, 0, config.write_buffer)?,
+            None => Active::create(files, &dir, 0, config.write_buffer)?,
         };
         report.segments = report.segments.max(1);
         let bytes = sealed.iter().map(|s| s.log_len).sum::<u64>() + active.log.len();
@@ -117,6 +137,7 @@ impl TopicStore {
             dir,
             config,
             id,
+            files: files.clone(),
             sealed,
             active,
             bytes,
@@ -209,7 +230,12 @@ impl TopicStore {
     /// stays active and the next append tries again.
     fn roll(&mut self) -> Result<(), StoreError> {
         let sealed = self.active.seal()?;
-        let next = Active::create(&self.dir, self.next(), self.config.write_buffer)?;
+        let next = Active::create(
+            &self.files,
+            &self.dir,
+            self.next(),
+            self.config.write_buffer,
+        )?;
         self.active = next;
         self.sealed.push_back(sealed);
         self.dir_dirty = true;

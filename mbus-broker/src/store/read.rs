@@ -65,7 +65,7 @@ impl TopicStore {
                 let end = self.sealed.get(i + 1).map_or(self.active.base, |s| s.base);
                 if self.reader.as_ref().is_none_or(|r| r.base != seg.base) {
                     self.reader = None;
-                    match SealedFiles::open(&self.dir, seg.base) {
+                    match SealedFiles::open(&self.files, &self.dir, seg.base) {
                         Ok(files) => self.reader = Some(files),
                         Err(e) if first => return Err(e),
                         Err(_) => break,

@@ -130,7 +130,7 @@ fn recover_segment(
         trusted * IDX_ENTRY,
         64 << 10,
     );
-    let push = |out: &mut AppendFile, pos: u64| -> Result<(), StoreError> {
+    let push = |out: &mut AppendFile<File>, pos: u64| -> Result<(), StoreError> {
         if !out.fits(IDX_ENTRY as usize) {
             out.flush().at(&idx_p)?;
         }

@@ -1,13 +1,14 @@
 //! Segments: the active one that appends go to, the sealed ones before it, and the files a read
 //! of a sealed segment opens.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::path::Path;
 
 use super::error::{IoContext, StoreError};
 use super::file::{AppendFile, ReadAt};
 use super::format::{CRC_LEN, IDX_ENTRY, frame_crc};
 use super::layout::{idx_path, log_path};
+use super::pool::{FilePool, PooledFile};
 
 /// The segment appends go to: its log and index files, open, with their write buffers.
 #[derive(Debug)]
@@ -26,7 +27,12 @@ pub struct Active {
 
 impl Active {
     /// Creates the files of a new, empty segment. Neither may exist: a name is never reused.
-    pub fn create(dir: &Path, base: u64, buffer: usize) -> Result<Active, StoreError> {
+    pub fn create(
+        files: &FilePool,
+        dir: &Path,
+        base: u64,
+        buffer: usize,
+    ) -> Result<Active, StoreError> {
         let log_p = log_path(dir, base);
         let idx_p = idx_path(dir, base);
         let new = |p: &Path| {
@@ -48,8 +54,13 @@ impl Active {
         };
         Ok(Active {
             base,
-            log: AppendFile::new(log, log_p, 0, buffer),
-            idx: AppendFile::new(idx, idx_p, 0, idx_buffer(buffer)),
+            log: AppendFile::new(files.adopt(log, log_p.clone(), true), log_p, 0, buffer),
+            idx: AppendFile::new(
+                files.adopt(idx, idx_p.clone(), true),
+                idx_p,
+                0,
+                idx_buffer(buffer),
+            ),
             count: 0,
             dirty: false,
         })
@@ -57,13 +68,14 @@ impl Active {
 
     /// Opens the files of a segment that recovery left with `count` records in `log_len` bytes.
     pub fn open(
+        files: &FilePool,
         dir: &Path,
         base: u64,
         log_len: u64,
         count: u64,
         buffer: usize,
     ) -> Result<Active, StoreError> {
-        let open = |p: &Path| OpenOptions::new().read(true).write(true).open(p).at(p);
+        let open = |p: &Path| files.open(p.to_owned(), true).at(p);
         let log_p = log_path(dir, base);
         let idx_p = idx_path(dir, base);
         Ok(Active {
@@ -149,20 +161,20 @@ pub struct SealedFiles {
     /// The segment's base offset.
     pub base: u64,
     /// Its log file.
-    pub log: File,
+    pub log: PooledFile,
     /// Its index file.
-    pub idx: File,
+    pub idx: PooledFile,
 }
 
 impl SealedFiles {
     /// Opens a sealed segment's files read-only.
-    pub fn open(dir: &Path, base: u64) -> Result<SealedFiles, StoreError> {
+    pub fn open(files: &FilePool, dir: &Path, base: u64) -> Result<SealedFiles, StoreError> {
         let log_p = log_path(dir, base);
         let idx_p = idx_path(dir, base);
         Ok(SealedFiles {
             base,
-            log: File::open(&log_p).at(&log_p)?,
-            idx: File::open(&idx_p).at(&idx_p)?,
+            log: files.open(log_p.clone(), false).at(&log_p)?,
+            idx: files.open(idx_p.clone(), false).at(&idx_p)?,
         })
     }
 }

@@ -26,13 +26,30 @@ impl BrokerProcess {
 
     /// As [`BrokerProcess::start`], with `RUST_LOG` set to `filter`.
     pub fn start_logging<S: AsRef<OsStr>>(args: &[S], filter: &str) -> BrokerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mbus-broker"))
+        BrokerProcess::start_with(args, filter, None)
+    }
+
+    /// As [`BrokerProcess::start_logging`], with the process's file descriptor limit, soft and
+    /// hard, set to `nofile` so that the broker cannot raise it.
+    pub fn start_with<S: AsRef<OsStr>>(
+        args: &[S],
+        filter: &str,
+        nofile: Option<u64>,
+    ) -> BrokerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mbus-broker"));
+        command
             .args(["--pport", "0", "--cport", "0"])
             .args(args)
             .env("RUST_LOG", filter)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        if let Some(limit) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches nothing the parent shares.
+            unsafe {
+                command.pre_exec(move || rlimit::Resource::NOFILE.set(limit, limit));
+            }
+        }
+        let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (addrs_tx, addrs_rx) = mpsc::channel();
@@ -74,6 +91,13 @@ impl BrokerProcess {
             thread::sleep(Duration::from_millis(1));
         }
         None
+    }
+
+    /// How many file descriptors the broker has open now, from `/proc`.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
     }
 
     /// The broker's resident memory now, in bytes, from `/proc`.
