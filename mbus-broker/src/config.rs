@@ -34,6 +34,11 @@ pub struct BrokerConfig {
     /// Most bytes each topic keeps in memory; the oldest messages go first.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 256 << 20))]
     pub retention_bytes: usize,
+    /// Most memory all topics' messages may hold together (e.g. `256MiB`, `4GB`); past it the
+    /// oldest messages in memory go first, whatever their topic. By default half of the
+    /// machine's memory.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub max_memory: Option<bytesize::ByteSize>,
     /// Most messages each topic keeps.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 10_000_000))]
     pub retention_messages: u64,
@@ -116,6 +121,7 @@ impl Default for BrokerConfig {
             cport: 9991,
             max_frame: mbus_proto::DEFAULT_MAX_FRAME,
             retention_bytes: 256 << 20,
+            max_memory: None,
             retention_messages: 10_000_000,
             segment_bytes: 1 << 20,
             max_outbound: 256 << 10,
@@ -176,6 +182,16 @@ impl BrokerConfig {
             auth_token: self.auth_token.clone(),
             max_topics: self.max_topics,
             max_subscriptions: self.max_subscriptions,
+            max_memory: self.memory_budget(),
+        }
+    }
+
+    /// The most bytes all topics' logs may hold: `max_memory`, or by default half of the
+    /// machine's physical memory (1 GiB where that cannot be known).
+    pub fn memory_budget(&self) -> usize {
+        match self.max_memory {
+            Some(size) => usize::try_from(size.as_u64()).unwrap_or(usize::MAX),
+            None => physical_memory().map_or(1 << 30, |bytes| bytes / 2),
         }
     }
 
@@ -204,6 +220,20 @@ impl BrokerConfig {
                 .clamp(MIN_OPEN_FILES, DEFAULT_MAX_OPEN_FILES)
         })
     }
+}
+
+/// The machine's physical memory in bytes, as the system reports it.
+fn physical_memory() -> Option<usize> {
+    // SAFETY: sysconf has no preconditions; it returns -1 for what it does not know.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let pages = usize::try_from(pages).ok()?;
+    let page = usize::try_from(page).ok()?;
+    pages.checked_mul(page)
 }
 
 fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {

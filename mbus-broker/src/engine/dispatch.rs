@@ -4,8 +4,9 @@
 use mbus_proto::{ErrorCode, Frame, Start, validate_topic};
 
 use super::TopicId;
+use super::budget::Mark;
 use super::conn::Sub;
-use super::memlog::Cursor;
+use super::memlog::{Cursor, Segment};
 use super::{ConnId, Core};
 
 impl Core {
@@ -29,7 +30,8 @@ impl Core {
             return self.reject(id, ErrorCode::Internal, &reason);
         }
         let before = t.log.bytes();
-        let offset = t.log.append(topic, data);
+        let mark = Mark::of(&t.log);
+        let offset = t.log.append(topic, data, self.messages);
         if let Some(store) = t.store.as_mut() {
             let frame = t.log.frame(offset).expect("just appended");
             if let Err(e) = store.append(offset, frame) {
@@ -44,19 +46,12 @@ impl Core {
             }
         }
         self.appended += t.log.bytes() - before;
-        while let Some(seg) = t.log.pop_expired() {
-            for &cid in &t.subscribers {
-                let conn = &mut self.conns[cid];
-                let i = conn
-                    .sub_index(tid)
-                    .expect("subscriber lists match subscriptions");
-                let cursor = conn.subs[i].cursor;
-                if cursor.partial > 0 && cursor.offset < seg.base + seg.starts.len() as u64 {
-                    conn.spill(i, &seg);
-                }
-            }
-            t.log.recycle(seg);
+        while let Some(seg) = self.topics[tid].log.pop_expired() {
+            self.release(tid, &seg);
+            self.topics[tid].log.recycle(seg);
         }
+        self.account(tid, mark);
+        let t = &mut self.topics[tid];
         if !t.dirty {
             t.dirty = true;
             self.dirty.push(tid);
@@ -70,6 +65,22 @@ impl Core {
         } else if !conn.uncommitted {
             conn.uncommitted = true;
             self.commit.producers.push(id);
+        }
+    }
+
+    /// Lets go of `seg`, which topic `tid`'s log no longer holds: a subscriber half-way through
+    /// one of its frames gets the rest of it through its control buffer.
+    pub(super) fn release(&mut self, tid: TopicId, seg: &Segment) {
+        let end = seg.base + seg.starts.len() as u64;
+        for &cid in &self.topics[tid].subscribers {
+            let conn = &mut self.conns[cid];
+            let i = conn
+                .sub_index(tid)
+                .expect("subscriber lists match subscriptions");
+            let cursor = conn.subs[i].cursor;
+            if cursor.partial > 0 && (seg.base..end).contains(&cursor.offset) {
+                conn.spill(i, seg);
+            }
         }
     }
 

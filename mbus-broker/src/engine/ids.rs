@@ -26,7 +26,7 @@ impl ConnId {
 }
 
 /// Identifies a topic inside the core; topics are never removed, so ids stay valid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicId(pub(super) usize);
 
 /// The open connections, by id.

@@ -26,6 +26,9 @@ pub struct Retention {
 pub struct Segment {
     /// Offset of the first frame in `buf`.
     pub base: u64,
+    /// When the segment was started, in the caller's order of appends across all logs, so that
+    /// the oldest segment of many logs can be found.
+    pub born: u64,
     /// Encoded `Deliver` frames, length prefixes included, back to back.
     pub buf: Vec<u8>,
     /// Start of each frame in `buf`; frame `i` has offset `base + i`.
@@ -35,6 +38,11 @@ pub struct Segment {
 impl Segment {
     fn end(&self) -> u64 {
         self.base + self.starts.len() as u64
+    }
+
+    /// Bytes of memory its buffers hold, unused capacity included.
+    fn held(&self) -> usize {
+        self.buf.capacity() + self.starts.capacity() * std::mem::size_of::<u32>()
     }
 
     /// Byte range in `buf` of the frame with `offset`.
@@ -73,6 +81,8 @@ pub struct Log {
     gated: bool,
     /// Bytes held by all segments' frames.
     bytes: usize,
+    /// Bytes of memory held by all segments and the spare, unused capacity included.
+    held: usize,
     retention: Retention,
     /// One expired segment's buffers, kept for the next segment so that a log at its retention
     /// limit reuses memory instead of returning it and faulting fresh pages in.
@@ -99,6 +109,7 @@ impl Log {
             next,
             visible: next,
             bytes: 0,
+            held: 0,
             retention,
             spare: None,
         }
@@ -135,35 +146,55 @@ impl Log {
         self.bytes
     }
 
-    /// Appends a message and returns its offset. Segments that retention expires are left in
-    /// place until [`Log::pop_expired`] hands them out.
-    pub fn append(&mut self, topic: &str, data: &[u8]) -> u64 {
+    /// Bytes of memory the log's buffers hold: its frames, their positions, and the capacity
+    /// reserved for more, the spare segment's included. This is what the log costs the broker.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// When the oldest buffer in memory, a segment or the spare, was started, if the log holds
+    /// any (see [`Segment::born`]).
+    pub fn oldest_born(&self) -> Option<u64> {
+        let front = self.segments.front().map(|s| s.born);
+        let spare = self.spare.as_ref().map(|s| s.born);
+        front.into_iter().chain(spare).min()
+    }
+
+    /// Appends a message and returns its offset; a segment it starts is stamped `born`.
+    /// Segments that retention expires are left in place until [`Log::pop_expired`] hands them
+    /// out.
+    pub fn append(&mut self, topic: &str, data: &[u8], born: u64) -> u64 {
         let offset = self.next;
         // Upper bound of the frame header: prefix, array, kind, str 8, offset u64, bin 32.
         let needed = data.len() + topic.len() + 4 + 1 + 1 + 2 + 9 + 5;
-        let seg = match self.segments.back_mut() {
-            Some(s) if s.buf.is_empty() || s.buf.len() + needed <= self.retention.segment_bytes => {
-                s
-            }
-            _ => {
-                // A topic's first segment grows with it, so that a small topic costs little.
-                // Once a topic has filled a segment, the next ones are allocated whole, so that
-                // a busy log never copies itself to grow.
-                let capacity = if offset == 0 {
-                    0
-                } else {
-                    self.retention.segment_bytes.max(needed)
-                };
-                let mut seg = self.spare.take().unwrap_or_else(|| Segment {
-                    base: offset,
-                    buf: Vec::with_capacity(capacity),
-                    starts: Vec::new(),
-                });
-                seg.base = offset;
-                self.segments.push_back(seg);
-                self.segments.back_mut().expect("just pushed")
-            }
+        let spare_before = self.spare.as_ref().map_or(0, Segment::held);
+        let fits = self.segments.back().is_some_and(|s| {
+            s.buf.is_empty() || s.buf.len() + needed <= self.retention.segment_bytes
+        });
+        // What the segment appended to held before, unless it is new.
+        let back_before = if fits {
+            self.segments.back().map_or(0, Segment::held)
+        } else {
+            // A log's first segment grows with it, so that a small topic (or one whose memory
+            // was taken back) costs little. Once a log has filled a segment, the next ones are
+            // allocated whole, so that a busy log never copies itself to grow.
+            let capacity = if self.segments.is_empty() {
+                0
+            } else {
+                self.retention.segment_bytes.max(needed)
+            };
+            let mut seg = self.spare.take().unwrap_or_else(|| Segment {
+                base: offset,
+                born,
+                buf: Vec::with_capacity(capacity),
+                starts: Vec::new(),
+            });
+            seg.base = offset;
+            seg.born = born;
+            self.segments.push_back(seg);
+            0
         };
+        let seg = self.segments.back_mut().expect("a segment to append to");
         reserve_within(&mut seg.buf, needed, self.retention.segment_bytes);
         let start = seg.buf.len();
         seg.starts
@@ -175,6 +206,9 @@ impl Log {
         }
         .encode(&mut seg.buf);
         self.bytes += seg.buf.len() - start;
+        self.held = self.held + seg.held() + self.spare.as_ref().map_or(0, Segment::held)
+            - back_before
+            - spare_before;
         self.next += 1;
         if !self.gated {
             self.visible = self.next;
@@ -207,8 +241,32 @@ impl Log {
         if self.segments.front()?.end() > self.first {
             return None;
         }
+        self.pop_front()
+    }
+
+    /// Removes and returns the oldest buffer, whatever retention says: the spare segment if it
+    /// was started before the oldest segment, else the oldest segment, after which the log
+    /// serves from the segment after it, or holds nothing in memory and serves from its next
+    /// append. Consumers behind a removed segment are behind `first()`, as after retention.
+    pub fn evict_oldest(&mut self) -> Option<Segment> {
+        let spare_first = match (&self.spare, self.segments.front()) {
+            (Some(spare), Some(front)) => spare.born <= front.born,
+            (spare, _) => spare.is_some(),
+        };
+        if spare_first {
+            let spare = self.spare.take()?;
+            self.held -= spare.held();
+            return Some(spare);
+        }
+        let seg = self.pop_front()?;
+        self.first = self.first.max(seg.end());
+        Some(seg)
+    }
+
+    fn pop_front(&mut self) -> Option<Segment> {
         let seg = self.segments.pop_front()?;
         self.bytes -= seg.buf.len();
+        self.held -= seg.held();
         Some(seg)
     }
 
@@ -249,6 +307,7 @@ impl Log {
         self.first = self.first.min(offset);
         if seg.starts.is_empty() {
             let seg = self.segments.pop_back().expect("it is there");
+            self.held -= seg.held();
             self.recycle(seg);
         }
     }
@@ -258,6 +317,7 @@ impl Log {
         if self.spare.is_none() && seg.buf.capacity() <= self.retention.segment_bytes {
             seg.buf.clear();
             seg.starts.clear();
+            self.held += seg.held();
             self.spare = Some(seg);
         }
     }
@@ -397,7 +457,7 @@ mod tests {
     fn appends_frames_that_decode_with_their_offsets() {
         let mut l = log(1 << 20, 1000, 100);
         for i in 0..10u64 {
-            assert_eq!(l.append("t", format!("m{i}").as_bytes()), i);
+            assert_eq!(l.append("t", format!("m{i}").as_bytes(), 0), i);
         }
         assert!(l.segments.len() > 1, "small segments split the log");
         assert_eq!(
@@ -418,7 +478,7 @@ mod tests {
     fn advance_walks_frames_and_segments() {
         let mut l = log(1 << 20, 1000, 64);
         for _ in 0..20 {
-            l.append("topic", b"0123456789");
+            l.append("topic", b"0123456789", 0);
         }
         let all = read_all(&l, Cursor::default());
         let frame_len = all.len() / 20;
@@ -442,7 +502,7 @@ mod tests {
     fn read_at_respects_byte_and_slice_limits() {
         let mut l = log(1 << 20, 1000, 64);
         for _ in 0..20 {
-            l.append("topic", b"0123456789");
+            l.append("topic", b"0123456789", 0);
         }
         let mut slices = Vec::new();
         assert_eq!(l.read_at(Cursor::default(), 50, &mut slices, 100), 50);
@@ -456,7 +516,7 @@ mod tests {
     fn count_retention_moves_first_and_frees_whole_segments() {
         let mut l = log(1 << 20, 5, 64);
         for _ in 0..20 {
-            l.append("t", b"x");
+            l.append("t", b"x", 0);
         }
         assert_eq!(l.first(), 15);
         assert_eq!(l.next(), 20);
@@ -493,7 +553,7 @@ mod tests {
     fn byte_retention_keeps_the_total_under_the_bound() {
         let mut l = log(1000, u64::MAX, 256);
         for _ in 0..1000 {
-            l.append("t", &[7; 50]);
+            l.append("t", &[7; 50], 0);
             while l.pop_expired().is_some() {}
             assert!(l.bytes() <= 1000 + 256, "bytes {}", l.bytes());
         }
@@ -511,9 +571,9 @@ mod tests {
     #[test]
     fn a_frame_larger_than_a_segment_gets_a_segment_of_its_own() {
         let mut l = log(1 << 20, 1000, 64);
-        l.append("t", b"small");
-        l.append("t", &[1; 500]);
-        l.append("t", b"small");
+        l.append("t", b"small", 0);
+        l.append("t", &[1; 500], 0);
+        l.append("t", b"small", 0);
         assert_eq!(l.segments.len(), 3);
         assert_eq!(offsets(&read_all(&l, Cursor::default())), vec![0, 1, 2]);
     }
@@ -528,12 +588,12 @@ mod tests {
         let mut log = Log::durable(retention, 10);
         // Two frames of 115 bytes fill a 256-byte segment.
         for _ in 0..2 {
-            log.append("t", &[1; 100]);
+            log.append("t", &[1; 100], 0);
         }
         log.reveal();
         let (bytes, segments) = (log.bytes(), log.segments.len());
         // The third message needs a segment of its own, which goes again with it.
-        let offset = log.append("t", &[2; 100]);
+        let offset = log.append("t", &[2; 100], 0);
         assert_eq!((offset, log.segments.len()), (12, segments + 1));
         log.retract(offset);
         assert_eq!((log.next(), log.visible(), log.bytes()), (12, 12, bytes));
@@ -545,13 +605,13 @@ mod tests {
         };
         assert_eq!(offsets(&read_all(&log, cursor)), [10, 11]);
         // One that fits behind others in a segment.
-        log.append("t", &[3; 10]);
-        log.append("t", &[3; 10]);
+        log.append("t", &[3; 10], 0);
+        log.append("t", &[3; 10], 0);
         let bytes = log.bytes();
-        assert_eq!(log.append("t", &[3; 10]), 14);
+        assert_eq!(log.append("t", &[3; 10], 0), 14);
         log.retract(14);
         assert_eq!((log.next(), log.bytes()), (14, bytes));
-        assert_eq!(log.append("t", &[4; 10]), 14);
+        assert_eq!(log.append("t", &[4; 10], 0), 14);
         log.reveal();
         assert_eq!(log.data_at(14), Some(&[4; 10][..]));
         assert_eq!(offsets(&read_all(&log, cursor)), [10, 11, 12, 13, 14]);
@@ -561,7 +621,95 @@ mod tests {
     #[should_panic(expected = "only an unseen last message can be retracted")]
     fn a_message_consumers_may_see_cannot_be_retracted() {
         let mut log = log(usize::MAX, u64::MAX, 1024);
-        let offset = log.append("t", b"x");
+        let offset = log.append("t", b"x", 0);
         log.retract(offset);
+    }
+
+    /// What the log's buffers hold, counted afresh.
+    fn held_counted(log: &Log) -> usize {
+        log.segments
+            .iter()
+            .chain(&log.spare)
+            .map(Segment::held)
+            .sum()
+    }
+
+    #[test]
+    fn held_memory_is_counted_through_every_change() {
+        let mut log = Log::durable(
+            Retention {
+                max_bytes: 2000,
+                max_messages: u64::MAX,
+                segment_bytes: 512,
+            },
+            0,
+        );
+        let mut born = 0;
+        for round in 0..40u64 {
+            for size in [10, 100, 300, 600] {
+                born += 1;
+                let offset = log.append("t", &vec![1; size], born);
+                assert_eq!(log.held(), held_counted(&log), "append of {size} bytes");
+                if (round + size as u64) % 3 == 0 {
+                    log.retract(offset);
+                    assert_eq!(log.held(), held_counted(&log), "retract");
+                } else {
+                    log.reveal();
+                }
+                while let Some(seg) = log.pop_expired() {
+                    log.recycle(seg);
+                    assert_eq!(log.held(), held_counted(&log), "retention");
+                }
+            }
+            if round % 7 == 6 {
+                log.evict_oldest().unwrap();
+                assert_eq!(log.held(), held_counted(&log), "evict");
+            }
+        }
+        assert!(log.held() >= log.bytes() && log.bytes() > 0);
+    }
+
+    #[test]
+    fn eviction_takes_the_oldest_buffer_and_then_the_newest_segment() {
+        let mut log = log(usize::MAX, u64::MAX, 100);
+        for born in 0..4 {
+            log.append("t", &[born as u8; 60], 10 + born);
+        }
+        assert_eq!((log.first(), log.oldest_born()), (0, Some(10)));
+        // Segments go oldest first, each moving `first` past its messages.
+        assert_eq!(log.evict_oldest().map(|s| s.born), Some(10));
+        assert_eq!((log.first(), log.oldest_born()), (1, Some(11)));
+        log.evict_oldest();
+        log.evict_oldest();
+        // The newest segment too: the log then holds nothing and serves from its next append.
+        assert_eq!(log.evict_oldest().map(|s| s.base), Some(3));
+        assert_eq!((log.first(), log.next(), log.held()), (4, 4, 0));
+        assert_eq!(log.oldest_born(), None);
+        assert!(log.evict_oldest().is_none());
+        assert_eq!(log.append("t", b"again", 20), 4);
+        assert_eq!(log.data_at(4), Some(&b"again"[..]));
+        // A spare segment started before every segment goes first, without moving `first`.
+        let mut log = Log::new(Retention {
+            max_bytes: 100,
+            max_messages: u64::MAX,
+            segment_bytes: 100,
+        });
+        for born in 0..3 {
+            log.append("t", &[0; 60], born);
+            while let Some(seg) = log.pop_expired() {
+                log.recycle(seg);
+            }
+        }
+        let first = log.first();
+        assert!(log.spare.is_some());
+        assert_eq!(
+            log.oldest_born(),
+            Some(1),
+            "the spare was born with segment 1"
+        );
+        let spare = log.evict_oldest().unwrap();
+        assert!(spare.starts.is_empty() && log.spare.is_none());
+        assert_eq!(log.first(), first);
+        assert_eq!(log.held(), held_counted(&log));
     }
 }

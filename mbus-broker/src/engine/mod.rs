@@ -4,6 +4,7 @@
 //! asks it to write what a connection is owed into anything that implements `io::Write`. The core
 //! never sees a socket, a token or a clock, so every behaviour is testable in memory.
 
+mod budget;
 mod conn;
 mod dispatch;
 pub mod durable;
@@ -57,6 +58,9 @@ pub struct CoreConfig {
     pub max_topics: usize,
     /// The most topics one consumer connection may subscribe to.
     pub max_subscriptions: usize,
+    /// The most bytes all topics' logs may hold in memory together; past it the oldest buffers
+    /// across topics are taken back (see `budget.rs`).
+    pub max_memory: usize,
 }
 
 /// Counters for the shutdown summary and for tests.
@@ -72,6 +76,10 @@ pub struct Stats {
     pub messages: u64,
     /// Topics whose files could not be opened at start, served as unavailable.
     pub unavailable_topics: usize,
+    /// Bytes all topics' logs hold in memory.
+    pub memory_held: usize,
+    /// Buffers taken back from logs to keep within the memory budget, since start.
+    pub memory_evicted: u64,
 }
 
 /// The broker core.
@@ -98,6 +106,8 @@ pub struct Core {
     appended: usize,
     /// What each `write` may send until the next [`Core::take_ready`].
     write_budget: usize,
+    /// The memory all logs hold, against `max_memory`.
+    budget: budget::Budget,
 }
 
 impl Core {
@@ -131,6 +141,7 @@ impl Core {
             commit: durable::Commit::default(),
             appended: 0,
             write_budget: config.write_budget,
+            budget: budget::Budget::new(config.max_memory),
             topics: Topics::new(config.retention, storage),
             config,
             conns: Conns::default(),
@@ -363,6 +374,8 @@ impl Core {
             topics: self.topics.len(),
             messages: self.messages,
             unavailable_topics: self.topics.unavailable(),
+            memory_held: self.budget.held,
+            memory_evicted: self.budget.evicted,
         }
     }
 

@@ -124,6 +124,14 @@ impl<F: FileHandle> AppendFile<F> {
         Ok(())
     }
 
+    /// Gives the buffer's memory back once it is empty, so that a file nobody appends to holds
+    /// none; the next append allocates it again.
+    pub fn release(&mut self) {
+        if self.pending.is_empty() {
+            self.pending = Vec::new();
+        }
+    }
+
     /// Writes the buffer out, then makes the data and the file's length durable.
     pub fn sync_data(&mut self) -> io::Result<()> {
         self.flush()?;

@@ -6,8 +6,8 @@
 //! [`TopicStore::flush`] hands them to the OS (they then survive the process being killed) and
 //! [`TopicStore::sync`] makes them durable (they then survive power loss). Reads check every
 //! record's crc and the topic and offset its frame holds, and report a damaged record by offset
-//! so that the caller can skip it. Memory per topic is the write buffer plus a few words per
-//! segment, whatever the amount of data.
+//! so that the caller can skip it. Memory per topic is a few words per segment, whatever the
+//! amount of data, plus the write buffer between a flush and the next.
 
 mod error;
 mod file;
@@ -50,7 +50,7 @@ pub struct StoreConfig {
     /// Oldest a sealed segment's newest record may be, by its file's modification time.
     pub retention_age: Option<Duration>,
     /// Size of the write buffer of the active segment's log; its index gets a quarter of that.
-    /// Each open topic holds up to this much memory.
+    /// A topic holds up to this much memory between an append and the next flush.
     pub write_buffer: usize,
 }
 
@@ -243,9 +243,12 @@ impl TopicStore {
     }
 
     /// Hands every buffered record to the OS. Afterwards, killing the process loses nothing
-    /// appended; a power loss still may.
+    /// appended; a power loss still may. The write buffers' memory is given back, so that a
+    /// topic between bursts holds none: many topics cost memory only while they are written.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        self.active.flush()
+        self.active.flush()?;
+        self.active.release();
+        Ok(())
     }
 
     /// Flushes, then makes durable what was written since the last sync: the active segment's
@@ -254,6 +257,7 @@ impl TopicStore {
     /// appended. Sealed segments were made durable when they were sealed.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.active.sync()?;
+        self.active.release();
         if self.dir_dirty {
             layout::sync_dir(&self.dir)?;
             self.dir_dirty = false;

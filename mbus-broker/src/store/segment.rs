@@ -121,6 +121,12 @@ impl Active {
         self.idx.flush().at(self.idx.path())
     }
 
+    /// Gives the memory of both write buffers back, once they are flushed.
+    pub fn release(&mut self) {
+        self.log.release();
+        self.idx.release();
+    }
+
     /// Flushes, then makes both files' data durable if anything was written since the last sync.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.flush()?;
