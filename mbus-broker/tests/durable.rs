@@ -276,7 +276,7 @@ fn a_publish_the_store_refuses_is_never_delivered_and_the_topic_goes_on() {
 }
 
 #[test]
-fn a_failed_commit_stops_the_topic_until_restart_and_spares_the_others() {
+fn a_failed_commit_drops_what_it_held_retries_with_the_next_and_spares_the_others() {
     let dir = TempDir::new("commit-failed");
     let mut h = durable_harness(&dir, 1 << 20);
     let (c, _) = subscribe_from_earliest(&mut h, "t");
@@ -293,16 +293,20 @@ fn a_failed_commit_stops_the_topic_until_restart_and_spares_the_others() {
         "what the failed commit held is not shown"
     );
 
+    // The topic went back to its last commit and tries again with the next publish, which
+    // fails the same way while the cause lasts.
     let p2 = h.producer();
     h.publish(p2, "t", b"later");
-    h.core.commit();
-    assert_internal_error(&h.output(p2), "the broker must be restarted");
-    assert_eq!(h.output(c), vec![], "nor anything after it");
-
     let p3 = h.producer();
     h.publish(p3, "other", b"fine");
     h.core.commit();
-    assert_eq!(h.output(p3), vec![Owned::Confirm(1)], "other topics go on");
+    assert_internal_error(&h.output(p2), "could not store");
+    assert_eq!(h.output(c), vec![], "nor anything after it");
+    assert_eq!(
+        h.output(p3),
+        vec![Owned::Confirm(1)],
+        "a producer of another topic in the same turn is confirmed"
+    );
 }
 
 #[test]
@@ -508,4 +512,62 @@ fn a_topic_that_cannot_be_opened_for_want_of_descriptors_is_a_limit_not_an_inter
     h.publish(p, "new", b"x");
     h.core.commit();
     assert_eq!(h.output(p), vec![Owned::Confirm(1)]);
+}
+
+#[test]
+fn a_commit_that_fails_on_a_full_disk_drops_only_its_own_and_the_topic_resumes() {
+    use mbus_broker::store::MemoryStorage;
+    use mbus_broker::store::memory::{Crash, Op};
+    let disk = MemoryStorage::new(Fsync::Always, u64::MAX);
+    let start = |disk: &MemoryStorage| Harness {
+        core: Core::start(
+            config(1 << 20),
+            Some(Box::new(disk.clone())),
+            Instant::now(),
+        )
+        .unwrap(),
+    };
+    let mut h = start(&disk);
+    let (c, _) = subscribe_from_earliest(&mut h, "t");
+    let p1 = h.producer();
+    for data in [&b"a"[..], b"b"] {
+        h.publish(p1, "t", data);
+    }
+    h.core.commit();
+    assert_eq!(h.output(p1), vec![Owned::Confirm(2)]);
+    assert_eq!(payloads(&h.output(c)).len(), 2);
+
+    // The disk is full for one commit: its publishes are refused, nothing of them is shown.
+    disk.fail_next_with(Op::Commit, 1, 28);
+    for data in [&b"lost 1"[..], b"lost 2"] {
+        h.publish(p1, "t", data);
+    }
+    h.core.commit();
+    assert_internal_error(&h.output(p1), "No space left on device");
+    assert_eq!(
+        h.output(c),
+        vec![],
+        "what the failed commit held is not shown"
+    );
+    assert_eq!(
+        disk.next("t"),
+        2,
+        "the storage went back to its last commit"
+    );
+
+    // Space is free again: the topic takes the next publish without a restart, at the offset
+    // the refused ones would have had.
+    let p2 = h.producer();
+    h.publish(p2, "t", b"next");
+    h.core.commit();
+    assert_eq!(h.output(p2), vec![Owned::Confirm(1)]);
+    assert_eq!(payloads(&h.output(c)), vec![(2, b"next".to_vec())]);
+
+    // What a restart finds is exactly what was confirmed.
+    drop(h);
+    disk.crash(Crash::Process);
+    let mut h = start(&disk);
+    let (_, out) = subscribe_from_earliest(&mut h, "t");
+    let got: Vec<Vec<u8>> = payloads(&out).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(got, [&b"a"[..], b"b", b"next"]);
 }

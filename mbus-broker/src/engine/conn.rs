@@ -45,6 +45,9 @@ pub struct Conn {
     pub durable: u64,
     /// On the group commit's list of producers waiting for durability.
     pub uncommitted: bool,
+    /// Why the commit of a topic it published to failed this turn, if one did: it is told so
+    /// instead of being confirmed.
+    pub commit_failed: Option<String>,
     /// The largest count sent in a `Confirm`.
     pub confirmed: u64,
     /// Encoded control frames (everything but deliveries) not yet written.
@@ -84,6 +87,7 @@ impl Conn {
             published: 0,
             durable: 0,
             uncommitted: false,
+            commit_failed: None,
             confirmed: 0,
             control: Vec::new(),
             control_sent: 0,

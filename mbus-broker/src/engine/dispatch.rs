@@ -44,6 +44,9 @@ impl Core {
                 t.uncommitted = true;
                 self.commit.topics.push(tid);
             }
+            if t.publishers.last() != Some(&id) {
+                t.publishers.push(id);
+            }
         }
         self.appended += t.log.bytes() - before;
         while let Some(seg) = self.topics[tid].log.pop_expired() {

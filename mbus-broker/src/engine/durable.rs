@@ -7,6 +7,7 @@
 
 use mbus_proto::{ErrorCode, Frame};
 
+use super::budget::Mark;
 use super::conn::Sub;
 use super::memlog::Cursor;
 use super::storage::StoreError;
@@ -71,10 +72,10 @@ impl Core {
             return;
         }
         let sync_interval = self.topics.storage().and_then(|s| s.sync_interval());
-        let mut failure = None;
         for tid in std::mem::take(&mut self.commit.topics) {
             let topic = &mut self.topics[tid];
             topic.uncommitted = false;
+            let publishers = std::mem::take(&mut topic.publishers);
             let store = topic.store.as_mut().expect("durable topics have a store");
             match store.commit() {
                 Ok(()) => {
@@ -89,8 +90,14 @@ impl Core {
                     }
                 }
                 Err(e) => {
-                    topic.fail(&e);
-                    failure = Some(e);
+                    self.roll_back(tid, &e);
+                    // What they sent to this topic is neither confirmed nor shown to consumers.
+                    let reason = format!("the broker could not store messages: {e}");
+                    for id in publishers {
+                        if let Some(conn) = self.conns.get_mut(id) {
+                            conn.commit_failed = Some(reason.clone());
+                        }
+                    }
                 }
             }
         }
@@ -99,24 +106,47 @@ impl Core {
                 self.timers.sync = Some(self.now + interval);
             }
         }
-        let producers = std::mem::take(&mut self.commit.producers);
-        if let Some(e) = failure {
-            // Nothing of this iteration is known to be stored: its publishers are told so, and
-            // what they sent to the failed topic is neither confirmed nor shown to consumers.
-            let reason = format!("the broker could not store messages: {e}");
-            for id in producers {
-                if let Some(conn) = self.conns.get_mut(id) {
-                    conn.uncommitted = false;
+        for id in std::mem::take(&mut self.commit.producers) {
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            conn.uncommitted = false;
+            match conn.commit_failed.take() {
+                Some(reason) => self.reject(id, ErrorCode::Internal, &reason),
+                None => {
+                    conn.durable = conn.published;
+                    self.mark(id);
                 }
-                self.reject(id, ErrorCode::Internal, &reason);
             }
-            return;
         }
-        for id in producers {
-            if let Some(conn) = self.conns.get_mut(id) {
-                conn.uncommitted = false;
-                conn.durable = conn.published;
-                self.mark(id);
+    }
+
+    /// After topic `tid`'s commit failed with `e`: its storage and its log go back to the last
+    /// commit, so that the topic takes the next publish as if the failed ones had never come
+    /// (a full disk affects only what it could not write). If even that fails, the topic stops
+    /// until a restart.
+    fn roll_back(&mut self, tid: TopicId, e: &StoreError) {
+        let topic = &mut self.topics[tid];
+        let store = topic.store.as_mut().expect("durable topics have a store");
+        match store.rollback() {
+            Ok(()) => {
+                log::error!(
+                    "topic {}: messages from offset {} on could not be stored and are dropped; \
+                     their producers are told, and the topic goes on: {e}",
+                    topic.name,
+                    store.next()
+                );
+                let next = store.next();
+                let mark = Mark::of(&topic.log);
+                topic.log.retract_to(next);
+                self.account(tid, mark);
+            }
+            Err(again) => {
+                log::error!(
+                    "topic {}: cannot go back to its last commit: {again}",
+                    topic.name
+                );
+                topic.fail(e);
             }
         }
     }

@@ -312,6 +312,28 @@ impl Log {
         }
     }
 
+    /// Takes back every message from `offset` on, none of which consumers may see yet: what a
+    /// durable topic's failed commit held. Messages the memory budget already took from memory
+    /// are simply forgotten.
+    ///
+    /// # Panics
+    ///
+    /// If consumers may already see a message from `offset` on, or `offset` is past `next()`.
+    pub fn retract_to(&mut self, offset: u64) {
+        assert!(
+            self.visible <= offset && offset <= self.next,
+            "only unseen messages can be retracted"
+        );
+        while self.next > offset {
+            if self.segments.is_empty() {
+                self.next = offset;
+                self.first = self.first.min(offset);
+                break;
+            }
+            self.retract(self.next - 1);
+        }
+    }
+
     /// Takes back a segment from [`Log::pop_expired`] to reuse its memory for a later one.
     pub fn recycle(&mut self, mut seg: Segment) {
         if self.spare.is_none() && seg.buf.capacity() <= self.retention.segment_bytes {

@@ -39,6 +39,12 @@ pub trait TopicStorage: fmt::Debug + Send {
     /// stored beyond the last good commit is unknown.
     fn commit(&mut self) -> Result<(), StoreError>;
 
+    /// After a failed commit: forgets everything appended since the last successful commit,
+    /// so that the storage holds exactly what was committed and the next append takes the
+    /// first offset the failed commit held. On error the storage's state is unknown until it is
+    /// opened again.
+    fn rollback(&mut self) -> Result<(), StoreError>;
+
     /// Makes everything committed survive power loss.
     fn sync(&mut self) -> Result<(), StoreError>;
 

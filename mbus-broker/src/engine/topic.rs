@@ -21,6 +21,9 @@ pub struct Topic {
     pub store: Option<Box<dyn TopicStorage>>,
     /// On the group commit's list of topics to make durable.
     pub uncommitted: bool,
+    /// The producers that published to it since the last commit, each once per run of
+    /// publishes: told of a failed commit, while other producers are confirmed.
+    pub publishers: Vec<ConnId>,
     /// On the batch sync's list of topics committed but not synced.
     pub unsynced: bool,
     /// Why the topic's files could not be opened at start, if they could not: it then has no
@@ -30,9 +33,10 @@ pub struct Topic {
     /// Ranges of damaged offsets already logged, so that each is logged once however many
     /// consumers meet it.
     pub damage_logged: Vec<std::ops::Range<u64>>,
-    /// Why the topic's storage failed to make messages durable, if it did. What it holds
-    /// beyond its last commit is then unknown until recovery reads the files again, so it takes
-    /// no more messages and shows none of those until the broker restarts.
+    /// Why the topic's storage failed, if it did so that what it holds is unknown: a batch sync
+    /// failed, or going back to the last commit after a failed commit did. It then takes no
+    /// more messages and shows none beyond its last commit until the broker restarts and
+    /// recovery reads the files again.
     pub failure: Option<String>,
 }
 
@@ -117,6 +121,7 @@ impl Topics {
             dirty: false,
             store,
             uncommitted: false,
+            publishers: Vec::new(),
             unsynced: false,
             unavailable: None,
             damage_logged: Vec::new(),
@@ -136,6 +141,7 @@ impl Topics {
             dirty: false,
             store: None,
             uncommitted: false,
+            publishers: Vec::new(),
             unsynced: false,
             unavailable: Some(reason),
             damage_logged: Vec::new(),

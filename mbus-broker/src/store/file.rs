@@ -138,6 +138,15 @@ impl<F: FileHandle> AppendFile<F> {
         self.file.with(|f| f.sync_data())
     }
 
+    /// Forgets every byte from `len` on, buffered or written, and cuts the file there: what a
+    /// failed commit wrote goes, what was committed before it stays.
+    pub fn truncate(&mut self, len: u64) -> io::Result<()> {
+        debug_assert!(len <= self.len(), "truncate past the data");
+        self.pending.clear();
+        self.written = len;
+        self.file.with(|f| f.set_len(len))
+    }
+
     /// Cuts the file to exactly its data, dropping bytes a failed write may have left behind it.
     pub fn trim(&mut self) -> io::Result<()> {
         self.flush()?;

@@ -113,10 +113,11 @@ impl TopicStorage for FileTopic {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        match self.fsync {
-            Fsync::Always => self.store.sync(),
-            Fsync::Batch | Fsync::Never => self.store.flush(),
-        }
+        self.store.commit(self.fsync == Fsync::Always)
+    }
+
+    fn rollback(&mut self) -> Result<(), StoreError> {
+        self.store.rollback()
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {

@@ -292,6 +292,13 @@ impl TopicStorage for MemoryTopic {
         })
     }
 
+    fn rollback(&mut self) -> Result<(), StoreError> {
+        self.with(None, |t, _| {
+            t.truncate(t.written);
+            Ok(())
+        })
+    }
+
     fn sync(&mut self) -> Result<(), StoreError> {
         self.with(Some(Op::Sync), |t, _| {
             t.written = t.next();

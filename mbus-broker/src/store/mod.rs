@@ -20,6 +20,7 @@ mod read;
 mod record;
 mod recovery;
 mod retention;
+mod rollback;
 mod segment;
 
 use std::collections::VecDeque;
@@ -78,6 +79,8 @@ pub struct TopicStore {
     /// The segments before the active one, oldest first.
     sealed: VecDeque<Sealed>,
     active: Active,
+    /// Where the last commit left the active segment, for [`TopicStore::rollback`].
+    committed: rollback::CommitPoint,
     /// Bytes of all segment logs, buffered ones included.
     bytes: u64,
     /// The last sealed segment a read opened, kept for the reads that follow it.
@@ -139,6 +142,7 @@ impl TopicStore {
             id,
             files: files.clone(),
             sealed,
+            committed: rollback::CommitPoint::of(&active),
             active,
             bytes,
             reader: None,

@@ -92,6 +92,15 @@ impl Active {
         self.base + self.count
     }
 
+    /// Keeps only its first `count` records, `log_len` bytes, in memory and in both files.
+    pub fn truncate(&mut self, log_len: u64, count: u64) -> Result<(), StoreError> {
+        self.log.truncate(log_len).at(self.log.path())?;
+        self.idx.truncate(count * IDX_ENTRY).at(self.idx.path())?;
+        self.count = count;
+        self.dirty = true;
+        Ok(())
+    }
+
     /// Appends one record. On error nothing was appended and the segment is unchanged.
     pub fn append(&mut self, frame: &[u8]) -> Result<(), StoreError> {
         let crc = frame_crc(frame).to_le_bytes();
