@@ -512,6 +512,40 @@ fn unsubscribe_stops_deliveries() {
 }
 
 #[test]
+fn unsubscribing_from_an_invalid_name_is_refused_and_from_an_unknown_topic_is_not() {
+    let mut h = Harness::new();
+    let c = h.consumer();
+    h.core.receive(
+        c,
+        Frame::Unsubscribe {
+            topic: "never-seen",
+        },
+    );
+    assert_eq!(
+        h.output(c),
+        vec![],
+        "no answer to leaving a topic one is not in"
+    );
+    assert!(!h.core.is_closing(c));
+    for topic in ["", "a/b", "ü"] {
+        let c = h.consumer();
+        h.core.receive(c, Frame::Unsubscribe { topic });
+        let out = h.output(c);
+        assert!(
+            matches!(
+                &out[..],
+                [Owned::Error {
+                    code: ErrorCode::InvalidTopic,
+                    ..
+                }]
+            ),
+            "{topic:?}: {out:?}"
+        );
+        assert!(h.core.is_closing(c));
+    }
+}
+
+#[test]
 fn a_client_that_never_reads_replies_is_closed_at_the_outbound_limit() {
     let mut h = Harness::with(CoreConfig {
         max_control_bytes: 1000,

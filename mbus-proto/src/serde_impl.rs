@@ -20,7 +20,7 @@ impl Serialize for Role {
 
 impl<'de> Deserialize<'de> for Role {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match <&str>::deserialize(d)? {
+        match Str::deserialize(d)?.0 {
             "producer" => Ok(Role::Producer),
             "consumer" => Ok(Role::Consumer),
             other => Err(de::Error::invalid_value(
@@ -80,6 +80,45 @@ impl Serialize for ErrorCode {
 impl<'de> Deserialize<'de> for ErrorCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         u16::deserialize(d).map(ErrorCode::from_u16)
+    }
+}
+
+/// A field that must be a msgpack str: a bin holding UTF-8 is refused, though serde's `&str`
+/// would take it, so that every field has exactly one wire type.
+struct Str<'a>(&'a str);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a msgpack str")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(v))
+            }
+        }
+        d.deserialize_str(StrVisitor)
+    }
+}
+
+/// A field that must be a msgpack bin: a str is refused, though serde's `&[u8]` would take it.
+struct Bin<'a>(&'a [u8]);
+
+impl<'de> Deserialize<'de> for Bin<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct BinVisitor;
+        impl<'de> Visitor<'de> for BinVisitor {
+            type Value = Bin<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a msgpack bin")
+            }
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Bin<'de>, E> {
+                Ok(Bin(v))
+            }
+        }
+        d.deserialize_bytes(BinVisitor)
     }
 }
 
@@ -159,43 +198,43 @@ impl<'de> Visitor<'de> for FrameVisitor {
             kind::HELLO => Frame::Hello {
                 version: field(s, "Hello", "version")?,
                 role: field(s, "Hello", "role")?,
-                token: field(s, "Hello", "token")?,
+                token: field::<Option<Str>, _>(s, "Hello", "token")?.map(|t| t.0),
             },
             kind::WELCOME => Frame::Welcome {
                 version: field(s, "Welcome", "version")?,
                 max_frame: field(s, "Welcome", "max_frame")?,
             },
             kind::PUBLISH => Frame::Publish {
-                topic: field(s, "Publish", "topic")?,
-                data: field(s, "Publish", "data")?,
+                topic: field::<Str, _>(s, "Publish", "topic")?.0,
+                data: field::<Bin, _>(s, "Publish", "data")?.0,
             },
             kind::CONFIRM => Frame::Confirm {
                 count: field(s, "Confirm", "count")?,
             },
             kind::SUBSCRIBE => Frame::Subscribe {
-                topic: field(s, "Subscribe", "topic")?,
+                topic: field::<Str, _>(s, "Subscribe", "topic")?.0,
                 start: field(s, "Subscribe", "start")?,
             },
             kind::SUBSCRIBED => Frame::Subscribed {
-                topic: field(s, "Subscribed", "topic")?,
+                topic: field::<Str, _>(s, "Subscribed", "topic")?.0,
                 offset: field(s, "Subscribed", "offset")?,
             },
             kind::UNSUBSCRIBE => Frame::Unsubscribe {
-                topic: field(s, "Unsubscribe", "topic")?,
+                topic: field::<Str, _>(s, "Unsubscribe", "topic")?.0,
             },
             kind::DELIVER => Frame::Deliver {
-                topic: field(s, "Deliver", "topic")?,
+                topic: field::<Str, _>(s, "Deliver", "topic")?.0,
                 offset: field(s, "Deliver", "offset")?,
-                data: field(s, "Deliver", "data")?,
+                data: field::<Bin, _>(s, "Deliver", "data")?.0,
             },
             kind::GAP => Frame::Gap {
-                topic: field(s, "Gap", "topic")?,
+                topic: field::<Str, _>(s, "Gap", "topic")?.0,
                 from: field(s, "Gap", "from")?,
                 to: field(s, "Gap", "to")?,
             },
             kind::ERROR => Frame::Error {
                 code: field(s, "Error", "code")?,
-                reason: field(s, "Error", "reason")?,
+                reason: field::<Str, _>(s, "Error", "reason")?.0,
             },
             kind::PING => Frame::Ping,
             kind::PONG => Frame::Pong,

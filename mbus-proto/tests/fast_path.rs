@@ -64,15 +64,34 @@ fn non_canonical_encodings_fall_back_to_serde_and_decode_the_same() {
     assert_eq!(Frame::parse(&wide).unwrap(), want);
     let mut de = rmp_serde::Deserializer::from_read_ref(&wide[..]);
     assert_eq!(Frame::deserialize(&mut de).unwrap(), want);
-    // Publish whose data is a str rather than a bin.
+}
+
+#[test]
+fn each_field_has_one_wire_type_however_lenient_serde_is() {
+    // Publish whose data is a str rather than a bin, and one whose topic is a bin: serde's
+    // `&[u8]` and `&str` would each take the other, the protocol does not.
     let str_data = [0x93, 0x03, 0xa1, b't', 0xa2, b'h', b'i'];
-    assert_eq!(
-        Frame::parse(&str_data).unwrap(),
-        Frame::Publish {
-            topic: "t",
-            data: b"hi"
+    let bin_topic = [0x93, 0x03, 0xc4, 0x01, b't', 0xc4, 0x02, b'h', b'i'];
+    // Deliver whose data is a str, Error whose reason is a bin, Hello whose token is a bin.
+    let str_deliver = [0x94, 0x08, 0xa1, b't', 0x00, 0xa2, b'h', b'i'];
+    let bin_reason = [0x93, 0x0a, 0x01, 0xc4, 0x01, b'x'];
+    let bin_token = [
+        0x94, 0x01, 0x01, 0xa8, b'p', b'r', b'o', b'd', b'u', b'c', b'e', b'r', 0xc4, 0x01, b'k',
+    ];
+    for (body, field) in [
+        (&str_data[..], "data"),
+        (&bin_topic[..], "topic"),
+        (&str_deliver[..], "data"),
+        (&bin_reason[..], "reason"),
+        (&bin_token[..], "token"),
+    ] {
+        match Frame::parse(body) {
+            Err(mbus_proto::DecodeError::Malformed(why)) => {
+                assert!(why.contains(field), "{why}")
+            }
+            other => panic!("{body:02x?} gave {other:?}"),
         }
-    );
+    }
 }
 
 #[test]

@@ -177,7 +177,13 @@ impl Core {
         self.send(id, Frame::Subscribed { topic, offset });
     }
 
+    /// Ends a subscription. Unsubscribing from a topic the connection is not subscribed to is
+    /// not an error (it may have just been refused, or the consumer does not keep track), but a
+    /// name that breaks the rules is, as in every frame that names a topic.
     pub(super) fn unsubscribe(&mut self, id: ConnId, topic: &str) {
+        if let Err(e) = validate_topic(topic) {
+            return self.reject(id, ErrorCode::InvalidTopic, &e.to_string());
+        }
         let Some(tid) = self.topics.find(topic) else {
             return;
         };
