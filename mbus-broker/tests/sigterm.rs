@@ -1,5 +1,6 @@
-//! SIGTERM to the real broker binary in the middle of a 4x4 run: it exits 0 within 5 s, and
-//! every message confirmed to a producer reached every consumer that stayed connected.
+//! SIGTERM to the real broker binary in the middle of a 4x4 run: it exits 0 within 5 s, every
+//! message confirmed to a producer reached every consumer that stayed connected, and each side
+//! was told `ShuttingDown` after what it was owed.
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use mbus_proto::{Frame, Role, Start};
+use mbus_proto::{ErrorCode, Frame, Role, Start};
 use support::Owned;
 use support::net::Client;
 use support::process::BrokerProcess;
@@ -37,7 +38,12 @@ fn produce(addr: SocketAddr, p: u8) -> u64 {
         while confirmed < sent {
             match c.recv() {
                 Some(Owned::Confirm(n)) => confirmed = n,
-                Some(Owned::Error { .. }) | None => return confirmed,
+                // The final confirm comes first, then the reason: the broker is stopping.
+                Some(Owned::Error { code, .. }) => {
+                    assert_eq!(code, ErrorCode::ShuttingDown);
+                    return confirmed;
+                }
+                None => return confirmed,
                 Some(other) => panic!("producer got {other:?}"),
             }
         }
@@ -62,7 +68,12 @@ fn consume(addr: SocketAddr, subscribed: Arc<AtomicBool>) -> [u64; 4] {
                 assert_eq!(seq, next[p], "producer {p} in order");
                 next[p] += 1;
             }
-            Some(Owned::Error { .. }) | None => return next,
+            // Everything owed is delivered before the reason.
+            Some(Owned::Error { code, .. }) => {
+                assert_eq!(code, ErrorCode::ShuttingDown);
+                return next;
+            }
+            None => return next,
             Some(other) => panic!("consumer got {other:?}"),
         }
     }

@@ -30,6 +30,7 @@ pub mod frame;
 mod header;
 mod serde_impl;
 pub mod topic;
+pub mod transcript;
 
 pub use apiv1::{ErrorCode, Frame, Message, PROTOCOL_VERSION, Role, Start};
 pub use error::DecodeError;

@@ -241,3 +241,57 @@ fn every_frame_in_the_protocol_document_is_exact() {
     }
     assert!(lines >= examples().len(), "only {lines} frame lines found");
 }
+
+fn transcripts() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("transcripts");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_transcript_frame_is_what_the_encoder_writes_and_its_comment_names() {
+    let all = transcripts();
+    assert_eq!(all.len(), 3, "the three sessions of PROTOCOL.md section 11");
+    for (name, text) in all {
+        for step in mbus_proto::transcript::parse(&text).unwrap() {
+            let Some(bytes) = step.bytes else { continue };
+            match decode(&bytes, DEFAULT_MAX_FRAME) {
+                Ok(Some((frame, used))) => {
+                    assert_eq!(used, bytes.len(), "{name}: {}", step.comment);
+                    assert_eq!(frame.to_bytes(), bytes, "{name}: {}", step.comment);
+                    let named = describe(&frame);
+                    let named = named.strip_prefix("Frame::").unwrap_or(&named);
+                    assert!(
+                        step.comment.contains(named),
+                        "{name}: {:?} does not name {named}",
+                        step.comment
+                    );
+                }
+                // The one frame of another version, which is what its session is about.
+                Err(DecodeError::UnsupportedVersion(2)) => {
+                    assert!(step.comment.contains("version 2"), "{name}")
+                }
+                other => panic!("{name}: {}: {other:?}", step.comment),
+            }
+        }
+    }
+}
+
+#[test]
+fn protocol_document_quotes_every_transcript_whole() {
+    let doc = protocol_document();
+    for (name, text) in transcripts() {
+        assert!(
+            doc.contains(&format!("```text\n{text}```")),
+            "PROTOCOL.md does not quote transcripts/{name} whole"
+        );
+    }
+}

@@ -20,7 +20,7 @@ fn this_crate_speaks_version_one() {
 }
 
 #[test]
-fn version_is_the_third_body_byte_of_a_hello() {
+fn a_sender_writes_the_version_as_the_third_body_byte_of_a_hello() {
     for role in [Role::Producer, Role::Consumer] {
         for token in [None, Some("s3cret")] {
             let bytes = Frame::Hello {
@@ -107,6 +107,28 @@ fn version_two_in_a_wider_or_signed_encoding_is_unsupported() {
             Err(DecodeError::UnsupportedVersion(2)),
             "{version:02x?}"
         );
+    }
+}
+
+#[test]
+fn the_version_is_read_as_msgpack_not_from_a_fixed_byte() {
+    // An array 16 header and a kind in uint 16 put the version at byte 7, not 3: it is still
+    // the version, and version 2 is still refused as such, while version 1 is accepted.
+    for (version, ok) in [(0x02, false), (0x01, true)] {
+        let hello = body(&[
+            &[0xdc, 0x00, 0x04, 0xcd, 0x00, 0x01, version],
+            PRODUCER,
+            &[0xc0],
+        ]);
+        let parsed = Frame::parse(&hello);
+        if ok {
+            assert!(
+                matches!(parsed, Ok(Frame::Hello { version: 1, .. })),
+                "{parsed:?}"
+            );
+        } else {
+            assert_eq!(parsed, Err(DecodeError::UnsupportedVersion(2)));
+        }
     }
 }
 

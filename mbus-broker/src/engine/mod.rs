@@ -232,6 +232,18 @@ impl Core {
                     },
                 );
             }
+            // A peer's Error says it is closing, before its Hello as after: it is logged, not
+            // answered.
+            (_, _, Frame::Error { code, reason }) => {
+                log::info!(
+                    "{} closed with error {}: {reason}",
+                    conn.peer,
+                    code.to_u16()
+                );
+                conn.state = State::Closing;
+                self.schedule_conns(self.now + self.config.handshake_timeout);
+                self.mark(id);
+            }
             (State::Handshake, _, other) => {
                 let reason = format!("expected Hello first, got {}", other.name());
                 self.reject(id, ErrorCode::UnexpectedFrame, &reason)
@@ -243,16 +255,6 @@ impl Core {
             (_, Role::Consumer, Frame::Unsubscribe { topic }) => self.unsubscribe(id, topic),
             (_, _, Frame::Ping) => self.send(id, Frame::Pong),
             (_, _, Frame::Pong) => {}
-            (_, _, Frame::Error { code, reason }) => {
-                log::info!(
-                    "{} closed with error {}: {reason}",
-                    conn.peer,
-                    code.to_u16()
-                );
-                conn.state = State::Closing;
-                self.schedule_conns(self.now + self.config.handshake_timeout);
-                self.mark(id);
-            }
             (_, role, other) => {
                 let reason = format!(
                     "{} is not accepted on the {} port",
@@ -310,6 +312,9 @@ impl Core {
             );
             return self.reject(id, ErrorCode::SlowConsumer, &reason);
         }
+        // A confirm owed goes first, so that a reply (a Pong, say) never overtakes the confirm
+        // of publishes that arrived before the frame it answers.
+        output::queue_confirm(conn);
         frame.encode(&mut conn.control);
         self.mark(id);
     }

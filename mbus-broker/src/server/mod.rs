@@ -18,7 +18,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::BrokerConfig;
-use crate::engine::{ConnId, Core, Stats};
+use crate::engine::{ConnId, Core, HELLO_FRAME_LIMIT, Stats};
 use input::Input;
 pub use shutdown::ShutdownHandle;
 
@@ -52,6 +52,9 @@ pub enum ServerError {
     /// The topics in the data directory could not be opened.
     #[error("cannot open the data directory")]
     Storage(#[source] crate::store::StoreError),
+    /// The configuration cannot serve any client.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The poller failed; the loop cannot go on.
     #[error("event loop failed")]
     Poll(#[source] io::Error),
@@ -109,6 +112,13 @@ pub struct Server {
 impl Server {
     /// Binds both ports and prepares the loop.
     pub fn bind(config: BrokerConfig) -> Result<Server, ServerError> {
+        if config.max_frame < HELLO_FRAME_LIMIT {
+            // Below this, a client's Hello (up to 4 KiB) could be refused before it is read.
+            return Err(ServerError::Config(format!(
+                "--max-frame {} is below the least a broker takes, {HELLO_FRAME_LIMIT} bytes",
+                config.max_frame
+            )));
+        }
         let listen = |addr: io::Result<SocketAddr>, host: &str, port: u16, role: Role| {
             addr.and_then(bind_listener)
                 .map_err(|source| ServerError::Bind {
