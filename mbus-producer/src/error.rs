@@ -13,14 +13,14 @@ pub enum ProducerError {
     /// The connection failed, or the broker refused or did not answer.
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// The message's frame would exceed the broker's limit; nothing was sent.
-    #[error("message of {len} bytes exceeds the broker's frame limit of {max} bytes")]
+    /// The message is larger than the broker takes on its topic; nothing was sent.
+    #[error("a message of {len} bytes is larger than the broker takes on this topic, {max} bytes")]
     TooLarge {
-        /// The frame body the message needs, or just its payload's length when that alone is
-        /// over the limit.
+        /// The message's own size.
         len: usize,
-        /// The broker's limit from its `Welcome`.
-        max: u32,
+        /// The largest message the broker takes on the topic: its frame limit, from its
+        /// `Welcome`, less what framing a message to that topic costs.
+        max: usize,
     },
     /// The broker closed the connection before confirming every message.
     #[error("the broker closed the connection after confirming {confirmed} of {sent} messages")]

@@ -57,11 +57,14 @@ impl Producer {
     /// more.
     pub fn publish(&mut self, topic: &str, data: &[u8]) -> Result<u64, ProducerError> {
         validate_topic(topic)?;
-        let max_frame = self.conn.max_frame();
         // Checked before encoding, so that a huge payload is neither copied nor overflows the
         // 4-byte length prefix.
-        if data.len() > max_frame as usize {
-            return Err(self.too_large(data.len()));
+        let max = self.max_message(topic);
+        if data.len() > max {
+            return Err(ProducerError::TooLarge {
+                len: data.len(),
+                max,
+            });
         }
         if self.sent - self.confirmed >= self.max_in_flight {
             self.write_out(None)?;
@@ -69,14 +72,11 @@ impl Producer {
                 self.await_frames(None)?;
             }
         }
+        let max_frame = self.conn.max_frame() as usize;
         let out = self.conn.protocol().outbound_mut();
         let start = out.len();
         Frame::Publish { topic, data }.encode(out);
-        let body = out.len() - start - HEADER_LEN;
-        if body > max_frame as usize {
-            out.truncate(start);
-            return Err(self.too_large(body));
-        }
+        debug_assert!(out.len() - start - HEADER_LEN <= max_frame);
         self.sent += 1;
         if out.len() >= WRITE_THRESHOLD {
             self.write_out(None)?;
@@ -130,11 +130,10 @@ impl Producer {
         self.conn.max_frame()
     }
 
-    fn too_large(&self, len: usize) -> ProducerError {
-        ProducerError::TooLarge {
-            len,
-            max: self.conn.max_frame(),
-        }
+    /// The largest message the broker takes on `topic`: its frame limit less what framing the
+    /// message to that topic costs.
+    pub fn max_message(&self, topic: &str) -> usize {
+        mbus_proto::max_publish_data(topic, self.conn.max_frame())
     }
 }
 

@@ -21,6 +21,29 @@ const MAX_NESTING: usize = 16;
 /// The default largest frame body, in bytes, that the broker and clients accept: 1 MiB.
 pub const DEFAULT_MAX_FRAME: u32 = 1 << 20;
 
+/// The largest payload a `Publish` to `topic` can carry within a frame body of `max_frame`
+/// bytes: the limit less the array header, the kind, the topic's str and the payload's bin
+/// header, as the encoder writes them.
+pub fn max_publish_data(topic: &str, max_frame: u32) -> usize {
+    let str_header = match topic.len() {
+        0..32 => 1,
+        32..0x100 => 2,
+        0x100..0x1_0000 => 3,
+        _ => 5,
+    };
+    let fixed = 2 + str_header + topic.len();
+    // The bin header grows with the payload: the largest payload is under whichever header
+    // leaves the most room while still being the header of that payload's length.
+    [(2, 0xff), (3, 0xffff), (5, u32::MAX as usize)]
+        .into_iter()
+        .filter_map(|(header, most)| {
+            let room = (max_frame as usize).checked_sub(fixed + header)?;
+            Some(room.min(most))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Looks at the start of `buf` and tells whether a whole frame is there.
 ///
 /// Returns `Ok(Some(n))` when the first `n` bytes of `buf` are one frame (prefix included),

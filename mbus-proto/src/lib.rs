@@ -34,5 +34,5 @@ pub mod transcript;
 
 pub use apiv1::{ErrorCode, Frame, Message, PROTOCOL_VERSION, Role, Start};
 pub use error::DecodeError;
-pub use frame::{DEFAULT_MAX_FRAME, HEADER_LEN, check, decode};
+pub use frame::{DEFAULT_MAX_FRAME, HEADER_LEN, check, decode, max_publish_data};
 pub use topic::{MAX_TOPIC_LEN, TopicError, validate_topic};

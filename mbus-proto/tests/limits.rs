@@ -117,3 +117,32 @@ fn every_sample_frame_is_refused_by_a_limit_one_below_its_body() {
         );
     }
 }
+
+#[test]
+fn the_largest_publish_payload_is_the_largest_that_fits_the_frame() {
+    use mbus_proto::max_publish_data;
+    for topic in ["t", &"x".repeat(40), &"y".repeat(255)] {
+        for max_frame in [40u32, 300, 4096, 65_600, 70_000, DEFAULT_MAX_FRAME] {
+            let most = max_publish_data(topic, max_frame);
+            let body = |n: usize| {
+                Frame::Publish {
+                    topic,
+                    data: &vec![0; n],
+                }
+                .to_bytes()
+                .len()
+                    - mbus_proto::HEADER_LEN
+            };
+            if most > 0 || body(0) <= max_frame as usize {
+                assert!(
+                    body(most) <= max_frame as usize,
+                    "{topic}/{max_frame}: {most}"
+                );
+            }
+            assert!(
+                body(most + 1) > max_frame as usize,
+                "{topic}/{max_frame}: {most}"
+            );
+        }
+    }
+}

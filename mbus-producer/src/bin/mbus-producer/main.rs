@@ -1,14 +1,14 @@
-//! The `mbus-producer` command: publishes one message, or each line of stdin, and exits once the
-//! broker has confirmed them all.
+//! The `mbus-producer` command: publishes one message, or each line of stdin as it arrives, and
+//! exits once the broker has confirmed them all.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, BufReader};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use log::info;
 use mbus_client::cli::{BrokerArgs, parse_topic};
-use mbus_producer::{Producer, ProducerOptions};
+use mbus_producer::{Producer, ProducerError, ProducerOptions};
 
 /// Publish messages to an mbus broker and wait until it has stored them.
 #[derive(Debug, Parser)]
@@ -23,6 +23,10 @@ struct Cli {
     /// The broker's producer port.
     #[arg(long, default_value_t = 9990)]
     port: u16,
+    /// Report a line the broker would refuse (one larger than it takes) on stderr and go on,
+    /// rather than stop there.
+    #[arg(long)]
+    skip_invalid: bool,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -37,41 +41,74 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let host = &cli.broker.host;
     let mut producer = Producer::connect((host.as_str(), cli.port), &options)
         .with_context(|| format!("cannot connect to the broker at {host}:{}", cli.port))?;
-    match &cli.message {
-        Some(message) => {
-            producer
-                .publish(&cli.topic, message.as_bytes())
-                .with_context(|| format!("cannot publish to `{}`", cli.topic))?;
+    let refused = match &cli.message {
+        Some(message) => match producer.publish(&cli.topic, message.as_bytes()) {
+            Ok(_) => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot publish to `{}`", cli.topic)),
+        },
+        None => {
+            let stdin = BufReader::with_capacity(STDIN_BUFFER, io::stdin());
+            publish_lines(&mut producer, &cli.topic, stdin, cli.skip_invalid)?
         }
-        None => publish_lines(&mut producer, &cli.topic, io::stdin().lock())?,
-    }
+    };
+    // Whatever stopped the input, every message taken before it is confirmed first.
     let confirmed = producer
         .finish()
         .context("the broker did not confirm every message")?;
     info!("{confirmed} messages confirmed");
-    Ok(())
+    match refused {
+        Some(refusal) => Err(anyhow::anyhow!(
+            "{refusal}; the {confirmed} messages before it were published and confirmed"
+        )),
+        None => Ok(()),
+    }
 }
 
-/// Publishes each line of `input`, without its newline, as one message.
-fn publish_lines(
+/// How much of stdin is read at once: a fast pipe goes out in writes of about this size.
+const STDIN_BUFFER: usize = 64 << 10;
+
+/// Publishes each line of `input`, without its newline, as one message. Whenever the lines
+/// read so far are used up, what was published is written out before reading on, so that a
+/// line that arrives alone reaches the broker at once, while a fast pipe still goes out in
+/// large writes. A line the broker would refuse is reported on stderr and skipped with
+/// `skip_invalid`; without it, publishing stops there and the refusal is returned, to be
+/// reported once what came before is confirmed.
+fn publish_lines<R: io::Read>(
     producer: &mut Producer,
     topic: &str,
-    mut input: impl BufRead,
-) -> anyhow::Result<()> {
+    mut input: BufReader<R>,
+    skip_invalid: bool,
+) -> anyhow::Result<Option<String>> {
     let mut line = Vec::new();
+    let mut number = 0u64;
     loop {
+        number += 1;
+        if input.buffer().is_empty() {
+            producer.flush().context("cannot write to the broker")?;
+        }
         line.clear();
         if input
             .read_until(b'\n', &mut line)
             .context("cannot read stdin")?
             == 0
         {
-            return Ok(());
+            return Ok(None);
         }
         let message = line.strip_suffix(b"\n").unwrap_or(&line);
-        producer
-            .publish(topic, message)
-            .with_context(|| format!("cannot publish line {} to `{topic}`", producer.sent() + 1))?;
+        match producer.publish(topic, message) {
+            Ok(_) => {}
+            Err(e @ ProducerError::TooLarge { .. }) => {
+                let refusal = format!("line {number} cannot be published to `{topic}`: {e}");
+                if !skip_invalid {
+                    return Ok(Some(refusal));
+                }
+                eprintln!("skipped: {refusal}");
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot publish line {number} to `{topic}`"));
+            }
+        }
     }
 }
 
