@@ -28,29 +28,30 @@ pub struct BrokerConfig {
     /// Port to listen on for consumers (0 picks a free one).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 9991))]
     pub cport: u16,
-    /// Largest frame body accepted from a client, in bytes.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = mbus_proto::DEFAULT_MAX_FRAME))]
+    /// Largest frame body accepted from a client (at least 4096 bytes; units such as `1MiB`
+    /// are read).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "1MiB", value_parser = parse_size_u32))]
     pub max_frame: u32,
     /// Most bytes each topic keeps in memory; the oldest messages go first.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256 << 20))]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "256MiB", value_parser = parse_size))]
     pub retention_bytes: usize,
     /// Most memory all topics' messages may hold together (e.g. `256MiB`, `4GB`); past it the
     /// oldest messages in memory go first, whatever their topic. By default half of the
     /// machine's memory.
-    #[cfg_attr(feature = "cli", arg(long))]
-    pub max_memory: Option<bytesize::ByteSize>,
+    #[cfg_attr(feature = "cli", arg(long, value_parser = parse_size))]
+    pub max_memory: Option<usize>,
     /// Most messages each topic keeps.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 10_000_000))]
     pub retention_messages: u64,
     /// Size of the memory segments a topic's log is kept in; retention frees whole segments.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1 << 20))]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "1MiB", value_parser = parse_size))]
     pub segment_bytes: usize,
     /// Most replies (confirms, errors, pongs) a connection may leave unread before it is closed.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256 << 10))]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "256KiB", value_parser = parse_size))]
     pub max_outbound: usize,
     /// Most bytes of incomplete frames the broker holds for all connections together; a
     /// connection whose frame would take it past this is refused with an error frame.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 256 << 20))]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "256MiB", value_parser = parse_size))]
     pub max_pending_input: usize,
     /// Most client connections at once; further ones are refused with an error frame.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 10_000))]
@@ -62,11 +63,12 @@ pub struct BrokerConfig {
     /// Most topics one consumer connection may subscribe to.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 1_000))]
     pub max_subscriptions: usize,
-    /// Seconds a new connection has to send its Hello.
-    #[cfg_attr(feature = "cli", arg(long, default_value = "10", value_parser = parse_seconds))]
+    /// How long a new connection has to send its Hello (`10s`, `500ms`; a plain number is
+    /// seconds).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "10s", value_parser = parse_duration))]
     pub handshake_timeout: Duration,
-    /// Seconds of silence after which a peer is pinged, and again after which it is dropped.
-    #[cfg_attr(feature = "cli", arg(long, default_value = "60", value_parser = parse_seconds))]
+    /// Silence after which a peer is pinged, and again after which it is dropped.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "60s", value_parser = parse_duration))]
     pub idle_timeout: Duration,
     /// Token that clients must present in their Hello; none means no authentication.
     #[cfg_attr(
@@ -80,36 +82,38 @@ pub struct BrokerConfig {
     pub data_dir: Option<PathBuf>,
     /// With --data-dir: when messages are made durable. `always` syncs before every confirm,
     /// `batch` confirms once written and syncs every 200 ms, `never` leaves syncing to the OS.
-    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value = "always"))]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_enum, default_value = "always", requires = "data_dir")
+    )]
     pub fsync: Fsync,
     /// With --data-dir: delete a topic's segment files whose newest message is older than this
-    /// many seconds. --retention-bytes bounds each topic on disk too.
-    #[cfg_attr(feature = "cli", arg(long, value_parser = parse_seconds))]
+    /// (`7d`, `12h`). --retention-bytes bounds each topic on disk too.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_parser = parse_duration, requires = "data_dir")
+    )]
     pub retention_age: Option<Duration>,
     /// With --data-dir: most bytes of each topic's newest messages kept in memory; older ones
     /// are read from disk.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 64 << 20))]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value = "64MiB", value_parser = parse_size, requires = "data_dir")
+    )]
     pub cache_bytes: usize,
     /// With --data-dir: most segment files open at once, for all topics together; the least
     /// recently used is closed and opened again when next needed. By default a quarter of the
     /// file descriptor limit, at most 4,096: the rest is left to connections.
-    #[cfg_attr(feature = "cli", arg(long))]
+    #[cfg_attr(feature = "cli", arg(long, requires = "data_dir"))]
     pub max_open_files: Option<usize>,
-    /// Seconds a shutdown (SIGINT, SIGTERM, or `Broker::stop`) gives consumers to take what
+    /// How long a shutdown (SIGINT, SIGTERM, or `Broker::stop`) gives consumers to take what
     /// they are owed.
-    #[cfg_attr(feature = "cli", arg(long, default_value = "3", value_parser = parse_seconds))]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "3s", value_parser = parse_duration))]
     pub shutdown_grace: Duration,
 }
 
 #[cfg(feature = "cli")]
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
-        _ => Err(format!(
-            "expected a positive number of seconds, found `{s}`"
-        )),
-    }
-}
+use crate::units::{parse_duration, parse_size, parse_size_u32};
 
 impl Default for BrokerConfig {
     /// The defaults of the command line, which a test holds equal.
@@ -190,7 +194,7 @@ impl BrokerConfig {
     /// machine's physical memory (1 GiB where that cannot be known).
     pub fn memory_budget(&self) -> usize {
         match self.max_memory {
-            Some(size) => usize::try_from(size.as_u64()).unwrap_or(usize::MAX),
+            Some(bytes) => bytes,
             None => physical_memory().map_or(1 << 30, |bytes| bytes / 2),
         }
     }

@@ -8,6 +8,8 @@ mod embed;
 pub mod engine;
 pub mod server;
 pub mod store;
+#[cfg(feature = "cli")]
+mod units;
 
 pub use config::BrokerConfig;
 pub use embed::Broker;

@@ -10,7 +10,9 @@ use std::time::Duration;
 /// Where topics are kept: the topics found at start, and one [`TopicStorage`] per topic.
 pub trait Storage: fmt::Debug + Send {
     /// The names of the topics stored already, each a valid topic name, to be recovered at
-    /// start. Entries that are not topics are the implementation's to report and skip.
+    /// start. Entries that are not topics are the implementation's to report and skip. Called
+    /// once, at start: storage that cannot take topics at all (a data directory that cannot be
+    /// written) says so here, before anything is served.
     fn topics(&mut self) -> Result<Vec<String>, StoreError>;
 
     /// Opens the storage of `topic`, creating it if it does not exist and recovering it if it

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::format::TOPICS_DIR;
+use super::layout;
 use super::{FilePool, Frames, StoreConfig, StoreError, TopicStore};
 use crate::engine::storage::{Storage, TopicStorage};
 
@@ -51,12 +52,12 @@ impl FileStorage {
 
 impl Storage for FileStorage {
     fn topics(&mut self) -> Result<Vec<String>, StoreError> {
+        layout::prepare(&self.data_dir)?;
         let dir = self.data_dir.join(TOPICS_DIR);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(StoreError::Io { path: dir, source }),
-        };
+        let entries = std::fs::read_dir(&dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|source| StoreError::Io {

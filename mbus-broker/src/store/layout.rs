@@ -55,6 +55,19 @@ pub fn check_version(data_dir: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Makes `data_dir` ready to hold topics before anything is served: created if needed, its
+/// format checked (or written), its `topics/` directory present, and a file written and removed
+/// there, so that a directory the broker cannot write fails at start rather than at the first
+/// publish.
+pub fn prepare(data_dir: &Path) -> Result<(), StoreError> {
+    check_version(data_dir)?;
+    let topics = data_dir.join(TOPICS_DIR);
+    fs::create_dir_all(&topics).at(&topics)?;
+    let probe = data_dir.join(".write-check");
+    File::create(&probe).at(&probe)?;
+    fs::remove_file(&probe).at(&probe)
+}
+
 /// Creates the topic directory if needed; returns whether it had to be created, in which case
 /// the entries of it and of `topics/` become durable only once their parents are synced.
 pub fn create_topic_dir(dir: &Path) -> Result<bool, StoreError> {
