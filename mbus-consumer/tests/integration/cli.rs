@@ -96,6 +96,59 @@ fn json_output_subscribes_every_topic_from_the_given_offset() {
 }
 
 #[test]
+fn a_format_tells_topics_and_offsets_apart_with_kcat_short_flags() {
+    let (addr, _broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(None);
+        let first = subscribed(&mut peer, "a", Start::Offset(3));
+        let second = subscribed(&mut peer, "b", Start::Offset(3));
+        peer.send(&[
+            first,
+            second,
+            Frame::Deliver {
+                topic: "a",
+                offset: 3,
+                data: b"hi",
+            },
+            Frame::Deliver {
+                topic: "b",
+                offset: 9,
+                data: b"there",
+            },
+        ]);
+        peer.closed();
+    });
+    let args = [
+        "-t",
+        "a",
+        "-t",
+        "b",
+        "-o",
+        "3",
+        "-c",
+        "2",
+        "-f",
+        "%t/%o %S: %s\\n",
+    ];
+    let output = mbus_consumer(addr.port(), &args).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "a/3 2: hi\nb/9 5: there\n"
+    );
+}
+
+#[test]
+fn a_bad_format_or_json_with_a_format_is_a_usage_error() {
+    for args in [
+        &["-t", "a", "-f", "%k"][..],
+        &["-t", "a", "--json", "--format", "%s"],
+    ] {
+        let output = mbus_consumer(1, args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+    }
+}
+
+#[test]
 fn a_broker_that_is_down_is_a_one_line_error() {
     commands::fails_to_connect(|port| mbus_consumer(port, &["--topic", "orders"]));
 }

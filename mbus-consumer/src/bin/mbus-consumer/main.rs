@@ -1,5 +1,6 @@
 //! The `mbus-consumer` command: subscribes to topics and prints each message as one line.
 
+mod format;
 mod output;
 
 use std::io;
@@ -11,25 +12,37 @@ use log::{info, warn};
 use mbus_client::cli::{BrokerArgs, parse_topic};
 use mbus_consumer::{Consumer, ConsumerOptions, Event, Start};
 
-use crate::output::Output;
+use crate::format::Template;
+use crate::output::{Output, Style};
 
 /// Print the messages of mbus topics, one line each, as they arrive.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
     /// A topic to subscribe to; repeat the option for more.
-    #[arg(long = "topic", value_name = "TOPIC", required = true, value_parser = parse_topic)]
+    #[arg(
+        short,
+        long = "topic",
+        value_name = "TOPIC",
+        required = true,
+        value_parser = parse_topic
+    )]
     topics: Vec<String>,
     /// Where each topic starts: `earliest`, `latest` or an offset.
-    #[arg(long, default_value_t = Start::Earliest)]
+    #[arg(short = 'o', long, default_value_t = Start::Earliest)]
     from: Start,
     /// Exit after printing this many messages.
-    #[arg(long)]
+    #[arg(short, long)]
     count: Option<u64>,
     /// Print a JSON object per message: {"topic", "offset", "data"}, with "data_base64" in place
     /// of "data" when the payload is not UTF-8.
-    #[arg(long)]
+    #[arg(short = 'J', long, conflicts_with = "format")]
     json: bool,
+    /// Print each message as this template says, as kcat does: %t the topic, %o the offset,
+    /// %s the payload, %S its size, %% a percent sign; \n, \t and \\ for a newline, a tab and
+    /// a backslash. Nothing is added: end the template with \n for one message per line.
+    #[arg(short, long, value_parser = Template::parse)]
+    format: Option<Template>,
     /// The broker's consumer port.
     #[arg(long, default_value_t = 9991)]
     port: u16,
@@ -54,7 +67,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             .subscribe(topic, cli.from)
             .with_context(|| format!("cannot subscribe to `{topic}`"))?;
     }
-    let mut out = Output::new(io::stdout().lock(), cli.json);
+    let style = match (&cli.format, cli.json) {
+        (Some(template), _) => Style::Format(template.clone()),
+        (None, true) => Style::Json,
+        (None, false) => Style::Plain,
+    };
+    let mut out = Output::new(io::stdout().lock(), style);
     let mut printed = 0;
     while cli.count.is_none_or(|count| printed < count) {
         // Flushing only before the consumer would block keeps bulk output in large writes

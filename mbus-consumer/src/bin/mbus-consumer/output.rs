@@ -1,4 +1,5 @@
-//! How the `mbus-consumer` command prints a message: its payload as a line, or a JSON object.
+//! How the `mbus-consumer` command prints a message: its payload as a line, a JSON object, or
+//! as a `--format` template says.
 
 use std::io::{self, BufWriter, Write};
 
@@ -6,33 +7,51 @@ use base64::display::Base64Display;
 use base64::engine::general_purpose::STANDARD;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
+use crate::format::Template;
+
+/// How each message is printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Style {
+    /// The payload and a newline.
+    Plain,
+    /// One JSON object per line.
+    Json,
+    /// A `--format` template, exactly as it says (newline included, if it has one).
+    Format(Template),
+}
+
 /// Buffered stdout, flushed by the caller when no more messages are at hand.
 pub struct Output<W: Write> {
     out: BufWriter<W>,
-    json: bool,
+    style: Style,
 }
 
 impl<W: Write> Output<W> {
-    pub fn new(out: W, json: bool) -> Self {
+    pub fn new(out: W, style: Style) -> Self {
         Output {
             out: BufWriter::with_capacity(64 * 1024, out),
-            json,
+            style,
         }
     }
 
-    /// Writes one message as one line.
+    /// Writes one message.
     pub fn message(&mut self, topic: &str, offset: u64, data: &[u8]) -> io::Result<()> {
-        if self.json {
-            let message = JsonMessage {
-                topic,
-                offset,
-                data,
-            };
-            serde_json::to_writer(&mut self.out, &message)?;
-        } else {
-            self.out.write_all(data)?;
+        match &self.style {
+            Style::Plain => {
+                self.out.write_all(data)?;
+                self.out.write_all(b"\n")
+            }
+            Style::Json => {
+                let message = JsonMessage {
+                    topic,
+                    offset,
+                    data,
+                };
+                serde_json::to_writer(&mut self.out, &message)?;
+                self.out.write_all(b"\n")
+            }
+            Style::Format(template) => template.write(&mut self.out, topic, offset, data),
         }
-        self.out.write_all(b"\n")
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -74,7 +93,8 @@ mod tests {
     use super::*;
 
     fn printed(json: bool, data: &[u8]) -> String {
-        let mut output = Output::new(Vec::new(), json);
+        let style = if json { Style::Json } else { Style::Plain };
+        let mut output = Output::new(Vec::new(), style);
         output.message("orders", 7, data).unwrap();
         String::from_utf8(output.out.into_inner().unwrap()).unwrap()
     }

@@ -15,10 +15,10 @@ use mbus_producer::{Producer, ProducerError, ProducerOptions};
 #[command(version)]
 struct Cli {
     /// The topic to publish to.
-    #[arg(long, value_parser = parse_topic)]
+    #[arg(short, long, value_parser = parse_topic)]
     topic: String,
     /// The message to publish; without it, each line of stdin is one message.
-    #[arg(long)]
+    #[arg(short, long)]
     message: Option<String>,
     /// The broker's producer port.
     #[arg(long, default_value_t = 9990)]
@@ -125,6 +125,15 @@ mod tests {
         let cli = parse(&["--topic", "orders", "--message", "hi"]).unwrap();
         assert_eq!((cli.broker.host.as_str(), cli.port), ("127.0.0.1", 9990));
         assert_eq!(cli.message.as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn short_flags_follow_kcat() {
+        let cli = parse(&["-t", "orders", "-m", "hi"]).unwrap();
+        assert_eq!(
+            (cli.topic.as_str(), cli.message.as_deref()),
+            ("orders", Some("hi"))
+        );
     }
 
     #[test]
