@@ -1,19 +1,36 @@
 //! The consumer: subscribes over one connection and hands out what the broker delivers.
 
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use mbus_client::Connection;
 use mbus_proto::client::Incoming;
 use mbus_proto::{Frame, Role, Start, validate_topic};
 
+use mbus_proto::ErrorCode;
+
 use crate::{ConsumerError, ConsumerOptions, Event};
 
 /// A connection to the broker's consumer port.
+///
+/// With [`ConsumerOptions::reconnect`] set, a lost connection is opened again and every topic
+/// subscribed again from the offset after the last message handed out, so that a program sees
+/// each message once across broker restarts (of a broker with a data directory: one without
+/// starts its topics again at offset 0, and the consumer waits for the offset it left at).
 #[derive(Debug)]
 pub struct Consumer {
     conn: Connection,
-    read_timeout: Option<Duration>,
+    addrs: Vec<SocketAddr>,
+    options: ConsumerOptions,
+    /// Each subscription and where it goes on after a reconnect.
+    subs: Vec<Subscription>,
+}
+
+/// A topic subscribed to, and where to subscribe it again.
+#[derive(Debug)]
+struct Subscription {
+    topic: String,
+    resume: Start,
 }
 
 /// How long a call may wait for the broker.
@@ -31,9 +48,12 @@ impl Consumer {
         addr: impl ToSocketAddrs,
         options: &ConsumerOptions,
     ) -> Result<Consumer, ConsumerError> {
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         Ok(Consumer {
-            conn: Connection::open(addr, Role::Consumer, &options.connect)?,
-            read_timeout: options.read_timeout,
+            conn: Connection::open(&addrs[..], Role::Consumer, &options.connect)?,
+            addrs,
+            options: options.clone(),
+            subs: Vec::new(),
         })
     }
 
@@ -41,6 +61,13 @@ impl Consumer {
     /// an error, comes from [`Consumer::next_event`].
     pub fn subscribe(&mut self, topic: &str, start: Start) -> Result<(), ConsumerError> {
         validate_topic(topic)?;
+        match self.subs.iter_mut().find(|s| s.topic == topic) {
+            Some(sub) => sub.resume = start,
+            None => self.subs.push(Subscription {
+                topic: topic.to_owned(),
+                resume: start,
+            }),
+        }
         self.send(Frame::Subscribe { topic, start })
     }
 
@@ -48,6 +75,7 @@ impl Consumer {
     /// arrive.
     pub fn unsubscribe(&mut self, topic: &str) -> Result<(), ConsumerError> {
         validate_topic(topic)?;
+        self.subs.retain(|s| s.topic != topic);
         self.send(Frame::Unsubscribe { topic })
     }
 
@@ -55,6 +83,7 @@ impl Consumer {
     /// out. Gives up with [`ConsumerError::Timeout`] after the read timeout of the options.
     pub fn next_event(&mut self) -> Result<Event<'_>, ConsumerError> {
         let deadline = self
+            .options
             .read_timeout
             .and_then(|t| Instant::now().checked_add(t));
         self.event(Wait::Until(deadline))?
@@ -79,21 +108,27 @@ impl Consumer {
     /// The next event, or `None` when none arrived in the time allowed.
     fn event(&mut self, wait: Wait) -> Result<Option<Event<'_>>, ConsumerError> {
         let incoming = loop {
-            let polled = self.conn.poll()?;
-            // Pongs the protocol queued for the broker's Pings go out before anything waits.
-            self.conn.write_all()?;
-            if let Some(incoming) = polled {
-                break incoming;
-            }
-            let read = match wait {
-                Wait::No => self.conn.try_read()?,
-                Wait::Until(deadline) => self.conn.read_until(deadline)?,
-            };
-            if !read {
-                return Ok(None);
+            match self.poll(wait) {
+                Ok(Some(incoming)) => break incoming,
+                Ok(None) => return Ok(None),
+                Err(e) if self.options.reconnect.is_some() && is_lost(&e) => self.reconnect(e)?,
+                Err(e) => return Err(e),
             }
         };
         let protocol = self.conn.protocol();
+        // Where each topic goes on after a reconnect: past what is handed out now.
+        let resume = match incoming {
+            Incoming::Deliver { topic, offset, .. } => Some((topic, offset + 1)),
+            Incoming::Gap { topic, to, .. } => Some((topic, to)),
+            Incoming::Subscribed { topic, offset } => Some((topic, offset)),
+            _ => None,
+        };
+        if let Some((topic, next)) = resume {
+            let topic = protocol.text(topic);
+            if let Some(sub) = self.subs.iter_mut().find(|s| s.topic == topic) {
+                sub.resume = Start::Offset(next);
+            }
+        }
         Ok(Some(match incoming {
             Incoming::Deliver {
                 topic,
@@ -117,8 +152,80 @@ impl Consumer {
         }))
     }
 
+    /// The next incoming frame, reading as `wait` allows; `None` when none came in time.
+    fn poll(&mut self, wait: Wait) -> Result<Option<Incoming>, ConsumerError> {
+        loop {
+            let polled = self.conn.poll()?;
+            // Pongs the protocol queued for the broker's Pings go out before anything waits.
+            self.conn.write_all()?;
+            if polled.is_some() {
+                return Ok(polled);
+            }
+            let read = match wait {
+                Wait::No => self.conn.try_read()?,
+                Wait::Until(deadline) => self.conn.read_until(deadline)?,
+            };
+            if !read {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Opens the connection again after `lost`, as [`ConsumerOptions::reconnect`] says, and
+    /// subscribes every topic again where it left off. Returns the last error once the attempts
+    /// are used up, or at once an error that another attempt would not mend.
+    fn reconnect(&mut self, lost: ConsumerError) -> Result<(), ConsumerError> {
+        let policy = self.options.reconnect.expect("reconnect is on");
+        let mut wait = policy.backoff;
+        let mut last = lost;
+        for attempt in 1..=policy.max_attempts {
+            log::warn!(
+                "lost the broker ({last}); connecting again in {wait:?}, attempt {attempt} of {}",
+                policy.max_attempts
+            );
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(policy.max_backoff);
+            match self.resubscribe() {
+                Ok(()) => {
+                    log::warn!("connected again; {} topics resumed", self.subs.len());
+                    return Ok(());
+                }
+                Err(e) if is_lost(&e) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn resubscribe(&mut self) -> Result<(), ConsumerError> {
+        self.conn = Connection::open(&self.addrs[..], Role::Consumer, &self.options.connect)?;
+        for sub in &self.subs {
+            self.conn.protocol().send(Frame::Subscribe {
+                topic: &sub.topic,
+                start: sub.resume,
+            });
+        }
+        self.conn.write_all()
+    }
+
     fn send(&mut self, frame: Frame<'_>) -> Result<(), ConsumerError> {
         self.conn.protocol().send(frame);
         self.conn.write_all()
+    }
+}
+
+/// Whether `e` means the broker went away, or is going, so that connecting again may work:
+/// the connection failed or closed, the broker is shutting down or full. A refusal of what the
+/// consumer asked (a bad topic, a wrong token) is not: asking again gets the same answer.
+fn is_lost(e: &ConsumerError) -> bool {
+    match e {
+        ConsumerError::Io(_) | ConsumerError::Closed => true,
+        ConsumerError::Refused { code, .. } => {
+            matches!(
+                code,
+                ErrorCode::ShuttingDown | ErrorCode::TooManyConnections
+            )
+        }
+        _ => false,
     }
 }

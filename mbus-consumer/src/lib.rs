@@ -29,4 +29,4 @@ pub use event::Event;
 pub use mbus_client::ClientError as ConsumerError;
 pub use mbus_client::ConnectOptions;
 pub use mbus_proto::Start;
-pub use options::ConsumerOptions;
+pub use options::{ConsumerOptions, Reconnect};

@@ -61,3 +61,103 @@ fn a_waiting_consumer_prints_messages_as_they_arrive_with_json_offsets() {
     assert!(child.wait().unwrap().success());
     broker.stop().unwrap();
 }
+
+/// Two free ports, for brokers that must come back where they were.
+fn free_ports() -> (u16, u16) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
+}
+
+fn durable_on(dir: &std::path::Path, (pport, cport): (u16, u16)) -> Broker {
+    let mut config = BrokerConfig::ephemeral();
+    config.pport = pport;
+    config.cport = cport;
+    config.data_dir = Some(dir.to_owned());
+    Broker::spawn(config).unwrap()
+}
+
+#[test]
+fn a_consumer_that_reconnects_resumes_after_the_last_message_it_handed_out() {
+    use mbus_consumer::{Consumer, ConsumerOptions, Event, Reconnect, Start};
+    let dir = std::env::temp_dir().join(format!("mbus-consumer-reconnect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ports = free_ports();
+    let broker = durable_on(&dir, ports);
+    let numbered =
+        |range: std::ops::Range<u32>| -> Vec<String> { range.map(|i| format!("m{i}")).collect() };
+    let first: Vec<String> = numbered(0..100);
+    publish(
+        ports.0,
+        "r",
+        &first.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+
+    let mut options = ConsumerOptions::default();
+    options.reconnect = Some(Reconnect::default());
+    options.read_timeout = Some(std::time::Duration::from_secs(20));
+    let mut consumer = Consumer::connect(("127.0.0.1", ports.1), &options).unwrap();
+    consumer.subscribe("r", Start::Earliest).unwrap();
+    let mut got = Vec::new();
+    let take = |consumer: &mut Consumer, until: usize, got: &mut Vec<String>| {
+        while got.len() < until {
+            if let Event::Message { offset, data, .. } = consumer.next_event().unwrap() {
+                assert_eq!(offset as usize, got.len(), "each offset once, in order");
+                got.push(String::from_utf8(data.to_vec()).unwrap());
+            }
+        }
+    };
+    take(&mut consumer, 100, &mut got);
+
+    // The broker stops and comes back on the same ports with its data; meanwhile the consumer
+    // is waiting for more.
+    broker.stop().unwrap();
+    let broker = durable_on(&dir, ports);
+    let second = numbered(100..200);
+    publish(
+        ports.0,
+        "r",
+        &second.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    take(&mut consumer, 200, &mut got);
+    assert_eq!(got, numbered(0..200));
+    broker.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_consumer_command_prints_every_line_once_across_a_broker_restart() {
+    let dir = std::env::temp_dir().join(format!("mbus-consumer-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ports = free_ports();
+    let broker = durable_on(&dir, ports);
+    let lines: Vec<String> = (0..200).map(|i| format!("line {i}")).collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    publish(ports.0, "r", &refs[..100]);
+    let mut child = consumer(ports.1, &["-t", "r", "-c", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed: Vec<String> = (0..100).map(|_| out.next().unwrap().unwrap()).collect();
+
+    broker.stop().unwrap();
+    let broker = durable_on(&dir, ports);
+    publish(ports.0, "r", &refs[100..]);
+    printed.extend(out.map(Result::unwrap));
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(printed, lines, "every line once, in order");
+    assert!(
+        stderr.contains("connecting again"),
+        "each attempt is logged: {stderr}"
+    );
+    broker.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

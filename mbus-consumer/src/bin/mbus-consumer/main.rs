@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use log::{info, warn};
 use mbus_client::cli::{BrokerArgs, parse_topic};
-use mbus_consumer::{Consumer, ConsumerOptions, Event, Start};
+use mbus_consumer::{Consumer, ConsumerOptions, Event, Reconnect, Start};
 
 use crate::format::Template;
 use crate::output::{Output, Style};
@@ -46,6 +46,10 @@ struct Cli {
     /// The broker's consumer port.
     #[arg(long, default_value_t = 9991)]
     port: u16,
+    /// When the connection is lost, connect again this many times (waiting 100 ms, doubling up
+    /// to 5 s) and go on where each topic left off; 0 exits instead.
+    #[arg(long, default_value_t = 30)]
+    reconnect_attempts: u32,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -59,6 +63,11 @@ const RECEIVE: &str = "cannot receive from the broker";
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut options = ConsumerOptions::default();
     options.connect.auth_token = cli.broker.auth_token.clone();
+    options.reconnect = (cli.reconnect_attempts > 0).then(|| {
+        let mut reconnect = Reconnect::default();
+        reconnect.max_attempts = cli.reconnect_attempts;
+        reconnect
+    });
     let host = &cli.broker.host;
     let mut consumer = Consumer::connect((host.as_str(), cli.port), &options)
         .with_context(|| format!("cannot connect to the broker at {host}:{}", cli.port))?;
