@@ -1,6 +1,7 @@
-//! `mbus-producer` reading stdin against a real broker: a line that arrives alone reaches a live
-//! consumer at once, and a line the broker would refuse stops the input only after everything
-//! before it is stored and confirmed (or is skipped with `--skip-invalid`).
+//! `mbus-producer` against a real broker: a line of stdin that arrives alone reaches a live
+//! consumer at once, a line the broker would refuse stops the input only after everything
+//! before it is stored and confirmed (or is skipped with `--skip-invalid`), and `--count`
+//! generates load from a template.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -197,4 +198,39 @@ fn with_skip_invalid_a_line_too_large_is_reported_and_the_rest_published() {
     let input = lines_with_a_large_one(0, 0, largest);
     assert!(run(&broker, &["--topic", "skip"], &input).status.success());
     assert_eq!(consumer.drain(), [vec![b'x'; largest]]);
+}
+
+#[test]
+fn count_generates_numbered_messages_of_a_size_at_a_rate_and_says_how_fast() {
+    let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
+    let mut consumer = Consumer::subscribe(broker.consumer_addr(), "load");
+    let args = [
+        "-t",
+        "load",
+        "-n",
+        "1000",
+        "-m",
+        "order {{count}}",
+        "--size",
+        "12",
+    ];
+    let output = run(&broker, &args, b"");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("published 1,000 messages (11.7 KiB) in ")
+            && stderr.trim_end().ends_with("msgs/s, all confirmed"),
+        "{stderr}"
+    );
+    let got = consumer.drain();
+    assert_eq!(got.len(), 1000);
+    assert_eq!(got[0], b"order 1.....");
+    assert_eq!(got[999], b"order 1000..");
+
+    // 20 messages at 100 a second take at least the 190 ms between the first and the last.
+    let started = Instant::now();
+    let output = run(&broker, &["-t", "load", "-n", "20", "--rate", "100"], b"");
+    assert!(output.status.success());
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    assert_eq!(consumer.drain().len(), 20);
 }

@@ -3,12 +3,17 @@
 
 use std::io::{self, BufRead, BufReader};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
 use log::info;
 use mbus_client::cli::{BrokerArgs, parse_topic};
 use mbus_producer::{Producer, ProducerError, ProducerOptions};
+
+use crate::load::Load;
+
+mod load;
 
 /// Publish messages to an mbus broker and wait until it has stored them.
 #[derive(Debug, Parser)]
@@ -17,9 +22,20 @@ struct Cli {
     /// The topic to publish to.
     #[arg(short, long, value_parser = parse_topic)]
     topic: String,
-    /// The message to publish; without it, each line of stdin is one message.
+    /// The message to publish; without it, each line of stdin is one message. With --count,
+    /// the template of each message: `{{count}}` is its number, from 1.
     #[arg(short, long)]
     message: Option<String>,
+    /// Generate this many messages from the --message template (`{{count}}` without one)
+    /// instead of reading stdin, and end with a line saying how fast they went.
+    #[arg(short = 'n', long)]
+    count: Option<u64>,
+    /// With --count: pad (with `.`) or cut each message to this size (`128`, `4KiB`).
+    #[arg(long, requires = "count", value_parser = parse_size)]
+    size: Option<usize>,
+    /// With --count: publish at most this many messages a second.
+    #[arg(long, requires = "count", value_parser = parse_rate)]
+    rate: Option<f64>,
     /// The broker's producer port.
     #[arg(long, default_value_t = 9990)]
     port: u16,
@@ -41,6 +57,24 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let host = &cli.broker.host;
     let mut producer = Producer::connect((host.as_str(), cli.port), &options)
         .with_context(|| format!("cannot connect to the broker at {host}:{}", cli.port))?;
+    if let Some(count) = cli.count {
+        let load = Load {
+            count,
+            template: cli
+                .message
+                .clone()
+                .unwrap_or_else(|| "{{count}}".to_owned()),
+            size: cli.size,
+            rate: cli.rate,
+        };
+        let started = Instant::now();
+        let bytes = load.publish(&mut producer, &cli.topic)?;
+        let confirmed = producer
+            .finish()
+            .context("the broker did not confirm every message")?;
+        eprintln!("{}", load::summary(confirmed, bytes, started.elapsed()));
+        return Ok(());
+    }
     let refused = match &cli.message {
         Some(message) => match producer.publish(&cli.topic, message.as_bytes()) {
             Ok(_) => None,
@@ -61,6 +95,22 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             "{refusal}; the {confirmed} messages before it were published and confirmed"
         )),
         None => Ok(()),
+    }
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = s
+        .parse()
+        .map_err(|e| format!("expected a size such as 128 or 4KiB: {e}"))?;
+    usize::try_from(size.as_u64()).map_err(|_| format!("{s} is too large"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        _ => Err(format!(
+            "expected a positive number of messages a second, found `{s}`"
+        )),
     }
 }
 
