@@ -106,6 +106,14 @@ pub struct BrokerConfig {
     /// file descriptor limit, at most 4,096: the rest is left to connections.
     #[cfg_attr(feature = "cli", arg(long, requires = "data_dir"))]
     pub max_open_files: Option<usize>,
+    /// Serve monitoring over HTTP on this address (`/metrics`, `/healthz`, `/v1/topics`,
+    /// `/v1/connections`); given alone, 127.0.0.1:9992; without a port, port 9992. Off by
+    /// default.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:9992")
+    )]
+    pub http: Option<String>,
     /// How long a shutdown (SIGINT, SIGTERM, or `Broker::stop`) gives consumers to take what
     /// they are owed.
     #[cfg_attr(feature = "cli", arg(long, default_value = "3s", value_parser = parse_duration))]
@@ -141,6 +149,7 @@ impl Default for BrokerConfig {
             retention_age: None,
             cache_bytes: 64 << 20,
             max_open_files: None,
+            http: None,
             shutdown_grace: Duration::from_secs(3),
         }
     }
@@ -154,6 +163,23 @@ impl BrokerConfig {
             cport: 0,
             ..BrokerConfig::default()
         }
+    }
+
+    /// The monitoring address, if there is one: `http` with port 9992 when it names none.
+    pub fn http_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        let http = self.http.as_deref()?;
+        Some(match http.parse::<SocketAddr>() {
+            Ok(addr) => Ok(addr),
+            Err(_) => match http.rsplit_once(':') {
+                Some((host, port)) if port.parse::<u16>().is_ok() && !host.contains(':') => {
+                    resolve(host, port.parse().expect("checked"))
+                }
+                _ => resolve(
+                    http.trim_matches(['[', ']']),
+                    crate::server::http::DEFAULT_PORT,
+                ),
+            },
+        })
     }
 
     /// The producer listening address.

@@ -26,6 +26,7 @@ use crate::server::{Server, ServerError, ShutdownHandle};
 pub struct Broker {
     producer_addr: SocketAddr,
     consumer_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     shutdown: ShutdownHandle,
     stats: Arc<Mutex<Stats>>,
     thread: Option<JoinHandle<(Server, Result<(), ServerError>)>>,
@@ -39,6 +40,7 @@ impl Broker {
         let mut server = Server::bind(config)?;
         let producer_addr = server.producer_addr();
         let consumer_addr = server.consumer_addr();
+        let http_addr = server.http_addr();
         let shutdown = server.shutdown_handle();
         let stats = server.stats_handle();
         let thread = std::thread::Builder::new()
@@ -51,6 +53,7 @@ impl Broker {
         Ok(Broker {
             producer_addr,
             consumer_addr,
+            http_addr,
             shutdown,
             stats,
             thread: Some(thread),
@@ -65,6 +68,11 @@ impl Broker {
     /// The address consumers connect to.
     pub fn consumer_addr(&self) -> SocketAddr {
         self.consumer_addr
+    }
+
+    /// The address of the monitoring port, when the configuration has one (`http`).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The broker's counters as of the end of its last loop turn.

@@ -23,6 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    ensure_promtool()?;
     cargo(&["test", "--workspace"])?;
     // The libraries build without their binaries' dependencies.
     cargo(&[
@@ -42,6 +43,55 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         fuzz::run(&fuzz::Args::for_secs(args.fuzz_secs))?;
     }
     println!("test: all checks passed");
+    Ok(())
+}
+
+/// Makes sure `promtool` is there for the test that checks the broker's `/metrics` output,
+/// installing Debian's `prometheus` package through apt-get when it is not.
+fn ensure_promtool() -> anyhow::Result<()> {
+    let found = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if found("promtool") {
+        return Ok(());
+    }
+    println!("test: installing promtool (Debian's prometheus package) through apt-get");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let apt = |args: &[&str]| -> anyhow::Result<()> {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("apt-get");
+            sudo
+        };
+        let status = command
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .context("cannot run apt-get")?;
+        ensure!(
+            status.success(),
+            "apt-get {} failed ({status})",
+            args.join(" ")
+        );
+        Ok(())
+    };
+    apt(&["update", "-qq"])?;
+    apt(&["install", "-y", "-qq", "prometheus"])?;
+    ensure!(
+        found("promtool"),
+        "promtool is still missing after installing prometheus"
+    );
     Ok(())
 }
 

@@ -69,6 +69,8 @@ pub struct Conn {
     pub blocked: bool,
     /// When the connection was accepted.
     pub opened: Instant,
+    /// Bytes written to the peer.
+    pub bytes_out: u64,
     /// When the peer last sent a frame, the keepalive ping went out, or closing began.
     pub heard: Instant,
     /// A keepalive `Ping` is unanswered.
@@ -97,6 +99,7 @@ impl Conn {
             queued: false,
             blocked: false,
             opened: now,
+            bytes_out: 0,
             heard: now,
             pinged: false,
             last_topic: None,

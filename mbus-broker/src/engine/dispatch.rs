@@ -60,6 +60,7 @@ impl Core {
             self.dirty.push(tid);
         }
         self.messages += 1;
+        self.counters.published_bytes += data.len() as u64;
         let conn = &mut self.conns[id];
         conn.published += 1;
         if !self.topics.is_durable() {
@@ -75,6 +76,10 @@ impl Core {
     /// one of its frames gets the rest of it through its control buffer.
     pub(super) fn release(&mut self, tid: TopicId, seg: &Segment) {
         let end = seg.base + seg.starts.len() as u64;
+        if self.topics[tid].store.is_none() {
+            // Without a disk behind it, what leaves memory is gone.
+            self.counters.dropped += seg.starts.len() as u64;
+        }
         for &cid in &self.topics[tid].subscribers {
             let conn = &mut self.conns[cid];
             let i = conn

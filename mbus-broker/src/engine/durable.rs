@@ -64,6 +64,11 @@ impl Core {
         Ok(())
     }
 
+    /// How many topics the next [`Core::commit`] has to make durable.
+    pub fn commit_pending(&self) -> usize {
+        self.commit.topics.len()
+    }
+
     /// Makes what the producers sent since the last commit as durable as a confirm promises,
     /// then lets consumers see it and queues the producers' confirms. Called once per turn of
     /// the event loop, after everything readable was read.
@@ -227,6 +232,7 @@ impl Core {
                     to: end,
                 }
                 .encode(&mut conn.control);
+                self.counters.gaps += 1;
                 end
             }
             Err(StoreError::Deleted { .. }) => return false,
@@ -238,6 +244,8 @@ impl Core {
         };
         // What was read are deliveries, not replies; the buffer was empty before (see write).
         let conn = &mut self.conns[id];
+        self.counters.delivered += next.saturating_sub(offset);
+        self.counters.delivered_bytes += (conn.control.len() - start) as u64;
         conn.control_data = conn.control.len();
         conn.subs[i].cursor = Cursor {
             offset: next,

@@ -9,6 +9,7 @@ mod conn;
 mod dispatch;
 pub mod durable;
 mod ids;
+pub mod inspect;
 pub mod memlog;
 mod output;
 pub mod storage;
@@ -108,6 +109,8 @@ pub struct Core {
     write_budget: usize,
     /// The memory all logs hold, against `max_memory`.
     budget: budget::Budget,
+    /// Totals for monitoring.
+    counters: inspect::Counters,
 }
 
 impl Core {
@@ -142,6 +145,7 @@ impl Core {
             appended: 0,
             write_budget: config.write_budget,
             budget: budget::Budget::new(config.max_memory),
+            counters: inspect::Counters::default(),
             topics: Topics::new(config.retention, storage),
             config,
             conns: Conns::default(),
@@ -284,8 +288,9 @@ impl Core {
         if let Some(i) = conn.partial_sub() {
             conn.finish_partial(i, &self.topics[conn.subs[i].topic].log);
         }
-        output::queue_confirm(conn);
+        output::queue_confirm(conn, &mut self.counters);
         Frame::Error { code, reason }.encode(&mut conn.control);
+        self.counters.error(code);
         conn.state = State::Closing;
         conn.heard = self.now;
         self.schedule_conns(self.now + self.config.handshake_timeout);
@@ -314,7 +319,7 @@ impl Core {
         }
         // A confirm owed goes first, so that a reply (a Pong, say) never overtakes the confirm
         // of publishes that arrived before the frame it answers.
-        output::queue_confirm(conn);
+        output::queue_confirm(conn, &mut self.counters);
         frame.encode(&mut conn.control);
         self.mark(id);
     }

@@ -6,6 +6,7 @@ use std::io::{self, IoSlice, Write};
 use mbus_proto::Frame;
 
 use super::conn::{Conn, State};
+use super::inspect::Counters;
 use super::memlog::Cursor;
 use super::topic::Topics;
 use super::{ConnId, Core};
@@ -84,13 +85,14 @@ fn gather<'a>(
 
 /// Appends a `Confirm` for every publish not yet confirmed. Confirms are cumulative, so however
 /// many publishes a read brought in, one frame answers them.
-pub(super) fn queue_confirm(conn: &mut Conn) {
+pub(super) fn queue_confirm(conn: &mut Conn, counters: &mut Counters) {
     if conn.durable > conn.confirmed {
         Frame::Confirm {
             count: conn.durable,
         }
         .encode(&mut conn.control);
         conn.confirmed = conn.durable;
+        counters.confirms += 1;
     }
 }
 
@@ -106,7 +108,7 @@ impl Core {
                 return Ok(Progress::Drained);
             };
             if conn.state != State::Closing {
-                queue_confirm(conn);
+                queue_confirm(conn, &mut self.counters);
                 // Gaps are noted only once earlier control frames are out, so a consumer that
                 // stalls for long hears of one gap per topic, not one per dropped segment.
                 if conn.control_pending() == 0 {
@@ -151,6 +153,7 @@ impl Core {
     /// Moves the sources of a vectored write forward by the `n` bytes the sink took.
     fn advance(&mut self, id: ConnId, sources: &[(Source, usize)], mut n: usize) {
         let conn = &mut self.conns[id];
+        conn.bytes_out += n as u64;
         for &(source, len) in sources {
             let take = len.min(n);
             match source {
@@ -164,7 +167,10 @@ impl Core {
                 }
                 Source::Sub(i) => {
                     let sub = &mut conn.subs[i];
+                    let from = sub.cursor.offset;
                     sub.cursor = self.topics[sub.topic].log.advance(sub.cursor, take);
+                    self.counters.delivered += sub.cursor.offset - from;
+                    self.counters.delivered_bytes += take as u64;
                     conn.next_sub = i + 1;
                 }
             }
@@ -187,6 +193,7 @@ impl Core {
             let topic = &self.topics[sub.topic];
             let first = topic.first();
             if sub.cursor.partial == 0 && sub.cursor.offset < first {
+                self.counters.gaps += 1;
                 Frame::Gap {
                     topic: &topic.name,
                     from: sub.cursor.offset,

@@ -63,6 +63,9 @@ pub trait TopicStorage: fmt::Debug + Send {
 
     /// Deletes what retention no longer keeps; the oldest offsets go first.
     fn enforce_retention(&mut self) -> Result<(), StoreError>;
+
+    /// Bytes the topic takes in storage.
+    fn bytes(&self) -> u64;
 }
 
 /// What a [`TopicStorage::read`] appended: the frames of offsets `first..next`, `bytes` long.

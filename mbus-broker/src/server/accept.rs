@@ -69,6 +69,7 @@ impl Server {
             stream,
             peer,
             input: Input::default(),
+            bytes_in: 0,
         });
     }
 }

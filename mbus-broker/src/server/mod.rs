@@ -4,6 +4,7 @@
 //! passes decoded frames to the core, then writes what the core says connections are owed.
 
 mod accept;
+pub mod http;
 mod input;
 mod shutdown;
 mod traffic;
@@ -26,7 +27,10 @@ const PRODUCERS: Token = Token(0);
 const CONSUMERS: Token = Token(1);
 const WAKER: Token = Token(2);
 const SIGNALS: Token = Token(3);
-const FIRST_CONN: usize = 4;
+const HTTP_LISTENER: Token = Token(4);
+const FIRST_CONN: usize = 5;
+/// The first token of a monitoring connection, far above any client's.
+const FIRST_HTTP: usize = usize::MAX / 2;
 
 /// Most bytes read from one connection per loop iteration, so a busy peer cannot starve others.
 const READ_BUDGET: usize = 1 << 20;
@@ -65,6 +69,8 @@ struct Socket {
     stream: TcpStream,
     peer: SocketAddr,
     input: Input,
+    /// Bytes read from it, for monitoring.
+    bytes_in: u64,
 }
 
 /// How many connections the kernel completes ahead of the loop's accepts. std's and mio's 128
@@ -107,6 +113,10 @@ pub struct Server {
     signals: Option<signal_hook_mio::v1_0::Signals>,
     /// The core's counters as of the last turn, for [`Server::stats_handle`].
     stats: Arc<Mutex<Stats>>,
+    /// The monitoring port, with `--http`.
+    http: Option<http::Http>,
+    /// What monitoring shows of the group commits.
+    commits: http::CommitMetrics,
 }
 
 impl Server {
@@ -148,6 +158,22 @@ impl Server {
             .register(&mut consumers, CONSUMERS, Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let waker = Waker::new(registry, WAKER).map_err(ServerError::Poll)?;
+        let http = match config.http_addr() {
+            None => None,
+            Some(addr) => {
+                let mut listener =
+                    addr.and_then(bind_listener)
+                        .map_err(|source| ServerError::Bind {
+                            addr: config.http.clone().unwrap_or_default(),
+                            role: "monitoring client",
+                            source,
+                        })?;
+                registry
+                    .register(&mut listener, HTTP_LISTENER, Interest::READABLE)
+                    .map_err(ServerError::Poll)?;
+                Some(http::Http::new(listener, FIRST_HTTP))
+            }
+        };
         let now = Instant::now();
         let storage = config
             .storage()
@@ -178,6 +204,8 @@ impl Server {
             turns: 0,
             signals: None,
             stats: Arc::default(),
+            http,
+            commits: http::CommitMetrics::default(),
         })
     }
 
@@ -206,6 +234,11 @@ impl Server {
         self.consumers
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address of the monitoring port, with `--http`.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|h| h.local_addr().ok())
     }
 
     /// A handle that stops [`Server::run`] from any thread.
@@ -278,6 +311,31 @@ impl Server {
         }
     }
 
+    /// Answers the monitoring connections that are ready, from the core as it is after this
+    /// turn's commit, and closes those whose time is up.
+    fn serve_http(&mut self, ready: &[Token], now: Instant) {
+        let Some(http) = &mut self.http else {
+            return;
+        };
+        let sockets = &self.sockets;
+        let bytes_in = |i: usize| {
+            sockets
+                .get(i)
+                .and_then(Option::as_ref)
+                .map_or(0, |s| s.bytes_in)
+        };
+        let cx = http::Context {
+            core: &self.core,
+            shutting_down: self.shutdown.requested(),
+            commits: &self.commits,
+            bytes_in: &bytes_in,
+        };
+        for &token in ready {
+            http.ready(token, self.poll.registry(), &cx);
+        }
+        http.expire(now, self.poll.registry());
+    }
+
     /// One turn of the loop, always in this order:
     ///
     /// 1. sleep until a socket is ready or the next deadline: the core's
@@ -286,14 +344,16 @@ impl Server {
     /// 2. tell the core the time ([`Core::handle_timeout`]), which fires its due timers;
     /// 3. accept, and read every readable connection, handing the core each frame;
     /// 4. [`Core::commit`]: one durable write for everything read, before any confirm;
-    /// 5. drop connections the core gave up on ([`Core::take_expired`]);
-    /// 6. write what the core says each connection is owed, deliveries first.
+    /// 5. answer the monitoring requests that arrived, from the core as it now is;
+    /// 6. drop connections the core gave up on ([`Core::take_expired`]);
+    /// 7. write what the core says each connection is owed, deliveries first.
     fn turn(&mut self, events: &mut Events, accepting: bool) -> Result<(), ServerError> {
         let busy = self.core.has_ready() || !self.read_backlog.is_empty();
         let wake_at = [
             self.core.poll_timeout(),
             self.accept_paused_until,
             self.grace_ends,
+            self.http.as_ref().and_then(http::Http::next_deadline),
         ]
         .into_iter()
         .flatten()
@@ -311,6 +371,7 @@ impl Server {
         }
         let now = Instant::now();
         self.core.handle_timeout(now);
+        let mut http_ready = Vec::new();
         if accepting && self.accept_paused_until.is_some_and(|t| now >= t) {
             self.accept_paused_until = None;
             self.accept(Role::Producer);
@@ -328,7 +389,15 @@ impl Server {
                         }
                     }
                 }
+                HTTP_LISTENER => {
+                    if let Some(http) = &mut self.http {
+                        http.accept(self.poll.registry(), now);
+                    }
+                }
                 PRODUCERS | CONSUMERS | WAKER => {}
+                token if self.http.as_ref().is_some_and(|h| h.owns(token)) => {
+                    http_ready.push(token);
+                }
                 Token(t) => {
                     let id = ConnId::from_index(t - FIRST_CONN);
                     if event.is_writable() {
@@ -343,7 +412,16 @@ impl Server {
         for id in std::mem::take(&mut self.read_backlog) {
             self.read(id);
         }
+        let committing = self.core.commit_pending();
+        let started = Instant::now();
         self.core.commit();
+        if committing > 0 {
+            self.commits
+                .duration
+                .observe(started.elapsed().as_secs_f64());
+            self.commits.topics.observe(committing as f64);
+        }
+        self.serve_http(&http_ready, now);
         let mut expired = Vec::new();
         self.core.take_expired(&mut expired);
         for id in expired {

@@ -59,6 +59,7 @@ impl Server {
                     return self.drop_socket(id);
                 }
                 Ok(n) => {
+                    socket.bytes_in += n as u64;
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         self.read_backlog.push(id);

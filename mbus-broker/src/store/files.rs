@@ -137,4 +137,8 @@ impl TopicStorage for FileTopic {
     fn enforce_retention(&mut self) -> Result<(), StoreError> {
         self.store.enforce_retention(SystemTime::now()).map(drop)
     }
+
+    fn bytes(&self) -> u64 {
+        self.store.bytes()
+    }
 }

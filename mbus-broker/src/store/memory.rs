@@ -351,6 +351,10 @@ impl TopicStorage for MemoryTopic {
         })
     }
 
+    fn bytes(&self) -> u64 {
+        self.with(None, |t, _| Ok(t.bytes)).unwrap_or(0)
+    }
+
     fn enforce_retention(&mut self) -> Result<(), StoreError> {
         self.with(None, |t, disk| {
             while t.records.len() > 1 && t.bytes > disk.retention_bytes {

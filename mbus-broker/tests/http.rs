@@ -1,0 +1,252 @@
+//! The monitoring port on a running broker: exact figures after known traffic in `/metrics`
+//! (which `promtool check metrics` accepts) and in the JSON views, `/healthz`, and hostile
+//! HTTP clients beside healthy traffic.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mbus_broker::{Broker, BrokerConfig};
+use mbus_proto::{Frame, Role, Start};
+use support::Owned;
+use support::net::Client;
+
+fn broker() -> Broker {
+    let mut config = BrokerConfig::ephemeral();
+    config.http = Some("127.0.0.1:0".into());
+    Broker::spawn(config).unwrap()
+}
+
+/// Sends `request` whole and returns the status code and body of the answer.
+fn request(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    request(addr, &format!("GET {path} HTTP/1.1\r\nHost: mbus\r\n\r\n"))
+}
+
+/// The value of the series `name` (labels included, as the exposition writes them).
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+/// Publishes `count` messages of `size` bytes to `topic` on one connection, all confirmed.
+fn publish(broker: &Broker, topic: &str, count: u64, size: usize) {
+    let mut p = Client::open(broker.producer_addr(), Role::Producer);
+    let data = vec![b'm'; size];
+    let mut batch = Vec::new();
+    for _ in 0..count {
+        Frame::Publish { topic, data: &data }.encode(&mut batch);
+    }
+    p.stream.write_all(&batch).unwrap();
+    while p.recv() != Some(Owned::Confirm(count)) {}
+}
+
+fn read_all(c: &mut Client, count: u64) {
+    let mut got = 0;
+    while got < count {
+        if let Some(Owned::Deliver { .. }) = c.recv() {
+            got += 1;
+        }
+    }
+}
+
+#[test]
+fn metrics_count_exactly_what_passed_and_promtool_accepts_them() {
+    let broker = broker();
+    let http = broker.http_addr().unwrap();
+    let mut c = Client::open(broker.consumer_addr(), Role::Consumer);
+    c.send(Frame::Subscribe {
+        topic: "m",
+        start: Start::Earliest,
+    });
+    publish(&broker, "m", 1000, 100);
+    read_all(&mut c, 1000);
+    // A refused client shows among the errors.
+    let mut bad = Client::open(broker.producer_addr(), Role::Producer);
+    bad.send(Frame::Publish {
+        topic: "no spaces",
+        data: b"x",
+    });
+    assert!(matches!(bad.recv(), Some(Owned::Error { .. })));
+
+    let (status, metrics) = get(http, "/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(sample(&metrics, "mbus_messages_published_total"), 1000.0);
+    assert_eq!(sample(&metrics, "mbus_published_bytes_total"), 100_000.0);
+    assert_eq!(sample(&metrics, "mbus_messages_delivered_total"), 1000.0);
+    assert_eq!(sample(&metrics, "mbus_topics"), 1.0);
+    assert_eq!(sample(&metrics, "mbus_connections_opened_total"), 3.0);
+    assert_eq!(
+        sample(&metrics, "mbus_errors_total{code=\"InvalidTopic\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, "mbus_topic_next_offset{topic=\"m\"}"),
+        1000.0
+    );
+    assert_eq!(sample(&metrics, "mbus_topic_subscribers{topic=\"m\"}"), 1.0);
+    assert!(sample(&metrics, "mbus_memory_held_bytes") >= 100_000.0);
+
+    let promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs: install Debian's prometheus package (.ci/run does)");
+    let mut child = promtool;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Prometheus asks for OpenMetrics, and gets it.
+    let (status, openmetrics) = request(
+        http,
+        "GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text; version=1.0.0\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(openmetrics.ends_with("# EOF\n"));
+    assert_eq!(
+        sample(&openmetrics, "mbus_messages_published_total"),
+        1000.0
+    );
+}
+
+#[test]
+fn the_topic_view_shows_offsets_and_each_consumers_position() {
+    let broker = broker();
+    let http = broker.http_addr().unwrap();
+    publish(&broker, "orders", 400, 10);
+    let mut c = Client::open(broker.consumer_addr(), Role::Consumer);
+    c.send(Frame::Subscribe {
+        topic: "orders",
+        start: Start::Earliest,
+    });
+    read_all(&mut c, 400);
+    let (status, body) = get(http, "/v1/topics/orders");
+    assert_eq!(status, 200);
+    let topic: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(topic["next_offset"], 400);
+    assert_eq!(topic["messages"], 400);
+    assert_eq!(topic["subscribers"][0]["position"], 400);
+    assert_eq!(topic["subscribers"][0]["lag"], 0);
+
+    let (_, list) = get(http, "/v1/topics");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["topics"][0]["name"], "orders");
+    assert_eq!(get(http, "/v1/topics/nope").0, 404);
+
+    let (_, conns) = get(http, "/v1/connections");
+    let conns: serde_json::Value = serde_json::from_str(&conns).unwrap();
+    let consumer = conns["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == "consumer")
+        .unwrap();
+    assert_eq!(consumer["subscriptions"][0]["topic"], "orders");
+    assert!(consumer["bytes_out"].as_u64().unwrap() > 400 * 10);
+    assert!(consumer["bytes_in"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn healthz_is_ok_while_serving() {
+    let broker = broker();
+    assert_eq!(
+        get(broker.http_addr().unwrap(), "/healthz"),
+        (200, "ok\n".into())
+    );
+}
+
+#[test]
+fn hostile_http_clients_get_errors_or_closes_and_clients_never_notice() {
+    let broker = broker();
+    let http = broker.http_addr().unwrap();
+    let mut c = Client::open(broker.consumer_addr(), Role::Consumer);
+    c.send(Frame::Subscribe {
+        topic: "healthy",
+        start: Start::Earliest,
+    });
+    // A silent client and a trickling one, held open while the rest goes on.
+    let silent = TcpStream::connect(http).unwrap();
+    let mut trickle = TcpStream::connect(http).unwrap();
+    trickle.write_all(b"GET /met").unwrap();
+    let opened = Instant::now();
+
+    let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    assert_eq!(request(http, &huge).0, 431);
+    assert_eq!(request(http, "\x16\x03\x01garbage\r\n\r\n").0, 400);
+    assert_eq!(
+        request(http, "DELETE /v1/topics/healthy HTTP/1.1\r\n\r\n").0,
+        405
+    );
+    assert_eq!(get(http, "/nowhere").0, 404);
+    // Past the connection limit a client is told so.
+    let crowd: Vec<TcpStream> = (0..80).map(|_| TcpStream::connect(http).unwrap()).collect();
+    let mut refused = 0;
+    for mut s in crowd.into_iter().rev().take(10) {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut answer = String::new();
+        if s.read_to_string(&mut answer).is_ok() && answer.starts_with("HTTP/1.1 503") {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "connections past the limit are refused");
+
+    // Healthy traffic flowed throughout.
+    publish(&broker, "healthy", 1000, 64);
+    read_all(&mut c, 1000);
+
+    // The slow clients are cut off at the request timeout.
+    for mut s in [silent, trickle] {
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
+    let waited = opened.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(14),
+        "{waited:?}"
+    );
+    assert_eq!(get(http, "/healthz").0, 200);
+}

@@ -1,0 +1,101 @@
+//! What the core shows monitoring, exactly: a consumer that was sent 400 of 1,000 messages is
+//! at offset 400 with a lag of 600, and the counters say what passed.
+
+mod support;
+
+use std::io::{self, Write};
+
+use mbus_proto::{Frame, Start};
+use support::Harness;
+
+/// A socket that takes `room` bytes and then would block.
+struct Room(usize);
+
+impl Write for Room {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.0 == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.0);
+        self.0 -= n;
+        Ok(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut total = 0;
+        for buf in bufs {
+            match self.write(buf) {
+                Ok(n) => total += n,
+                Err(e) if total == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(total)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_consumer_sent_400_of_1000_messages_lags_600() {
+    let mut h = Harness::new();
+    let p = h.producer();
+    for i in 0..1000u32 {
+        h.publish(p, "t", &i.to_be_bytes());
+    }
+    let c = h.consumer();
+    h.core.receive(
+        c,
+        Frame::Subscribe {
+            topic: "t",
+            start: Start::Earliest,
+        },
+    );
+    let subscribed = Frame::Subscribed {
+        topic: "t",
+        offset: 0,
+    }
+    .to_bytes()
+    .len();
+    let deliver = Frame::Deliver {
+        topic: "t",
+        offset: 0,
+        data: &[0; 4],
+    }
+    .to_bytes()
+    .len();
+    // Offsets below 128 encode in one byte, up to 255 in two (uint 8), the rest in three.
+    let sent = subscribed + 128 * deliver + 128 * (deliver + 1) + (400 - 256) * (deliver + 2);
+    let mut ready = Vec::new();
+    h.core.take_ready(&mut ready);
+    let mut sink = Room(sent);
+    while !matches!(
+        h.core.write(c, &mut sink),
+        Ok(mbus_broker::engine::Progress::Blocked)
+    ) {}
+
+    let topic = &h.core.topic_infos()[0];
+    assert_eq!((topic.first, topic.next), (0, 1000));
+    assert_eq!(topic.subscribers.len(), 1);
+    assert_eq!(topic.subscribers[0].position, 400);
+    assert_eq!(topic.subscribers[0].lag, 600);
+    let counters = h.core.counters();
+    assert_eq!(counters.delivered, 400);
+    assert_eq!(counters.published_bytes, 4000);
+    let conn = h
+        .core
+        .conn_infos()
+        .into_iter()
+        .find(|info| info.id == c)
+        .unwrap();
+    let welcome = Frame::Welcome {
+        version: mbus_proto::PROTOCOL_VERSION,
+        max_frame: mbus_proto::DEFAULT_MAX_FRAME,
+    }
+    .to_bytes()
+    .len();
+    assert_eq!(conn.bytes_out, (welcome + sent) as u64);
+    assert_eq!(conn.subscriptions, [("t".to_owned(), 400)]);
+}
