@@ -250,3 +250,95 @@ fn hostile_http_clients_get_errors_or_closes_and_clients_never_notice() {
     );
     assert_eq!(get(http, "/healthz").0, 200);
 }
+
+#[test]
+fn healthz_says_503_while_shutting_down() {
+    let mut config = BrokerConfig::ephemeral();
+    config.http = Some("127.0.0.1:0".into());
+    config.shutdown_grace = Duration::from_secs(3);
+    let broker = Broker::spawn(config).unwrap();
+    let http = broker.http_addr().unwrap();
+    // A consumer that never reads what it is owed keeps the broker in its grace period.
+    // More than socket buffers hold: 40 MB.
+    publish(&broker, "owed", 200, 200_000);
+    let mut c = Client::open(broker.consumer_addr(), Role::Consumer);
+    c.send(Frame::Subscribe {
+        topic: "owed",
+        start: Start::Earliest,
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    broker.shutdown_handle().shutdown();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut seen = None;
+    while Instant::now() < deadline && seen.is_none() {
+        match get(http, "/healthz") {
+            (503, body) => seen = Some(body),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    assert_eq!(seen.as_deref(), Some("shutting down\n"));
+    drop(c);
+    broker.stop().unwrap();
+}
+
+/// A real Prometheus server (Debian's package) scrapes the broker once a second and answers a
+/// query for the published-messages counter with what was published.
+#[test]
+fn prometheus_scrapes_the_broker_and_answers_a_query() {
+    let broker = broker();
+    let http = broker.http_addr().unwrap();
+    publish(&broker, "scraped", 123, 10);
+    let dir = std::env::temp_dir().join(format!("mbus-prometheus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mbus\n    \
+             static_configs:\n      - targets: [\"{http}\"]\n"
+        ),
+    )
+    .unwrap();
+    let web = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus runs: install Debian's prometheus package (.ci/run does)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut answer = String::new();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let Ok(mut stream) = TcpStream::connect(web) else {
+            continue;
+        };
+        let query = "GET /api/v1/query?query=mbus_messages_published_total HTTP/1.1\r\n\
+                     Host: prometheus\r\nConnection: close\r\n\r\n";
+        answer.clear();
+        if stream.write_all(query.as_bytes()).is_err()
+            || stream.read_to_string(&mut answer).is_err()
+        {
+            continue;
+        }
+        if answer.contains("\"123\"") {
+            break;
+        }
+    }
+    prometheus.kill().unwrap();
+    prometheus.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        answer.contains("mbus_messages_published_total") && answer.contains("\"123\""),
+        "Prometheus answered {answer}"
+    );
+}
