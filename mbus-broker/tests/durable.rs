@@ -571,3 +571,30 @@ fn a_commit_that_fails_on_a_full_disk_drops_only_its_own_and_the_topic_resumes()
     let got: Vec<Vec<u8>> = payloads(&out).into_iter().map(|(_, d)| d).collect();
     assert_eq!(got, [&b"a"[..], b"b", b"next"]);
 }
+
+#[test]
+fn subscribing_alone_leaves_nothing_on_disk_and_the_first_publish_creates_the_files() {
+    let dir = TempDir::new("subscribe-only");
+    let mut h = durable_harness(&dir, 1 << 20);
+    let (c, out) = subscribe_from_earliest(&mut h, "typo");
+    assert_eq!(out, vec![]);
+    assert!(
+        !topic_dir(&dir, "typo").exists(),
+        "a subscription alone made a directory"
+    );
+    // The subscriber waits for the first message; publishing creates the files.
+    let p = h.producer();
+    h.publish(p, "typo", b"first");
+    h.core.commit();
+    assert_eq!(h.output(p), vec![Owned::Confirm(1)]);
+    assert_eq!(payloads(&h.output(c)), vec![(0, b"first".to_vec())]);
+    assert!(topic_dir(&dir, "typo").is_dir());
+    // After a restart the topic is there with its message, and a name only ever subscribed to
+    // is not.
+    subscribe_from_earliest(&mut h, "never-published");
+    drop(h);
+    let mut h = durable_harness(&dir, 1 << 20);
+    let (_, out) = subscribe_from_earliest(&mut h, "typo");
+    assert_eq!(payloads(&out), vec![(0, b"first".to_vec())]);
+    assert!(!topic_dir(&dir, "never-published").exists());
+}

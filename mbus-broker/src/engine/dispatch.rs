@@ -14,7 +14,7 @@ impl Core {
         let tid = match self.conns[id].last_topic {
             Some(tid) if *self.topics[tid].name == *topic => tid,
             _ => {
-                let Some(tid) = self.topic_for(id, topic) else {
+                let Some(tid) = self.topic_for(id, topic, true) else {
                     return;
                 };
                 self.conns[id].last_topic = Some(tid);
@@ -29,6 +29,13 @@ impl Core {
             );
             return self.reject(id, ErrorCode::Internal, &reason);
         }
+        if t.store.is_none() && t.unavailable.is_none() && self.topics.is_durable() {
+            // Subscribed to before anyone published: its files come with its first message.
+            if let Err(e) = self.topics.open_files(tid) {
+                return self.storage_failed(id, topic, &e);
+            }
+        }
+        let t = &mut self.topics[tid];
         let before = t.log.bytes();
         let mark = Mark::of(&t.log);
         let offset = t.log.append(topic, data, self.messages);
@@ -95,7 +102,7 @@ impl Core {
     /// The topic a publish or subscription names, created if it is new. A name that breaks the
     /// rules, a new topic beyond `max_topics`, or storage that fails gets the connection
     /// refused, and `None`.
-    fn topic_for(&mut self, id: ConnId, topic: &str) -> Option<TopicId> {
+    fn topic_for(&mut self, id: ConnId, topic: &str, files: bool) -> Option<TopicId> {
         if let Some(tid) = self.topics.find(topic) {
             if let Some(why) = &self.topics[tid].unavailable {
                 let reason = format!("topic {topic} is unavailable: {why}");
@@ -116,7 +123,7 @@ impl Core {
             self.reject(id, ErrorCode::LimitReached, &reason);
             return None;
         }
-        match self.topics.get_or_create(topic) {
+        match self.topics.get_or_create(topic, files) {
             Ok(tid) => Some(tid),
             Err(e) => {
                 self.storage_failed(id, topic, &e);
@@ -155,7 +162,8 @@ impl Core {
             );
             return self.reject(id, ErrorCode::LimitReached, &reason);
         }
-        let Some(tid) = self.topic_for(id, topic) else {
+        // A subscription alone creates no files: a typo must not become a directory for good.
+        let Some(tid) = self.topic_for(id, topic, false) else {
             return;
         };
         let log = &self.topics[tid].log;

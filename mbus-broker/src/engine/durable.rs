@@ -40,7 +40,7 @@ impl Core {
         let names = storage.topics()?;
         let sync_interval = storage.sync_interval();
         for name in &names {
-            let tid = match self.topics.get_or_create(name) {
+            let tid = match self.topics.get_or_create(name, true) {
                 Ok(tid) => tid,
                 // One topic's damage is its own: it is reported and served as unavailable, and
                 // recovery goes on with the others.

@@ -94,9 +94,11 @@ impl Topics {
         }
     }
 
-    /// The topic called `name`, created (and logged) if it is new; with a data directory, its
-    /// files are opened and recovered.
-    pub fn get_or_create(&mut self, name: &str) -> Result<TopicId, StoreError> {
+    /// The topic called `name`, created (and logged) if it is new. With a data directory, its
+    /// files are opened and recovered, or, without `files`, left for its first publish
+    /// ([`Topics::open_files`]), so that subscribing to a name nobody publishes to leaves
+    /// nothing on disk.
+    pub fn get_or_create(&mut self, name: &str, files: bool) -> Result<TopicId, StoreError> {
         if let Some(&id) = self.by_name.get(name) {
             return Ok(id);
         }
@@ -105,6 +107,8 @@ impl Topics {
                 log::info!("creating topic {name}");
                 (Log::new(self.retention), None)
             }
+            // Every topic with files was opened at start: this one has none yet.
+            Some(_) if !files => (Log::durable(self.retention, 0), None),
             Some(storage) => {
                 let store = storage.open(name)?;
                 if store.next() == 0 {
@@ -129,6 +133,19 @@ impl Topics {
         });
         self.by_name.insert(name.into(), id);
         Ok(id)
+    }
+
+    /// Creates the files of durable topic `id`, which has none yet, for its first publish.
+    pub fn open_files(&mut self, id: TopicId) -> Result<(), StoreError> {
+        let storage = self
+            .storage
+            .as_mut()
+            .expect("only durable topics have files");
+        let topic = &mut self.topics[id.0];
+        debug_assert!(topic.store.is_none() && topic.log.next() == 0);
+        log::info!("creating topic {}", topic.name);
+        topic.store = Some(storage.open(&topic.name)?);
+        Ok(())
     }
 
     /// Registers `name` as a topic whose files could not be opened, for `reason`.
