@@ -213,8 +213,13 @@ fn hostile_http_clients_get_errors_or_closes_and_clients_never_notice() {
     assert_eq!(request(http, &huge).0, 431);
     assert_eq!(request(http, "\x16\x03\x01garbage\r\n\r\n").0, 400);
     assert_eq!(
-        request(http, "DELETE /v1/topics/healthy HTTP/1.1\r\n\r\n").0,
+        request(http, "PUT /v1/topics/healthy HTTP/1.1\r\n\r\n").0,
         405
+    );
+    // The topic healthy traffic reads is not deleted from under its reader.
+    assert_eq!(
+        request(http, "DELETE /v1/topics/healthy HTTP/1.1\r\n\r\n").0,
+        409
     );
     assert_eq!(get(http, "/nowhere").0, 404);
     // Past the connection limit a client is told so.
@@ -341,4 +346,67 @@ fn prometheus_scrapes_the_broker_and_answers_a_query() {
         answer.contains("mbus_messages_published_total") && answer.contains("\"123\""),
         "Prometheus answered {answer}"
     );
+}
+
+#[test]
+fn delete_removes_a_topic_and_its_directory_with_the_token_and_only_forced_under_readers() {
+    let dir = std::env::temp_dir().join(format!("mbus-http-delete-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = BrokerConfig::ephemeral();
+    config.http = Some("127.0.0.1:0".into());
+    config.data_dir = Some(dir.clone());
+    config.auth_token = Some("s3cret".into());
+    let broker = Broker::spawn(config).unwrap();
+    let http = broker.http_addr().unwrap();
+    let mut p = Client::open_with(broker.producer_addr(), Role::Producer, Some("s3cret"));
+    for topic in ["gone", "read"] {
+        p.send(Frame::Publish { topic, data: b"x" });
+    }
+    while p.recv() != Some(Owned::Confirm(2)) {}
+    let topic_dir = |name: &str| dir.join("topics").join(name);
+    assert!(topic_dir("gone").is_dir());
+
+    let delete = |path: &str, token: Option<&str>| {
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        request(http, &format!("DELETE {path} HTTP/1.1\r\n{auth}\r\n"))
+    };
+    assert_eq!(delete("/v1/topics/gone", None).0, 401);
+    assert_eq!(delete("/v1/topics/gone", Some("wrong")).0, 401);
+    assert_eq!(delete("/v1/topics/gone", Some("s3cret")).0, 200);
+    assert!(!topic_dir("gone").exists(), "its directory is gone");
+    assert_eq!(get(http, "/v1/topics/gone").0, 404);
+    assert_eq!(delete("/v1/topics/gone", Some("s3cret")).0, 404);
+
+    // A topic with a reader is kept unless the deletion is forced, which closes the reader.
+    let mut c = Client::open_with(broker.consumer_addr(), Role::Consumer, Some("s3cret"));
+    c.send(Frame::Subscribe {
+        topic: "read",
+        start: Start::Earliest,
+    });
+    assert!(matches!(c.recv(), Some(Owned::Subscribed { .. })));
+    assert!(matches!(c.recv(), Some(Owned::Deliver { .. })));
+    let (status, body) = delete("/v1/topics/read", Some("s3cret"));
+    assert_eq!(status, 409, "{body}");
+    assert!(topic_dir("read").is_dir());
+    assert_eq!(delete("/v1/topics/read?force=true", Some("s3cret")).0, 200);
+    match c.recv() {
+        Some(Owned::Error { reason, .. }) => assert!(reason.contains("deleted"), "{reason}"),
+        other => panic!("the reader was told: {other:?}"),
+    }
+    assert!(!topic_dir("read").exists());
+
+    // Publishing to a deleted name makes a new topic, from offset 0.
+    p.send(Frame::Publish {
+        topic: "gone",
+        data: b"again",
+    });
+    while p.recv() != Some(Owned::Confirm(3)) {}
+    let (_, body) = get(http, "/v1/topics/gone");
+    let topic: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (topic["first_offset"].clone(), topic["next_offset"].clone()),
+        (0.into(), 1.into())
+    );
+    broker.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -99,3 +99,31 @@ fn a_consumer_sent_400_of_1000_messages_lags_600() {
     assert_eq!(conn.bytes_out, (welcome + sent) as u64);
     assert_eq!(conn.subscriptions, [("t".to_owned(), 400)]);
 }
+
+#[test]
+fn a_deleted_topic_leaves_no_trace_in_views_counts_or_memory() {
+    use mbus_broker::engine::admin::DeleteError;
+    let mut h = Harness::new();
+    let p = h.producer();
+    for topic in ["a", "b"] {
+        for _ in 0..10 {
+            h.publish(p, topic, &[7; 100]);
+        }
+    }
+    let held = h.core.stats().memory_held;
+    assert!(matches!(
+        h.core.delete_topic("nope", false),
+        Err(DeleteError::NotFound(_))
+    ));
+    h.core.delete_topic("a", false).unwrap();
+    let stats = h.core.stats();
+    assert_eq!(stats.topics, 1);
+    assert!(stats.memory_held < held, "its memory is given back");
+    let names: Vec<String> = h.core.topic_infos().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["b"]);
+    // The producer that published to it last publishes to a new topic of that name.
+    h.publish(p, "a", b"new");
+    assert_eq!(h.core.topic_range("a"), Some(0..1));
+    assert_eq!(h.core.message("a", 0), Some(&b"new"[..]));
+    assert_eq!(h.core.stats().topics, 2);
+}

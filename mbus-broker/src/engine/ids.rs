@@ -25,7 +25,7 @@ impl ConnId {
     }
 }
 
-/// Identifies a topic inside the core; topics are never removed, so ids stay valid.
+/// Identifies a topic inside the core. A deleted topic keeps its slot, empty, so ids stay valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicId(pub(super) usize);
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use mbus_proto::{ErrorCode, Role};
 
+use super::Core;
 use super::conn::State;
-use super::{Core, TopicId};
 
 /// The most error codes counted one by one; higher codes share the last slot.
 pub const ERROR_CODES: usize = 16;
@@ -99,16 +99,15 @@ impl Core {
     /// Every topic, in the order they were created.
     pub fn topic_infos(&self) -> Vec<TopicInfo> {
         self.topics
-            .iter()
-            .enumerate()
-            .map(|(i, topic)| {
+            .iter_ids()
+            .map(|(id, topic)| {
                 let next = topic.log.next();
                 let subscribers = topic
                     .subscribers
                     .iter()
                     .filter_map(|&cid| {
                         let conn = self.conns.get(cid)?;
-                        let sub = conn.subs[conn.sub_index(TopicId(i))?];
+                        let sub = conn.subs[conn.sub_index(id)?];
                         let position = sub.cursor.offset;
                         Some(SubscriberInfo {
                             peer: conn.peer,

@@ -4,6 +4,7 @@
 //! asks it to write what a connection is owed into anything that implements `io::Write`. The core
 //! never sees a socket, a token or a clock, so every behaviour is testable in memory.
 
+pub mod admin;
 mod budget;
 mod conn;
 mod dispatch;

@@ -19,6 +19,10 @@ pub trait Storage: fmt::Debug + Send {
     /// does.
     fn open(&mut self, topic: &str) -> Result<Box<dyn TopicStorage>, StoreError>;
 
+    /// Deletes everything stored of `topic`, whose storage was dropped first. Deleting a
+    /// topic that has nothing stored is not an error.
+    fn delete(&mut self, topic: &str) -> Result<(), StoreError>;
+
     /// How long a commit may stay unsynced: with `Some(d)`, every topic committed since the
     /// last [`TopicStorage::sync`] is synced at most `d` after its first such commit. `None`
     /// when a commit already syncs, or when syncing is left to the system.

@@ -38,6 +38,9 @@ pub struct Topic {
     /// more messages and shows none beyond its last commit until the broker restarts and
     /// recovery reads the files again.
     pub failure: Option<String>,
+    /// Deleted: its id stays valid, but it has no name, messages, subscribers or files, and
+    /// no iteration shows it.
+    pub deleted: bool,
 }
 
 impl Topic {
@@ -81,6 +84,8 @@ pub struct Topics {
     storage: Option<Box<dyn Storage>>,
     /// Topics registered as unavailable.
     unavailable: usize,
+    /// Topics deleted since start.
+    deleted: usize,
 }
 
 impl Topics {
@@ -91,6 +96,7 @@ impl Topics {
             retention,
             storage,
             unavailable: 0,
+            deleted: 0,
         }
     }
 
@@ -130,6 +136,7 @@ impl Topics {
             unavailable: None,
             damage_logged: Vec::new(),
             failure: None,
+            deleted: false,
         });
         self.by_name.insert(name.into(), id);
         Ok(id)
@@ -163,6 +170,7 @@ impl Topics {
             unavailable: Some(reason),
             damage_logged: Vec::new(),
             failure: None,
+            deleted: false,
         });
         self.by_name.insert(name.into(), id);
         self.unavailable += 1;
@@ -187,16 +195,49 @@ impl Topics {
         self.by_name.get(name).copied()
     }
 
+    /// Topics that exist: created and not deleted.
     pub fn len(&self) -> usize {
-        self.topics.len()
+        self.topics.len() - self.deleted
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Topic> {
-        self.topics.iter()
+        self.topics.iter().filter(|t| !t.deleted)
+    }
+
+    /// Every topic that exists, with its id.
+    pub fn iter_ids(&self) -> impl Iterator<Item = (TopicId, &Topic)> {
+        self.topics
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.deleted)
+            .map(|(i, t)| (TopicId(i), t))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Topic> {
-        self.topics.iter_mut()
+        self.topics.iter_mut().filter(|t| !t.deleted)
+    }
+
+    /// Deletes topic `id`: its name is free again, its messages and files are gone. The caller
+    /// has ended its subscriptions. The files go last, so that a failure to remove them leaves
+    /// the topic deleted all the same, with the error to report.
+    pub fn delete(&mut self, id: TopicId) -> Result<(), StoreError> {
+        let topic = &mut self.topics[id.0];
+        debug_assert!(!topic.deleted && topic.subscribers.is_empty());
+        self.by_name.remove(&topic.name);
+        topic.deleted = true;
+        topic.log = Log::new(self.retention);
+        // An unavailable topic's damaged files go too: deleting it is how an operator clears it.
+        let was_unavailable = topic.unavailable.take().is_some();
+        if was_unavailable {
+            self.unavailable -= 1;
+        }
+        let had_files = topic.store.take().is_some() || was_unavailable;
+        self.deleted += 1;
+        log::info!("deleted topic {}", topic.name);
+        match &mut self.storage {
+            Some(storage) if had_files => storage.delete(&topic.name),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The monitoring port (`--http`): HTTP/1.1 served from the broker's own event loop, one request
-//! per connection, each answered from the core as it is at that moment.
+//! The monitoring and admin port (`--http`): HTTP/1.1 served from the broker's own event loop,
+//! one request per connection, each answered from the core as it is at that moment.
 //!
 //! Every bound is fixed: at most [`MAX_CONNECTIONS`] connections, a request head of at most
 //! [`MAX_HEAD`] bytes and no body, and [`REQUEST_TIMEOUT`] from accept to the last byte of the
@@ -51,7 +51,10 @@ struct HttpConn {
 
 /// What the loop hands a request to be answered from.
 pub struct Context<'a> {
-    pub core: &'a Core,
+    /// The core, mutable for the one request that changes it (`DELETE` of a topic).
+    pub core: &'a mut Core,
+    /// The token `DELETE` requires, when the broker has one.
+    pub auth_token: Option<&'a str>,
     pub shutting_down: bool,
     pub commits: &'a CommitMetrics,
     /// Bytes each connection of the core sent, by the core's connection index.
@@ -124,7 +127,7 @@ impl Http {
 
     /// Reads what arrived on the connection of `token`, answers once its request is whole, and
     /// writes as much of the answer as the socket takes.
-    pub fn ready(&mut self, token: Token, registry: &Registry, cx: &Context<'_>) {
+    pub fn ready(&mut self, token: Token, registry: &Registry, cx: &mut Context<'_>) {
         let key = token.0 - self.base;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -173,7 +176,7 @@ impl Http {
 impl HttpConn {
     /// Reads into the request head and answers it once it is whole. Returns true when the
     /// connection is to be closed without more (the client went away).
-    fn read_request(&mut self, cx: &Context<'_>) -> io::Result<bool> {
+    fn read_request(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
         let mut chunk = [0; 4096];
         loop {
             match self.stream.read(&mut chunk) {

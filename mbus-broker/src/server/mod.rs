@@ -324,14 +324,15 @@ impl Server {
                 .and_then(Option::as_ref)
                 .map_or(0, |s| s.bytes_in)
         };
-        let cx = http::Context {
-            core: &self.core,
+        let mut cx = http::Context {
+            core: &mut self.core,
+            auth_token: self.config.auth_token.as_deref(),
             shutting_down: self.shutdown.requested(),
             commits: &self.commits,
             bytes_in: &bytes_in,
         };
         for &token in ready {
-            http.ready(token, self.poll.registry(), &cx);
+            http.ready(token, self.poll.registry(), &mut cx);
         }
         http.expire(now, self.poll.registry());
     }

@@ -88,6 +88,23 @@ impl Storage for FileStorage {
         }))
     }
 
+    fn delete(&mut self, topic: &str) -> Result<(), StoreError> {
+        let dir = layout::topic_dir(&self.data_dir, topic)?;
+        // A symlink or a plain file where the directory should be (an unavailable topic) is
+        // removed as itself, never followed.
+        let removed = match std::fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(StoreError::Io { path: dir, source }),
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&dir),
+            Ok(_) => std::fs::remove_file(&dir),
+        };
+        removed.map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        layout::sync_dir(&self.data_dir.join(TOPICS_DIR))
+    }
+
     fn sync_interval(&self) -> Option<Duration> {
         (self.fsync == Fsync::Batch).then_some(BATCH_INTERVAL)
     }

@@ -227,6 +227,11 @@ impl Storage for MemoryStorage {
         }))
     }
 
+    fn delete(&mut self, topic: &str) -> Result<(), StoreError> {
+        self.disk().topics.remove(topic);
+        Ok(())
+    }
+
     fn sync_interval(&self) -> Option<Duration> {
         (self.disk().fsync == Fsync::Batch).then_some(BATCH_INTERVAL)
     }

@@ -60,7 +60,7 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 
 /// The exposition text of everything the broker measures.
 pub fn exposition(cx: &Context<'_>) -> String {
-    let core = cx.core;
+    let core: &crate::engine::Core = cx.core;
     let stats = core.stats();
     let counters = core.counters();
     let mut registry = Registry::with_prefix("mbus");

@@ -1,5 +1,5 @@
 //! What the monitoring port answers: `/healthz`, `/metrics`, `/v1/topics`, `/v1/topics/NAME`
-//! and `/v1/connections`, each built from the core when asked.
+//! and `/v1/connections`, each built from the core when asked, and `DELETE /v1/topics/NAME`.
 
 use serde_json::{Value, json};
 
@@ -12,6 +12,10 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// Whether the client takes the OpenMetrics format, as Prometheus says it does.
     pub openmetrics: bool,
+    /// Whether the query says `force=true`.
+    pub force: bool,
+    /// The token of an `Authorization: Bearer` header.
+    pub bearer: Option<&'a [u8]>,
 }
 
 impl<'a> Request<'a> {
@@ -21,11 +25,18 @@ impl<'a> Request<'a> {
             h.name.eq_ignore_ascii_case("accept")
                 && String::from_utf8_lossy(h.value).contains("application/openmetrics-text")
         });
+        let bearer = parsed
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+            .and_then(|h| h.value.strip_prefix(b"Bearer "));
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         Request {
             method: parsed.method.unwrap_or(""),
-            // The query plays no part in what is answered.
-            path: target.split_once('?').map_or(target, |(path, _)| path),
+            path,
             openmetrics,
+            force: query.split('&').any(|pair| pair == "force=true"),
+            bearer,
         }
     }
 }
@@ -61,10 +72,13 @@ impl Response {
         let reason = match self.status {
             200 => "OK",
             400 => "Bad Request",
+            401 => "Unauthorized",
             404 => "Not Found",
             405 => "Method Not Allowed",
             408 => "Request Timeout",
+            409 => "Conflict",
             431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
             503 => "Service Unavailable",
             _ => "Error",
         };
@@ -81,9 +95,11 @@ impl Response {
 }
 
 /// The answer to `request`.
-pub fn answer(request: &Request<'_>, cx: &Context<'_>) -> Response {
-    if request.method != "GET" {
-        return Response::text(405, "only GET is served here\n");
+pub fn answer(request: &Request<'_>, cx: &mut Context<'_>) -> Response {
+    match (request.method, request.path.strip_prefix("/v1/topics/")) {
+        ("GET", _) => {}
+        ("DELETE", Some(name)) => return delete(request, name, cx),
+        _ => return Response::text(405, "only GET is served here, and DELETE of a topic\n"),
     }
     match request.path {
         "/healthz" if cx.shutting_down => Response::text(503, "shutting down\n"),
@@ -110,6 +126,27 @@ pub fn answer(request: &Request<'_>, cx: &Context<'_>) -> Response {
             },
             None => Response::text(404, "not found\n"),
         },
+    }
+}
+
+/// `DELETE /v1/topics/NAME[?force=true]`: with the broker's token when it has one.
+fn delete(request: &Request<'_>, name: &str, cx: &mut Context<'_>) -> Response {
+    use crate::engine::admin::DeleteError;
+    use subtle::ConstantTimeEq;
+    if let Some(token) = cx.auth_token {
+        let given = request.bearer.unwrap_or_default();
+        if !bool::from(token.as_bytes().ct_eq(given)) {
+            return Response::text(401, "deleting a topic takes the broker's token\n");
+        }
+    }
+    match cx.core.delete_topic(name, request.force) {
+        Ok(()) => Response::json(200, &json!({ "deleted": name })),
+        Err(e @ DeleteError::NotFound(_)) => Response::text(404, &format!("{e}\n")),
+        Err(e @ DeleteError::Subscribed { .. }) => Response::text(409, &format!("{e}\n")),
+        Err(e @ DeleteError::Files { .. }) => {
+            log::error!("http: {e}");
+            Response::text(500, &format!("{e}\n"))
+        }
     }
 }
 
