@@ -161,3 +161,22 @@ fn the_consumer_command_prints_every_line_once_across_a_broker_restart() {
     broker.stop().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_consumer_sums_up_with_verbose_on_stderr_and_keeps_stdout_for_data() {
+    let (pport, cport, broker) = start();
+    publish(pport, "v", &["one", "two"]);
+    let out = consumer(cport, &["-t", "v", "-c", "2", "-v"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "one\ntwo\n");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("received 2 messages (6 B) in "),
+        "{stderr}"
+    );
+    let quiet = consumer(cport, &["-t", "v", "-c", "2"]).output().unwrap();
+    assert!(quiet.stderr.is_empty());
+    broker.stop().unwrap();
+}

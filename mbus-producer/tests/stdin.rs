@@ -234,3 +234,23 @@ fn count_generates_numbered_messages_of_a_size_at_a_rate_and_says_how_fast() {
     assert!(started.elapsed() >= Duration::from_millis(190));
     assert_eq!(consumer.drain().len(), 20);
 }
+
+#[test]
+fn a_summary_comes_with_verbose_and_not_on_a_pipe_without() {
+    let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
+    let quiet = run(&broker, &["-t", "s"], b"a\nbb\nccc\n");
+    assert!(quiet.status.success());
+    assert!(
+        quiet.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let told = run(&broker, &["-t", "s", "-v"], b"a\nbb\nccc\n");
+    let stderr = String::from_utf8_lossy(&told.stderr);
+    assert!(
+        stderr.starts_with("published 3 messages (6 B) in ")
+            && stderr.trim_end().ends_with("msgs/s, all confirmed"),
+        "{stderr}"
+    );
+    assert!(told.stdout.is_empty(), "nothing goes to stdout");
+}

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use log::{info, warn};
-use mbus_client::cli::{BrokerArgs, parse_topic};
+use mbus_client::cli::{BrokerArgs, Progress, parse_topic};
 use mbus_consumer::{Consumer, ConsumerOptions, Event, Reconnect, Start};
 
 use crate::format::Template;
@@ -50,6 +50,9 @@ struct Cli {
     /// to 5 s) and go on where each topic left off; 0 exits instead.
     #[arg(long, default_value_t = 30)]
     reconnect_attempts: u32,
+    /// End with a summary line (messages, bytes, rate) even when stderr is not a terminal.
+    #[arg(short, long)]
+    verbose: bool,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -82,8 +85,20 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         (None, false) => Style::Plain,
     };
     let mut out = Output::new(io::stdout().lock(), style);
-    let mut printed = 0;
-    while cli.count.is_none_or(|count| printed < count) {
+    let mut progress = Progress::new("received", cli.verbose);
+    let result = consume(cli, &mut consumer, &mut out, &mut progress);
+    progress.finish("");
+    result
+}
+
+/// Prints what arrives until the count is reached or stdout closes.
+fn consume(
+    cli: &Cli,
+    consumer: &mut Consumer,
+    out: &mut Output<io::StdoutLock<'_>>,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    while cli.count.is_none_or(|count| progress.messages() < count) {
         // Flushing only before the consumer would block keeps bulk output in large writes
         // while a reader at a terminal sees each line at once.
         let event = match consumer.try_next_event().context(RECEIVE)? {
@@ -104,7 +119,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 if !still_open(out.message(topic, offset, data))? {
                     return Ok(());
                 }
-                printed += 1;
+                progress.add(data.len());
             }
             Event::Gap { topic, from, to } => warn!(
                 "topic `{topic}`: {} messages were lost to retention (offsets {from} to {})",

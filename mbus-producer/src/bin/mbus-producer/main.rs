@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use log::info;
-use mbus_client::cli::{BrokerArgs, parse_topic};
+use mbus_client::cli::{BrokerArgs, Progress, parse_topic};
 use mbus_producer::{Producer, ProducerError, ProducerOptions};
 
 use crate::load::Load;
@@ -43,6 +43,9 @@ struct Cli {
     /// rather than stop there.
     #[arg(long)]
     skip_invalid: bool,
+    /// End with a summary line (messages, bytes, rate) even when stderr is not a terminal.
+    #[arg(short, long)]
+    verbose: bool,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -75,14 +78,24 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         eprintln!("{}", load::summary(confirmed, bytes, started.elapsed()));
         return Ok(());
     }
+    let mut progress = Progress::new("published", cli.verbose);
     let refused = match &cli.message {
         Some(message) => match producer.publish(&cli.topic, message.as_bytes()) {
-            Ok(_) => None,
+            Ok(_) => {
+                progress.add(message.len());
+                None
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot publish to `{}`", cli.topic)),
         },
         None => {
             let stdin = BufReader::with_capacity(STDIN_BUFFER, io::stdin());
-            publish_lines(&mut producer, &cli.topic, stdin, cli.skip_invalid)?
+            publish_lines(
+                &mut producer,
+                &cli.topic,
+                stdin,
+                cli.skip_invalid,
+                &mut progress,
+            )?
         }
     };
     // Whatever stopped the input, every message taken before it is confirmed first.
@@ -90,6 +103,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .finish()
         .context("the broker did not confirm every message")?;
     info!("{confirmed} messages confirmed");
+    progress.finish(", all confirmed");
     match refused {
         Some(refusal) => Err(anyhow::anyhow!(
             "{refusal}; the {confirmed} messages before it were published and confirmed"
@@ -128,6 +142,7 @@ fn publish_lines<R: io::Read>(
     topic: &str,
     mut input: BufReader<R>,
     skip_invalid: bool,
+    progress: &mut Progress,
 ) -> anyhow::Result<Option<String>> {
     let mut line = Vec::new();
     let mut number = 0u64;
@@ -146,7 +161,7 @@ fn publish_lines<R: io::Read>(
         }
         let message = line.strip_suffix(b"\n").unwrap_or(&line);
         match producer.publish(topic, message) {
-            Ok(_) => {}
+            Ok(_) => progress.add(message.len()),
             Err(e @ ProducerError::TooLarge { .. }) => {
                 let refusal = format!("line {number} cannot be published to `{topic}`: {e}");
                 if !skip_invalid {

@@ -1,6 +1,10 @@
 //! The flags and the `main` that the `mbus-producer` and `mbus-consumer` commands share.
 
+mod progress;
+
 use std::process::ExitCode;
+
+pub use progress::{Progress, grouped, summary};
 
 /// Where the broker is and how to prove the right to use it.
 #[derive(Debug, Clone, clap::Args)]
