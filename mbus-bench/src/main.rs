@@ -60,6 +60,10 @@ pub struct Args {
     /// --workload names it
     #[arg(long)]
     durable: bool,
+    /// Run mbus with its monitoring port on (`--http`) and scrape `/metrics` once a second
+    /// during every run, as a Prometheus would
+    #[arg(long)]
+    scrape: bool,
 }
 
 /// A target in the table, and the program that runs it (none for mbus: cargo built it).
@@ -111,6 +115,7 @@ struct Bench {
     bins: Binaries,
     scratch: PathBuf,
     scale: Scale,
+    scrape: bool,
 }
 
 fn main() -> ExitCode {
@@ -154,6 +159,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         bins,
         scratch: workspace::scratch_dir()?,
         scale,
+        scrape: args.scrape,
     };
 
     let mut tallies: Vec<Tally> = workloads
@@ -283,7 +289,7 @@ impl Bench {
                 .context("the peer's program is unknown")
         };
         let target: Box<dyn Target> = match column.kind {
-            Kind::Mbus => Box::new(mbus::start(&self.bins, &self.scratch)?),
+            Kind::Mbus => Box::new(mbus::start(&self.bins, &self.scratch, self.scrape)?),
             Kind::Nats => Box::new(nats::start(exe()?, &self.scratch)?),
             Kind::Redis => Box::new(redis::start(exe()?, &self.scratch)?),
         };

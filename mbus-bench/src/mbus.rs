@@ -27,6 +27,50 @@ pub struct Mbus {
     broker: Broker,
     /// Where subscribers start: from now on, or from the oldest message held (durable mode).
     start: Start,
+    /// What scrapes the broker's metrics during the run, when asked to.
+    _scraper: Option<Scraper>,
+}
+
+/// A thread that fetches `/metrics` once a second until dropped.
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Scraper {
+    fn start(addr: SocketAddr) -> Scraper {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+                    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+                    let _ = stream.read_to_end(&mut Vec::new());
+                }
+                for _ in 0..10 {
+                    if flag.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        });
+        Scraper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The `mbus-broker` flags the bench adds to the defaults.
@@ -34,11 +78,25 @@ pub fn flags() -> Vec<String> {
     vec!["--retention-bytes".into(), RETENTION_BYTES.to_string()]
 }
 
-pub fn start(bins: &Binaries, scratch: &Path) -> anyhow::Result<Mbus> {
-    let broker = Broker::start_with(bins, &scratch.join("bench-mbus.log"), &flags())?;
+/// `mbus-broker` for the memory workloads; with `scrape`, its monitoring port on and scraped
+/// once a second.
+pub fn start(bins: &Binaries, scratch: &Path, scrape: bool) -> anyhow::Result<Mbus> {
+    let mut flags = flags();
+    let http = if scrape {
+        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        flags.extend(["--http".into(), addr.to_string()]);
+        Some(addr)
+    } else {
+        None
+    };
+    let broker = Broker::start_with(bins, &scratch.join("bench-mbus.log"), &flags)?;
     Ok(Mbus {
         broker,
         start: Start::Latest,
+        _scraper: http.map(Scraper::start),
     })
 }
 
@@ -57,6 +115,7 @@ pub fn start_durable(
     Ok(Mbus {
         broker,
         start: Start::Earliest,
+        _scraper: None,
     })
 }
 
