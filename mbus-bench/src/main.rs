@@ -172,7 +172,49 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .collect();
     let mut failures = Vec::new();
     let runs = bench.scale.runs;
-    for &workload in &workloads {
+    // As users run a broker: each target is started once and serves every pass of every
+    // workload that runs against a live server; the passes go over all those workloads in
+    // turn, and the targets take turns within each, so that a drifting machine hits all alike.
+    let live: Vec<Workload> = workloads.iter().copied().filter(|w| w.on_live_server()).collect();
+    let mut servers: Vec<Option<Box<dyn Target>>> = Vec::new();
+    if !live.is_empty() {
+        for column in &columns {
+            match bench.start(column) {
+                Ok(target) => servers.push(Some(target)),
+                Err(e) => {
+                    failures.push(format!("starting {}: {e:#}", column.kind.name()));
+                    servers.push(None);
+                }
+            }
+        }
+    }
+    for run in 1..=runs {
+        for &workload in &live {
+            for (col, column) in columns.iter().enumerate() {
+                if workload.mbus_only() && column.kind != Kind::Mbus {
+                    continue;
+                }
+                let what = format!("{workload} {} run {run}/{runs}", column.kind.name());
+                let mine = tallies
+                    .iter_mut()
+                    .filter(|t| t.metric.workload == workload && t.metric.applies_to(column.kind))
+                    .map(|t| (t.metric.unit, &mut t.cells[col]))
+                    .collect();
+                let outcome = match &servers[col] {
+                    Some(target) => bench.measure(workload, column.kind, target.as_ref()),
+                    None => Err(anyhow::anyhow!("the server did not start")),
+                };
+                file_run(&what, outcome, mine, &mut failures);
+            }
+        }
+    }
+    for (server, column) in servers.into_iter().zip(&columns) {
+        if let Some(Err(e)) = server.map(|s| s.stop()) {
+            failures.push(format!("stopping {}: {e:#}", column.kind.name()));
+        }
+    }
+    // What needs a server of its own (memory use) or starts its own (the clients' pair).
+    for &workload in workloads.iter().filter(|w| !w.on_live_server()) {
         for run in 1..=runs {
             for (col, column) in columns.iter().enumerate() {
                 if workload.mbus_only() && column.kind != Kind::Mbus {
@@ -273,7 +315,8 @@ fn columns(wanted: impl Fn(Kind) -> bool) -> Vec<Column> {
 }
 
 impl Bench {
-    /// One run of one workload against a freshly started server, stopped afterwards.
+    /// One run of one workload against a freshly started server, stopped afterwards: for
+    /// what a live server would skew (memory use) or what starts its own (the clients' pair).
     fn run_once(&self, workload: Workload, column: &Column) -> anyhow::Result<Outcome> {
         let scale = &self.scale;
         if workload == Workload::Own {
@@ -282,18 +325,23 @@ impl Bench {
                 workloads::own_clients(&self.bins, &self.scratch, count, PAYLOAD, scale.timeout)?;
             return Ok(vec![count as f64 / elapsed.as_secs_f64()].into());
         }
+        let target = self.start(column)?;
+        stop_after(target, |target| self.measure(workload, column.kind, target))
+    }
+
+    /// The server of `column`, started and ready.
+    fn start(&self, column: &Column) -> anyhow::Result<Box<dyn Target>> {
         let exe = || {
             column
                 .exe
                 .as_deref()
                 .context("the peer's program is unknown")
         };
-        let target: Box<dyn Target> = match column.kind {
+        Ok(match column.kind {
             Kind::Mbus => Box::new(mbus::start(&self.bins, &self.scratch, self.scrape)?),
             Kind::Nats => Box::new(nats::start(exe()?, &self.scratch)?),
             Kind::Redis => Box::new(redis::start(exe()?, &self.scratch)?),
-        };
-        stop_after(target, |target| self.measure(workload, column.kind, target))
+        })
     }
 
     /// The figures of `workload` that apply to `kind`, in the order of [`metrics`].
@@ -401,8 +449,11 @@ fn render(
         1 => "One run".to_owned(),
         n => format!("Median of {n} runs"),
     };
-    text +=
-        &format!("{runs} per target, each on a freshly started server, over loopback (127.0.0.1).");
+    text += &format!(
+        "{runs} per target over loopback (127.0.0.1). Each target is one server started once \
+         for every pass of w1 to w5, as users run a broker: each pass runs every workload in \
+         turn, the targets taking turns within each; m1 and own start their own."
+    );
     if baseline.is_some() && !tallies.is_empty() {
         text += " In parentheses: the figure divided by nats-server's median from the same \
                  bench run; above 1.00× is better where higher is better, below 1.00× where \

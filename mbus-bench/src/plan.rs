@@ -58,6 +58,12 @@ impl Workload {
     pub fn mbus_only(self) -> bool {
         self == Workload::Own
     }
+
+    /// Whether the workload runs against the long-running server of its target; m1 measures
+    /// memory, which a server that served other workloads would skew, and own starts its own.
+    pub fn on_live_server(self) -> bool {
+        !matches!(self, Workload::M1 | Workload::Own)
+    }
 }
 
 impl fmt::Display for Workload {
