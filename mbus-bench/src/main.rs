@@ -175,7 +175,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
     // As users run a broker: each target is started once and serves every pass of every
     // workload that runs against a live server; the passes go over all those workloads in
     // turn, and the targets take turns within each, so that a drifting machine hits all alike.
-    let live: Vec<Workload> = workloads.iter().copied().filter(|w| w.on_live_server()).collect();
+    let live: Vec<Workload> = workloads
+        .iter()
+        .copied()
+        .filter(|w| w.on_live_server())
+        .collect();
     let mut servers: Vec<Option<Box<dyn Target>>> = Vec::new();
     if !live.is_empty() {
         for column in &columns {

@@ -13,6 +13,8 @@ use mbus_broker::{BrokerConfig, Server};
 struct Cli {
     #[command(flatten)]
     config: BrokerConfig,
+    #[command(flatten)]
+    docs: mbus_client::cli::DocArgs,
 }
 
 /// The size from which glibc's malloc maps memory of its own for an allocation, and unmaps it
@@ -48,6 +50,14 @@ fn main() -> ExitCode {
             return ExitCode::from(CANNOT_START);
         }
     };
+    match cli.docs.print(<Cli as clap::CommandFactory>::command()) {
+        Ok(true) => return ExitCode::SUCCESS,
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     hold_mmap_threshold();
     check_descriptors(&cli.config);

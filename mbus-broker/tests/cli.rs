@@ -108,3 +108,25 @@ fn sizes_and_durations_take_units_and_help_shows_them() {
         assert!(help.contains(default), "--help shows {default}");
     }
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_itself() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mbus-broker"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for shell in ["bash", "zsh", "fish"] {
+        let script = run(&["--completions", shell]);
+        assert!(
+            script.contains("max-memory") && script.contains("data-dir"),
+            "{shell}"
+        );
+    }
+    let man = run(&["--man"]);
+    assert!(man.contains(".TH mbus-broker 1"), "{man}");
+    assert!(man.contains("max\\-memory"));
+}

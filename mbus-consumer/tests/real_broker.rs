@@ -180,3 +180,21 @@ fn the_consumer_sums_up_with_verbose_on_stderr_and_keeps_stdout_for_data() {
     assert!(quiet.stderr.is_empty());
     broker.stop().unwrap();
 }
+
+#[test]
+fn completions_and_the_man_page_need_no_broker() {
+    for (args, words) in [
+        (&["--completions", "fish"][..], "reconnect-attempts"),
+        (&["--man"], ".TH mbus-consumer 1"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mbus-consumer"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(words),
+            "{args:?}"
+        );
+    }
+}

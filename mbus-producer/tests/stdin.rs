@@ -254,3 +254,21 @@ fn a_summary_comes_with_verbose_and_not_on_a_pipe_without() {
     );
     assert!(told.stdout.is_empty(), "nothing goes to stdout");
 }
+
+#[test]
+fn completions_and_the_man_page_need_no_broker() {
+    for (args, words) in [
+        (&["--completions", "bash"][..], "--skip-invalid"),
+        (&["--man"], ".TH mbus-producer 1"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mbus-producer"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(words),
+            "{args:?}"
+        );
+    }
+}

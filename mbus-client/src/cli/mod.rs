@@ -17,6 +17,41 @@ pub struct BrokerArgs {
     pub auth_token: Option<String>,
 }
 
+/// What `--completions SHELL` and `--man` ask of a command, shared by both clients.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DocArgs {
+    /// Print this command's completions for SHELL (bash, zsh, fish, elvish, powershell) and
+    /// exit: `mbus-producer --completions bash > /etc/bash_completion.d/mbus-producer`.
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+    /// Print this command's man page (roff) and exit: `mbus-producer --man | man -l -`.
+    #[arg(long)]
+    pub man: bool,
+}
+
+impl DocArgs {
+    /// Whether either was asked for: the command then needs none of its other arguments.
+    pub fn asked(&self) -> bool {
+        self.completions.is_some() || self.man
+    }
+
+    /// Prints what was asked for about `command` to stdout; false if nothing was.
+    pub fn print(&self, mut command: clap::Command) -> std::io::Result<bool> {
+        let out = &mut std::io::stdout();
+        if let Some(shell) = self.completions {
+            let name = command.get_name().to_owned();
+            clap_complete::generate(shell, &mut command, name, out);
+        } else if self.man {
+            match clap_mangen::Man::new(command).render(out) {
+                // A reader that stopped early (`| head`) is no failure.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(self.asked())
+    }
+}
+
 /// Parses a `--topic` value, so that a bad name fails before anything connects.
 pub fn parse_topic(name: &str) -> Result<String, mbus_proto::TopicError> {
     mbus_proto::validate_topic(name).map(|()| name.to_owned())

@@ -7,9 +7,9 @@ use std::io;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use log::{info, warn};
-use mbus_client::cli::{BrokerArgs, Progress, parse_topic};
+use mbus_client::cli::{BrokerArgs, DocArgs, Progress, parse_topic};
 use mbus_consumer::{Consumer, ConsumerOptions, Event, Reconnect, Start};
 
 use crate::format::Template;
@@ -24,7 +24,7 @@ struct Cli {
         short,
         long = "topic",
         value_name = "TOPIC",
-        required = true,
+        required_unless_present_any = ["completions", "man"],
         value_parser = parse_topic
     )]
     topics: Vec<String>,
@@ -55,6 +55,8 @@ struct Cli {
     verbose: bool,
     #[command(flatten)]
     broker: BrokerArgs,
+    #[command(flatten)]
+    docs: DocArgs,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,13 @@ fn main() -> ExitCode {
 const RECEIVE: &str = "cannot receive from the broker";
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    if cli
+        .docs
+        .print(Cli::command())
+        .context("cannot write to stdout")?
+    {
+        return Ok(());
+    }
     let mut options = ConsumerOptions::default();
     options.connect.auth_token = cli.broker.auth_token.clone();
     options.reconnect = (cli.reconnect_attempts > 0).then(|| {

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use log::info;
-use mbus_client::cli::{BrokerArgs, Progress, parse_topic};
+use mbus_client::cli::{BrokerArgs, DocArgs, Progress, parse_topic};
 use mbus_producer::{Producer, ProducerError, ProducerOptions};
 
 use crate::load::Load;
@@ -20,8 +20,13 @@ mod load;
 #[command(version)]
 struct Cli {
     /// The topic to publish to.
-    #[arg(short, long, value_parser = parse_topic)]
-    topic: String,
+    #[arg(
+        short,
+        long,
+        value_parser = parse_topic,
+        required_unless_present_any = ["completions", "man"]
+    )]
+    topic: Option<String>,
     /// The message to publish; without it, each line of stdin is one message. With --count,
     /// the template of each message: `{{count}}` is its number, from 1.
     #[arg(short, long)]
@@ -48,6 +53,8 @@ struct Cli {
     verbose: bool,
     #[command(flatten)]
     broker: BrokerArgs,
+    #[command(flatten)]
+    docs: DocArgs,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +62,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    if cli
+        .docs
+        .print(Cli::command())
+        .context("cannot write to stdout")?
+    {
+        return Ok(());
+    }
+    let topic = cli.topic.as_deref().expect("clap requires a topic here");
     let mut options = ProducerOptions::default();
     options.connect.auth_token = cli.broker.auth_token.clone();
     let host = &cli.broker.host;
@@ -71,7 +86,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             rate: cli.rate,
         };
         let started = Instant::now();
-        let bytes = load.publish(&mut producer, &cli.topic)?;
+        let bytes = load.publish(&mut producer, topic)?;
         let confirmed = producer
             .finish()
             .context("the broker did not confirm every message")?;
@@ -80,22 +95,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     let mut progress = Progress::new("published", cli.verbose);
     let refused = match &cli.message {
-        Some(message) => match producer.publish(&cli.topic, message.as_bytes()) {
+        Some(message) => match producer.publish(topic, message.as_bytes()) {
             Ok(_) => {
                 progress.add(message.len());
                 None
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot publish to `{}`", cli.topic)),
+            Err(e) => return Err(e).with_context(|| format!("cannot publish to `{topic}`")),
         },
         None => {
             let stdin = BufReader::with_capacity(STDIN_BUFFER, io::stdin());
-            publish_lines(
-                &mut producer,
-                &cli.topic,
-                stdin,
-                cli.skip_invalid,
-                &mut progress,
-            )?
+            publish_lines(&mut producer, topic, stdin, cli.skip_invalid, &mut progress)?
         }
     };
     // Whatever stopped the input, every message taken before it is confirmed first.
@@ -196,8 +205,8 @@ mod tests {
     fn short_flags_follow_kcat() {
         let cli = parse(&["-t", "orders", "-m", "hi"]).unwrap();
         assert_eq!(
-            (cli.topic.as_str(), cli.message.as_deref()),
-            ("orders", Some("hi"))
+            (cli.topic.as_deref(), cli.message.as_deref()),
+            (Some("orders"), Some("hi"))
         );
     }
 
@@ -217,6 +226,17 @@ mod tests {
         );
         let invalid = parse(&["--topic", "no spaces"]).unwrap_err();
         assert_eq!(invalid.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn completions_and_the_man_page_need_no_topic() {
+        assert!(parse(&["--man"]).unwrap().docs.man);
+        let cli = parse(&["--completions", "bash"]).unwrap();
+        assert_eq!(
+            cli.docs.completions.map(|s| s.to_string()),
+            Some("bash".into())
+        );
+        assert!(parse(&["--completions", "cmd"]).is_err());
     }
 
     #[test]
