@@ -100,12 +100,14 @@ impl Bench {
             Setup::MbusAlways => Box::new(mbus::start_durable(
                 &self.bins,
                 &self.scratch,
+                self.mbus_retention.as_deref(),
                 &dir,
                 "always",
             )?),
             Setup::MbusBatch => Box::new(mbus::start_durable(
                 &self.bins,
                 &self.scratch,
+                self.mbus_retention.as_deref(),
                 &dir,
                 "batch",
             )?),

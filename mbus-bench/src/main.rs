@@ -64,6 +64,10 @@ pub struct Args {
     /// during every run, as a Prometheus would
     #[arg(long)]
     scrape: bool,
+    /// mbus's retention per topic (`--retention-bytes`), e.g. 4GiB to bench a broker that
+    /// holds gigabytes [default: the broker's, 256 MiB]
+    #[arg(long, value_name = "SIZE")]
+    mbus_retention: Option<String>,
 }
 
 /// A target in the table, and the program that runs it (none for mbus: cargo built it).
@@ -116,6 +120,7 @@ struct Bench {
     scratch: PathBuf,
     scale: Scale,
     scrape: bool,
+    mbus_retention: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -160,6 +165,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         scratch: workspace::scratch_dir()?,
         scale,
         scrape: args.scrape,
+        mbus_retention: args.mbus_retention.clone(),
     };
 
     let mut tallies: Vec<Tally> = workloads
@@ -325,8 +331,15 @@ impl Bench {
         let scale = &self.scale;
         if workload == Workload::Own {
             let count = scale.count(1_000_000);
-            let elapsed =
-                workloads::own_clients(&self.bins, &self.scratch, count, PAYLOAD, scale.timeout)?;
+            let flags = mbus::flags(self.mbus_retention.as_deref());
+            let elapsed = workloads::own_clients(
+                &self.bins,
+                &self.scratch,
+                &flags,
+                count,
+                PAYLOAD,
+                scale.timeout,
+            )?;
             return Ok(vec![count as f64 / elapsed.as_secs_f64()].into());
         }
         let target = self.start(column)?;
@@ -342,7 +355,12 @@ impl Bench {
                 .context("the peer's program is unknown")
         };
         Ok(match column.kind {
-            Kind::Mbus => Box::new(mbus::start(&self.bins, &self.scratch, self.scrape)?),
+            Kind::Mbus => Box::new(mbus::start(
+                &self.bins,
+                &self.scratch,
+                self.mbus_retention.as_deref(),
+                self.scrape,
+            )?),
             Kind::Nats => Box::new(nats::start(exe()?, &self.scratch)?),
             Kind::Redis => Box::new(redis::start(exe()?, &self.scratch)?),
         })

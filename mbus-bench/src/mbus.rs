@@ -17,9 +17,6 @@ use xtask::broker::Broker;
 use xtask::workspace::Binaries;
 
 const TOPIC: &str = "bench";
-/// Per topic. The largest workload (w5) publishes 20,000 x 64 KiB, about 1.3 GB; a
-/// subscriber that fell behind retention would see a gap and fail the run.
-pub const RETENTION_BYTES: u64 = 4 << 30;
 /// Deliveries may be up to 9 bytes larger than the broker's own 1 MiB frame limit.
 const MAX_FRAME: u32 = 2 << 20;
 
@@ -73,15 +70,24 @@ impl Drop for Scraper {
     }
 }
 
-/// The `mbus-broker` flags the bench adds to the defaults.
-pub fn flags() -> Vec<String> {
-    vec!["--retention-bytes".into(), RETENTION_BYTES.to_string()]
+/// The `mbus-broker` flags the bench adds to the defaults: none, as users run it, but a
+/// retention other than the default's 256 MiB when asked (`--mbus-retention`). A subscriber
+/// that fell behind retention would see a gap and fail the run.
+pub fn flags(retention: Option<&str>) -> Vec<String> {
+    retention
+        .map(|r| vec!["--retention-bytes".to_owned(), r.to_owned()])
+        .unwrap_or_default()
 }
 
 /// `mbus-broker` for the memory workloads; with `scrape`, its monitoring port on and scraped
 /// once a second.
-pub fn start(bins: &Binaries, scratch: &Path, scrape: bool) -> anyhow::Result<Mbus> {
-    let mut flags = flags();
+pub fn start(
+    bins: &Binaries,
+    scratch: &Path,
+    retention: Option<&str>,
+    scrape: bool,
+) -> anyhow::Result<Mbus> {
+    let mut flags = flags(retention);
     let http = if scrape {
         let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
             .local_addr()?
@@ -105,10 +111,11 @@ pub fn start(bins: &Binaries, scratch: &Path, scrape: bool) -> anyhow::Result<Mb
 pub fn start_durable(
     bins: &Binaries,
     scratch: &Path,
+    retention: Option<&str>,
     data_dir: &Path,
     fsync: &str,
 ) -> anyhow::Result<Mbus> {
-    let mut flags = flags();
+    let mut flags = flags(retention);
     flags.extend(["--data-dir".into(), data_dir.display().to_string()]);
     flags.extend(["--fsync".into(), fsync.into()]);
     let broker = Broker::start_with(bins, &scratch.join("bench-mbus.log"), &flags)?;

@@ -16,8 +16,8 @@ use anyhow::{Context, anyhow};
 use super::load::{Publisher, receive};
 use super::memory::rss_bytes;
 use super::record::{self, Checker, Wrong};
+use super::report;
 use super::target::{Aborted, Target};
-use super::{mbus, report};
 use xtask::broker::Broker;
 use xtask::process::Proc;
 use xtask::workspace::{Binaries, show};
@@ -306,6 +306,7 @@ pub fn idle_connections(target: &dyn Target, count: u32, timeout: Duration) -> a
 pub fn own_clients(
     bins: &Binaries,
     scratch: &Path,
+    flags: &[String],
     count: u64,
     size: usize,
     timeout: Duration,
@@ -315,7 +316,7 @@ pub fn own_clients(
     let lines = lines_file(scratch, count, size)?;
     let input = File::open(&lines).with_context(|| format!("cannot open {}", show(&lines)))?;
     let log = scratch.join("bench-mbus.log");
-    let broker = Broker::start_with(bins, &log, &mbus::flags())?;
+    let broker = Broker::start_with(bins, &log, flags)?;
     let start = Instant::now();
     let count_arg = count.to_string();
     let mut consumer = Proc::spawn(
