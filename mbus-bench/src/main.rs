@@ -19,6 +19,7 @@ mod peer;
 mod plan;
 mod record;
 mod redis;
+mod relay;
 mod report;
 mod target;
 mod workloads;
@@ -201,7 +202,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     for run in 1..=runs {
         for &workload in &live {
             for (col, column) in columns.iter().enumerate() {
-                if workload.mbus_only() && column.kind != Kind::Mbus {
+                if !workload.runs_on(column.kind) {
                     continue;
                 }
                 let what = format!("{workload} {} run {run}/{runs}", column.kind.name());
@@ -227,7 +228,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     for &workload in workloads.iter().filter(|w| !w.on_live_server()) {
         for run in 1..=runs {
             for (col, column) in columns.iter().enumerate() {
-                if workload.mbus_only() && column.kind != Kind::Mbus {
+                if !workload.runs_on(column.kind) {
                     continue;
                 }
                 let what = format!("{workload} {} run {run}/{runs}", column.kind.name());
@@ -305,7 +306,7 @@ fn columns(wanted: impl Fn(Kind) -> bool) -> Vec<Column> {
         if !wanted(kind) {
             continue;
         }
-        if kind == Kind::Mbus {
+        if matches!(kind, Kind::Mbus | Kind::Relay) {
             columns.push(Column { kind, exe: None });
             continue;
         }
@@ -363,6 +364,7 @@ impl Bench {
             )?),
             Kind::Nats => Box::new(nats::start(exe()?, &self.scratch)?),
             Kind::Redis => Box::new(redis::start(exe()?, &self.scratch)?),
+            Kind::Relay => Box::new(relay::start()?),
         })
     }
 

@@ -16,7 +16,7 @@ use super::target::{Conn, Event, Parser, Target};
 use xtask::broker::Broker;
 use xtask::workspace::Binaries;
 
-const TOPIC: &str = "bench";
+pub const TOPIC: &str = "bench";
 /// Deliveries may be up to 9 bytes larger than the broker's own 1 MiB frame limit.
 const MAX_FRAME: u32 = 2 << 20;
 
@@ -195,7 +195,7 @@ impl Target for Mbus {
     }
 }
 
-fn parse(buf: &[u8]) -> anyhow::Result<Option<(Event<'_>, usize)>> {
+pub fn parse(buf: &[u8]) -> anyhow::Result<Option<(Event<'_>, usize)>> {
     let Some((frame, used)) =
         mbus_proto::decode(buf, MAX_FRAME).context("mbus-broker sent a bad frame")?
     else {

@@ -23,6 +23,8 @@ pub enum Kind {
     Mbus,
     Nats,
     Redis,
+    /// The bare relay (`relay.rs`), the limit: forwarding and nothing else.
+    Relay,
 }
 
 impl Kind {
@@ -32,6 +34,7 @@ impl Kind {
             Kind::Mbus => "mbus",
             Kind::Nats => "nats-server",
             Kind::Redis => "redis-server",
+            Kind::Relay => "relay",
         }
     }
 }
@@ -57,6 +60,15 @@ pub enum Workload {
 impl Workload {
     pub fn mbus_only(self) -> bool {
         self == Workload::Own
+    }
+
+    /// Whether the workload is run against targets of `kind` at all.
+    pub fn runs_on(self, kind: Kind) -> bool {
+        match kind {
+            Kind::Mbus => true,
+            Kind::Relay => self.on_live_server(),
+            Kind::Nats | Kind::Redis => !self.mbus_only(),
+        }
     }
 
     /// Whether the workload runs against the long-running server of its target; m1 measures
@@ -109,7 +121,12 @@ pub struct Metric {
 
 impl Metric {
     pub fn applies_to(&self, kind: Kind) -> bool {
-        kind == Kind::Mbus || !self.mbus_only
+        match kind {
+            Kind::Mbus => true,
+            // The relay runs in the bench's own process: its memory is not its own to measure.
+            Kind::Relay => !self.mbus_only && self.workload.on_live_server(),
+            Kind::Nats | Kind::Redis => !self.mbus_only,
+        }
     }
 }
 
