@@ -248,6 +248,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let path = bench.scratch.join("bench.md");
     std::fs::write(&path, &text).with_context(|| format!("cannot write {}", show(&path)))?;
     eprintln!("bench: the table is also in {}", show(&path));
+    let names: Vec<&str> = columns.iter().map(|c| c.kind.name()).collect();
+    let baseline = columns.iter().position(|c| c.kind == Kind::Nats);
+    for chart in report::charts::draw(&bench.scratch, &names, baseline, &rows(&columns, &tallies))?
+    {
+        eprintln!("bench: drew {}", show(&chart));
+    }
     if !failures.is_empty() {
         bail!(
             "{} runs failed; the table shows FAIL for them",
@@ -422,17 +428,9 @@ impl Bench {
     }
 }
 
-/// The whole report: what was measured on what, the tables, and why any run failed.
-fn render(
-    bench: &Bench,
-    columns: &[Column],
-    tallies: &[Tally],
-    durable: Option<&durable::Results>,
-    failures: &[String],
-) -> String {
-    let names: Vec<&str> = columns.iter().map(|c| c.kind.name()).collect();
-    let baseline = columns.iter().position(|c| c.kind == Kind::Nats);
-    let rows: Vec<Row> = tallies
+/// The table's rows: each metric's cells, one per column.
+fn rows(columns: &[Column], tallies: &[Tally]) -> Vec<Row> {
+    tallies
         .iter()
         .map(|t| Row {
             label: t.metric.label.clone(),
@@ -450,7 +448,20 @@ fn render(
                 })
                 .collect(),
         })
-        .collect();
+        .collect()
+}
+
+/// The whole report: what was measured on what, the tables, and why any run failed.
+fn render(
+    bench: &Bench,
+    columns: &[Column],
+    tallies: &[Tally],
+    durable: Option<&durable::Results>,
+    failures: &[String],
+) -> String {
+    let names: Vec<&str> = columns.iter().map(|c| c.kind.name()).collect();
+    let baseline = columns.iter().position(|c| c.kind == Kind::Nats);
+    let rows = rows(columns, tallies);
     let peers: Vec<String> = columns
         .iter()
         .filter_map(|c| {

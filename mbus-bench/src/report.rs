@@ -1,6 +1,7 @@
 //! The figures as a markdown table: each target's median over its runs, and that median as a
 //! ratio to the baseline's (nats-server's) median.
 
+pub mod charts;
 #[cfg(test)]
 mod tests;
 
