@@ -6,7 +6,7 @@ mod store_util;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mbus_broker::BrokerConfig;
 use mbus_broker::engine::memlog::Retention;
@@ -597,4 +597,40 @@ fn subscribing_alone_leaves_nothing_on_disk_and_the_first_publish_creates_the_fi
     let (_, out) = subscribe_from_earliest(&mut h, "typo");
     assert_eq!(payloads(&out), vec![(0, b"first".to_vec())]);
     assert!(!topic_dir(&dir, "never-published").exists());
+}
+
+#[test]
+fn a_failed_commit_after_a_batch_sync_still_goes_back_to_the_last_commit() {
+    use mbus_broker::store::MemoryStorage;
+    use mbus_broker::store::memory::Op;
+    let disk = MemoryStorage::new(Fsync::Batch, u64::MAX);
+    let now = Instant::now();
+    let core = Core::start(config(1 << 20), Some(Box::new(disk.clone())), now).unwrap();
+    let mut h = Harness { core };
+    let (c, _) = subscribe_from_earliest(&mut h, "t");
+    let p = h.producer();
+    h.publish(p, "t", b"committed");
+    h.core.commit();
+    assert_eq!(h.output(p), vec![Owned::Confirm(1)]);
+    // Appended, then the batch sync comes due before the turn's commit, which fails: the sync
+    // wrote the appended records, but they were never committed.
+    h.publish(p, "t", b"lost");
+    h.core.handle_timeout(now + Duration::from_secs(1));
+    disk.fail_next(Op::Commit, 1);
+    h.core.commit();
+    assert_internal_error(&h.output(p), "could not store");
+    assert_eq!(
+        disk.next("t"),
+        1,
+        "the storage went back to its last commit"
+    );
+    let p2 = h.producer();
+    h.publish(p2, "t", b"next");
+    h.core.commit();
+    assert_eq!(h.output(p2), vec![Owned::Confirm(1)]);
+    assert_eq!(
+        payloads(&h.output(c)),
+        vec![(0, b"committed".to_vec()), (1, b"next".to_vec())],
+        "the consumer is not left waiting for what was taken back"
+    );
 }

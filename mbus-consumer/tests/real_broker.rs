@@ -72,12 +72,25 @@ fn free_ports() -> (u16, u16) {
     )
 }
 
+/// A durable broker on `ports`, which another test's broker may hold for a moment (ports the
+/// system hands out for port 0 can be the ones just freed here): binding is tried again.
 fn durable_on(dir: &std::path::Path, (pport, cport): (u16, u16)) -> Broker {
     let mut config = BrokerConfig::ephemeral();
     config.pport = pport;
     config.cport = cport;
     config.data_dir = Some(dir.to_owned());
-    Broker::spawn(config).unwrap()
+    let mut tries = 0;
+    loop {
+        match Broker::spawn(config.clone()) {
+            Ok(broker) => return broker,
+            Err(e) if tries < 100 => {
+                tries += 1;
+                eprintln!("binding {pport}/{cport} again: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot start a broker on {pport}/{cport}: {e}"),
+        }
+    }
 }
 
 #[test]

@@ -63,6 +63,9 @@ struct Topic {
     first: u64,
     records: VecDeque<Vec<u8>>,
     bytes: u64,
+    /// Offsets below this were committed: what a rollback goes back to. A sync may write
+    /// more (what was appended since), as the file store's does.
+    committed: u64,
     /// Offsets below this survive a crash of the process.
     written: u64,
     /// Offsets below this survive a power loss.
@@ -85,6 +88,7 @@ impl Topic {
             let rec = self.records.pop_back().expect("longer than keep");
             self.bytes -= rec.len() as u64;
         }
+        self.committed = self.committed.min(end);
         self.written = self.written.min(end);
         self.synced = self.synced.min(end);
     }
@@ -221,6 +225,8 @@ impl Storage for MemoryStorage {
             t.records.pop_back();
             t.torn_cut += 1;
         }
+        // Whatever a new engine finds stored is committed as far as it is concerned.
+        t.committed = t.next();
         Ok(Box::new(MemoryTopic {
             disk: self.disk.clone(),
             name: topic.to_owned(),
@@ -289,6 +295,7 @@ impl TopicStorage for MemoryTopic {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         self.with(Some(Op::Commit), |t, disk| {
+            t.committed = t.next();
             t.written = t.next();
             if disk.fsync == Fsync::Always {
                 t.synced = t.next();
@@ -299,7 +306,7 @@ impl TopicStorage for MemoryTopic {
 
     fn rollback(&mut self) -> Result<(), StoreError> {
         self.with(None, |t, _| {
-            t.truncate(t.written);
+            t.truncate(t.committed);
             Ok(())
         })
     }
@@ -367,6 +374,7 @@ impl TopicStorage for MemoryTopic {
                 t.bytes -= rec.len() as u64;
                 t.first += 1;
             }
+            t.committed = t.committed.max(t.first);
             t.written = t.written.max(t.first);
             t.synced = t.synced.max(t.first);
             Ok(())
