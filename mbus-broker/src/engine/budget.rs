@@ -81,6 +81,12 @@ impl Core {
         let log = &self.topics[tid].log;
         let budget = &mut self.budget;
         budget.held = budget.held + log.held() - mark.held;
+        // Recounted in debug builds (tests, the fuzz target, the simulation) while that is cheap.
+        debug_assert!(
+            self.topics.len() > 64
+                || budget.held == self.topics.iter().map(|t| t.log.held()).sum::<usize>(),
+            "the budget counts every log's memory"
+        );
         let oldest = log.oldest_born();
         if oldest != mark.oldest {
             if let Some(born) = mark.oldest {

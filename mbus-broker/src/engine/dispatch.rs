@@ -43,8 +43,10 @@ impl Core {
             let frame = t.log.frame(offset).expect("just appended");
             if let Err(e) = store.append(offset, frame) {
                 // The store took nothing; neither may memory, where the next commit of the
-                // topic would show the message to consumers.
+                // topic would show the message to consumers. What the log's buffers hold may
+                // still have changed (a segment started and given back): the budget is told.
                 t.log.retract(offset);
+                self.account(tid, mark);
                 return self.storage_failed(id, topic, &e);
             }
             if !t.uncommitted {
