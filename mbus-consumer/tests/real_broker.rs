@@ -72,13 +72,14 @@ fn free_ports() -> (u16, u16) {
     )
 }
 
-/// A durable broker on `ports`, which another test's broker may hold for a moment (ports the
-/// system hands out for port 0 can be the ones just freed here): binding is tried again.
-fn durable_on(dir: &std::path::Path, (pport, cport): (u16, u16)) -> Broker {
+/// A broker on `ports`, with `data_dir` if given. Another test's broker may hold the ports for
+/// a moment (ports the system hands out for port 0 can be the ones just freed here): binding
+/// is tried again.
+fn broker_on(data_dir: Option<&std::path::Path>, (pport, cport): (u16, u16)) -> Broker {
     let mut config = BrokerConfig::ephemeral();
     config.pport = pport;
     config.cport = cport;
-    config.data_dir = Some(dir.to_owned());
+    config.data_dir = data_dir.map(ToOwned::to_owned);
     let mut tries = 0;
     loop {
         match Broker::spawn(config.clone()) {
@@ -91,6 +92,10 @@ fn durable_on(dir: &std::path::Path, (pport, cport): (u16, u16)) -> Broker {
             Err(e) => panic!("cannot start a broker on {pport}/{cport}: {e}"),
         }
     }
+}
+
+fn durable_on(dir: &std::path::Path, ports: (u16, u16)) -> Broker {
+    broker_on(Some(dir), ports)
 }
 
 #[test]
@@ -210,4 +215,40 @@ fn completions_and_the_man_page_need_no_broker() {
             "{args:?}"
         );
     }
+}
+
+/// What README.md says a restart of a broker without a data directory costs a reconnecting
+/// consumer: the new broker starts its topics at offset 0, the consumer asks for the offset it
+/// left at, and so it gets nothing of the new broker's first messages, up to that offset.
+#[test]
+fn a_reconnecting_consumer_misses_what_a_restarted_memory_broker_takes_before_its_offset() {
+    use mbus_consumer::{Consumer, ConsumerOptions, Event, Reconnect, Start};
+    let ports = free_ports();
+    let broker = broker_on(None, ports);
+    publish(ports.0, "m", &["a0", "a1", "a2", "a3", "a4"]);
+    let mut options = ConsumerOptions::default();
+    options.reconnect = Some(Reconnect::default());
+    options.read_timeout = Some(std::time::Duration::from_secs(20));
+    let mut consumer = Consumer::connect(("127.0.0.1", ports.1), &options).unwrap();
+    consumer.subscribe("m", Start::Earliest).unwrap();
+    let next = |consumer: &mut Consumer| loop {
+        if let Event::Message { offset, data, .. } = consumer.next_event().unwrap() {
+            return (offset, String::from_utf8(data.to_vec()).unwrap());
+        }
+    };
+    for i in 0..5 {
+        assert_eq!(next(&mut consumer), (i, format!("a{i}")));
+    }
+    broker.stop().unwrap();
+    let broker = broker_on(None, ports);
+    publish(
+        ports.0,
+        "m",
+        &["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"],
+    );
+    // The consumer resumes at offset 5: b0 to b4 are lost to it, b5 on arrive.
+    for i in 5..8 {
+        assert_eq!(next(&mut consumer), (i, format!("b{i}")));
+    }
+    broker.stop().unwrap();
 }
