@@ -206,11 +206,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
                     continue;
                 }
                 let what = format!("{workload} {} run {run}/{runs}", column.kind.name());
-                let mine = tallies
-                    .iter_mut()
-                    .filter(|t| t.metric.workload == workload && t.metric.applies_to(column.kind))
-                    .map(|t| (t.metric.unit, &mut t.cells[col]))
-                    .collect();
+                let mine = cells_of(&mut tallies, workload, col, column.kind);
                 let outcome = match &servers[col] {
                     Some(target) => bench.measure(workload, column.kind, target.as_ref()),
                     None => Err(anyhow::anyhow!("the server did not start")),
@@ -232,11 +228,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
                     continue;
                 }
                 let what = format!("{workload} {} run {run}/{runs}", column.kind.name());
-                let mine = tallies
-                    .iter_mut()
-                    .filter(|t| t.metric.workload == workload && t.metric.applies_to(column.kind))
-                    .map(|t| (t.metric.unit, &mut t.cells[col]))
-                    .collect();
+                let mine = cells_of(&mut tallies, workload, col, column.kind);
                 file_run(&what, bench.run_once(workload, column), mine, &mut failures);
             }
         }
@@ -261,6 +253,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The cells one run of `workload` against column `col` fills, each with its unit, in the order
+/// of the run's figures.
+fn cells_of(
+    tallies: &mut [Tally],
+    workload: Workload,
+    col: usize,
+    kind: Kind,
+) -> Vec<(&'static str, &mut Figures)> {
+    tallies
+        .iter_mut()
+        .filter(|t| t.metric.workload == workload && t.metric.applies_to(kind))
+        .map(|t| (t.metric.unit, &mut t.cells[col]))
+        .collect()
 }
 
 /// Files one run's figures, in order, into the cells they belong to, each with its unit, and

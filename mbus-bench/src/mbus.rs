@@ -133,17 +133,61 @@ impl Mbus {
             Role::Producer => producer_port,
             Role::Consumer => consumer_port,
         };
-        let mut conn = Conn::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
-        let hello = Frame::Hello {
-            version: PROTOCOL_VERSION,
+        open(
+            self,
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             role,
-            token: None,
-        };
-        conn.send(&hello.to_bytes(), deadline)?;
-        conn.wait_for(self, "Welcome", deadline, |e| *e == Event::Welcome)?;
-        Ok(conn)
+            deadline,
+        )
     }
 }
+
+/// A connection to `addr` that said `Hello` as `role` and got the `Welcome` of `target`, a
+/// server speaking mbus's protocol (the broker, or the relay).
+pub fn open(
+    target: &dyn Target,
+    addr: SocketAddr,
+    role: Role,
+    deadline: Instant,
+) -> anyhow::Result<Conn> {
+    let mut conn = Conn::connect(addr)?;
+    let hello = Frame::Hello {
+        version: PROTOCOL_VERSION,
+        role,
+        token: None,
+    };
+    conn.send(&hello.to_bytes(), deadline)?;
+    conn.wait_for(target, "Welcome", deadline, |e| *e == Event::Welcome)?;
+    Ok(conn)
+}
+
+/// `conn`, subscribed to the bench's topic from `start`, once `target` says so.
+pub fn subscribe(
+    target: &dyn Target,
+    mut conn: Conn,
+    start: Start,
+    deadline: Instant,
+) -> anyhow::Result<Conn> {
+    let subscribe = Frame::Subscribe {
+        topic: TOPIC,
+        start,
+    };
+    conn.send(&subscribe.to_bytes(), deadline)?;
+    conn.wait_for(target, "Subscribed", deadline, |e| *e == Event::Subscribed)?;
+    Ok(conn)
+}
+
+/// A publish of `payload` to the bench's topic.
+pub fn encode_publish(payload: &[u8], out: &mut Vec<u8>) {
+    Frame::Publish {
+        topic: TOPIC,
+        data: payload,
+    }
+    .encode(out);
+}
+
+/// The whole Pong frame: length 2, then the array [12].
+pub const PONG: &[u8] = &[0, 0, 0, 2, 0x91, 0x0c];
 
 impl Target for Mbus {
     fn name(&self) -> &'static str {
@@ -159,14 +203,8 @@ impl Target for Mbus {
     }
 
     fn subscriber(&self, deadline: Instant) -> anyhow::Result<Conn> {
-        let mut conn = self.connect(Role::Consumer, deadline)?;
-        let subscribe = Frame::Subscribe {
-            topic: TOPIC,
-            start: self.start,
-        };
-        conn.send(&subscribe.to_bytes(), deadline)?;
-        conn.wait_for(self, "Subscribed", deadline, |e| *e == Event::Subscribed)?;
-        Ok(conn)
+        let conn = self.connect(Role::Consumer, deadline)?;
+        subscribe(self, conn, self.start, deadline)
     }
 
     fn idle(&self, deadline: Instant) -> anyhow::Result<Conn> {
@@ -174,11 +212,7 @@ impl Target for Mbus {
     }
 
     fn encode_publish(&self, payload: &[u8], out: &mut Vec<u8>) {
-        Frame::Publish {
-            topic: TOPIC,
-            data: payload,
-        }
-        .encode(out);
+        encode_publish(payload, out);
     }
 
     fn parser(&self) -> Parser {
@@ -186,8 +220,7 @@ impl Target for Mbus {
     }
 
     fn pong(&self) -> &'static [u8] {
-        // The whole Pong frame: length 2, then the array [12].
-        &[0, 0, 0, 2, 0x91, 0x0c]
+        PONG
     }
 
     fn stop(self: Box<Self>) -> anyhow::Result<()> {

@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::mbus;
-use super::target::{Conn, Event, Parser, Target};
+use super::target::{Conn, Parser, Target};
 
 const PRODUCERS: Token = Token(0);
 const CONSUMERS: Token = Token(1);
@@ -89,20 +89,8 @@ fn serve(
         let wait = (!backlog.is_empty()).then_some(std::time::Duration::ZERO);
         poll.poll(&mut events, wait)?;
         touched.clear();
-        for key in std::mem::take(&mut backlog) {
-            if peers.contains(key)
-                && read(
-                    &mut peers,
-                    key,
-                    &mut scratch,
-                    &mut next_offset,
-                    &mut touched,
-                )
-            {
-                backlog.push(key);
-            }
-            touched.push(key);
-        }
+        // What to read this turn: the backlog, then what the poll says is readable.
+        let mut readable = std::mem::take(&mut backlog);
         for event in events.iter() {
             match event.token() {
                 WAKER => {}
@@ -134,21 +122,26 @@ fn serve(
                 }
                 Token(t) => {
                     let key = t - FIRST;
-                    if event.is_readable()
-                        && peers.contains(key)
-                        && read(
-                            &mut peers,
-                            key,
-                            &mut scratch,
-                            &mut next_offset,
-                            &mut touched,
-                        )
-                    {
-                        backlog.push(key);
+                    if event.is_readable() {
+                        readable.push(key);
                     }
                     touched.push(key);
                 }
             }
+        }
+        for key in readable {
+            let budget_spent = peers.contains(key)
+                && read(
+                    &mut peers,
+                    key,
+                    &mut scratch,
+                    &mut next_offset,
+                    &mut touched,
+                );
+            if budget_spent {
+                backlog.push(key);
+            }
+            touched.push(key);
         }
         touched.sort_unstable();
         touched.dedup();
@@ -271,15 +264,7 @@ impl Relay {
             Role::Producer => self.producers,
             Role::Consumer => self.consumers,
         };
-        let mut conn = Conn::connect(addr)?;
-        let hello = Frame::Hello {
-            version: PROTOCOL_VERSION,
-            role,
-            token: None,
-        };
-        conn.send(&hello.to_bytes(), deadline)?;
-        conn.wait_for(self, "Welcome", deadline, |e| *e == Event::Welcome)?;
-        Ok(conn)
+        mbus::open(self, addr, role, deadline)
     }
 }
 
@@ -297,14 +282,8 @@ impl Target for Relay {
     }
 
     fn subscriber(&self, deadline: Instant) -> anyhow::Result<Conn> {
-        let mut conn = self.connect(Role::Consumer, deadline)?;
-        let subscribe = Frame::Subscribe {
-            topic: mbus::TOPIC,
-            start: Start::Latest,
-        };
-        conn.send(&subscribe.to_bytes(), deadline)?;
-        conn.wait_for(self, "Subscribed", deadline, |e| *e == Event::Subscribed)?;
-        Ok(conn)
+        let conn = self.connect(Role::Consumer, deadline)?;
+        mbus::subscribe(self, conn, Start::Latest, deadline)
     }
 
     fn idle(&self, deadline: Instant) -> anyhow::Result<Conn> {
@@ -312,11 +291,7 @@ impl Target for Relay {
     }
 
     fn encode_publish(&self, payload: &[u8], out: &mut Vec<u8>) {
-        Frame::Publish {
-            topic: mbus::TOPIC,
-            data: payload,
-        }
-        .encode(out);
+        mbus::encode_publish(payload, out);
     }
 
     fn parser(&self) -> Parser {
@@ -324,7 +299,7 @@ impl Target for Relay {
     }
 
     fn pong(&self) -> &'static [u8] {
-        &[0, 0, 0, 2, 0x91, 0x0c]
+        mbus::PONG
     }
 
     fn stop(mut self: Box<Self>) -> anyhow::Result<()> {

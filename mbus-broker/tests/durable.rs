@@ -32,6 +32,14 @@ fn config(cache_bytes: usize) -> CoreConfig {
     }
 }
 
+/// A core on `disk` (shared with the test, which injects faults and crashes), started at `now`.
+fn memory_harness(disk: &mbus_broker::store::MemoryStorage, now: Instant) -> Harness {
+    let core = Core::start(config(1 << 20), Some(Box::new(disk.clone())), now);
+    Harness {
+        core: core.unwrap(),
+    }
+}
+
 fn durable_harness(dir: &TempDir, cache_bytes: usize) -> Harness {
     let storage = FileStorage::new(
         dir.path().to_owned(),
@@ -314,16 +322,7 @@ fn a_record_torn_by_a_crash_is_cut_and_its_offset_taken_by_the_next_publish() {
     use mbus_broker::store::MemoryStorage;
     use mbus_broker::store::memory::Crash;
     let disk = MemoryStorage::new(Fsync::Always, u64::MAX);
-    let start = |disk: &MemoryStorage| {
-        let core = Core::start(
-            config(1 << 20),
-            Some(Box::new(disk.clone())),
-            Instant::now(),
-        );
-        Harness {
-            core: core.unwrap(),
-        }
-    };
+    let start = |disk: &MemoryStorage| memory_harness(disk, Instant::now());
     let mut h = start(&disk);
     let p = h.producer();
     for i in 0..3u8 {
@@ -490,14 +489,7 @@ fn a_topic_that_cannot_be_opened_for_want_of_descriptors_is_a_limit_not_an_inter
     use mbus_broker::store::MemoryStorage;
     use mbus_broker::store::memory::Op;
     let disk = MemoryStorage::new(Fsync::Always, u64::MAX);
-    let core = Core::start(
-        config(1 << 20),
-        Some(Box::new(disk.clone())),
-        Instant::now(),
-    );
-    let mut h = Harness {
-        core: core.unwrap(),
-    };
+    let mut h = memory_harness(&disk, Instant::now());
     for (errno, code) in [(24, ErrorCode::LimitReached), (28, ErrorCode::Internal)] {
         disk.fail_next_with(Op::Open, 1, errno);
         let p = h.producer();
@@ -519,14 +511,7 @@ fn a_commit_that_fails_on_a_full_disk_drops_only_its_own_and_the_topic_resumes()
     use mbus_broker::store::MemoryStorage;
     use mbus_broker::store::memory::{Crash, Op};
     let disk = MemoryStorage::new(Fsync::Always, u64::MAX);
-    let start = |disk: &MemoryStorage| Harness {
-        core: Core::start(
-            config(1 << 20),
-            Some(Box::new(disk.clone())),
-            Instant::now(),
-        )
-        .unwrap(),
-    };
+    let start = |disk: &MemoryStorage| memory_harness(disk, Instant::now());
     let mut h = start(&disk);
     let (c, _) = subscribe_from_earliest(&mut h, "t");
     let p1 = h.producer();
@@ -605,8 +590,7 @@ fn a_failed_commit_after_a_batch_sync_still_goes_back_to_the_last_commit() {
     use mbus_broker::store::memory::Op;
     let disk = MemoryStorage::new(Fsync::Batch, u64::MAX);
     let now = Instant::now();
-    let core = Core::start(config(1 << 20), Some(Box::new(disk.clone())), now).unwrap();
-    let mut h = Harness { core };
+    let mut h = memory_harness(&disk, now);
     let (c, _) = subscribe_from_earliest(&mut h, "t");
     let p = h.producer();
     h.publish(p, "t", b"committed");

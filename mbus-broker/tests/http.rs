@@ -413,3 +413,28 @@ fn delete_removes_a_topic_and_its_directory_with_the_token_and_only_forced_under
     broker.stop().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn per_topic_series_stop_at_their_cap_and_the_totals_count_every_topic() {
+    let broker = broker();
+    let mut p = Client::open(broker.producer_addr(), Role::Producer);
+    let mut batch = Vec::new();
+    for i in 0..1001 {
+        Frame::Publish {
+            topic: &format!("t{i:04}"),
+            data: b"x",
+        }
+        .encode(&mut batch);
+    }
+    p.stream.write_all(&batch).unwrap();
+    while p.recv() != Some(Owned::Confirm(1001)) {}
+    let (_, metrics) = get(broker.http_addr().unwrap(), "/metrics");
+    let series = metrics
+        .lines()
+        .filter(|l| l.starts_with("mbus_topic_next_offset{"))
+        .count();
+    assert_eq!(series, 1000, "the first 1,000 topics by name get series");
+    assert!(metrics.contains("mbus_topic_next_offset{topic=\"t0999\"} 1"));
+    assert!(!metrics.contains("topic=\"t1000\""));
+    assert_eq!(sample(&metrics, "mbus_topics"), 1001.0);
+}
