@@ -142,7 +142,7 @@ fuzz_target!(|input: Input| {
                     core.receive(
                         id,
                         Frame::Hello {
-                            version: 1,
+                            version: mbus_proto::PROTOCOL_VERSION,
                             role,
                             token: None,
                         },
@@ -206,7 +206,7 @@ fuzz_target!(|input: Input| {
                     core.receive(
                         conns[i].0,
                         Frame::Hello {
-                            version: 1,
+                            version: mbus_proto::PROTOCOL_VERSION,
                             role,
                             token: None,
                         },
@@ -217,7 +217,7 @@ fuzz_target!(|input: Input| {
                 if let Some(i) = pick(&conns, conn) {
                     let data = vec![len; usize::from(len)];
                     let topic = TOPICS[usize::from(topic) % TOPICS.len()];
-                    core.receive(conns[i].0, Frame::Publish { topic, data: &data });
+                    core.receive(conns[i].0, Frame::publish(topic, &data));
                 }
             }
             Op::Subscribe {

@@ -179,11 +179,7 @@ pub fn subscribe(
 
 /// A publish of `payload` to the bench's topic.
 pub fn encode_publish(payload: &[u8], out: &mut Vec<u8>) {
-    Frame::Publish {
-        topic: TOPIC,
-        data: payload,
-    }
-    .encode(out);
+    Frame::publish(TOPIC, payload).encode(out);
 }
 
 /// The whole Pong frame: length 2, then the array [12].
@@ -235,7 +231,10 @@ pub fn parse(buf: &[u8]) -> anyhow::Result<Option<(Event<'_>, usize)>> {
         return Ok(None);
     };
     let event = match frame {
-        Frame::Deliver { data, .. } => Event::Message(data),
+        Frame::Deliver { batch, .. } => match batch.split_first() {
+            (message, None) => Event::Message(message.data),
+            (_, Some(_)) => bail!("mbus-broker delivered a batch of {} messages", batch.len()),
+        },
         Frame::Confirm { count } => Event::Confirmed(count),
         Frame::Welcome { .. } => Event::Welcome,
         Frame::Subscribed { .. } => Event::Subscribed,

@@ -199,11 +199,16 @@ fn read(
     // Deliveries are encoded once into this, then handed to every subscriber whole.
     let mut batch = Vec::new();
     let mut at = 0;
+    // Stamped as the broker stamps what it stores: once per turn.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     while let Ok(Some((frame, used))) = mbus_proto::decode(&input[at..], DEFAULT_MAX_FRAME) {
         match frame {
             Frame::Hello { .. } => Frame::Welcome {
                 version: PROTOCOL_VERSION,
                 max_frame: DEFAULT_MAX_FRAME,
+                idle_timeout: 60_000,
             }
             .encode(&mut peers[key].output),
             Frame::Subscribe { topic, .. } => {
@@ -212,17 +217,23 @@ fn read(
                 Frame::Subscribed {
                     topic,
                     offset: *next_offset,
+                    first: 0,
+                    next: *next_offset,
                 }
                 .encode(&mut peer.output);
             }
-            Frame::Publish { topic, data } => {
+            Frame::Publish {
+                topic,
+                batch: messages,
+            } => {
                 Frame::Deliver {
                     topic,
                     offset: *next_offset,
-                    data,
+                    time: now,
+                    batch: messages,
                 }
                 .encode(&mut batch);
-                *next_offset += 1;
+                *next_offset += messages.len() as u64;
                 peers[key].published += 1;
             }
             Frame::Ping => Frame::Pong.encode(&mut peers[key].output),

@@ -42,11 +42,7 @@ fn main() {
     let data = [7u8; 128];
     let mut input = Vec::new();
     for _ in 0..1000 {
-        Frame::Publish {
-            topic: "bench",
-            data: &data,
-        }
-        .encode(&mut input);
+        Frame::publish("bench", &data).encode(&mut input);
     }
     let n: usize = std::env::var("N")
         .map(|v| v.parse().unwrap())

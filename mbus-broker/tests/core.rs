@@ -136,7 +136,7 @@ fn a_consumer_hello_on_the_producer_port_is_refused() {
     h.core.receive(
         p,
         Frame::Hello {
-            version: 1,
+            version: mbus_proto::PROTOCOL_VERSION,
             role: Role::Consumer,
             token: None,
         },

@@ -98,7 +98,7 @@ fn run(ops: Vec<Op>) {
                     h.core.receive(
                         id,
                         Frame::Hello {
-                            version: 1,
+                            version: mbus_proto::PROTOCOL_VERSION,
                             role,
                             token: None,
                         },
@@ -175,7 +175,7 @@ fn run(ops: Vec<Op>) {
                         h.core.receive(
                             p.id,
                             Frame::Hello {
-                                version: 1,
+                                version: mbus_proto::PROTOCOL_VERSION,
                                 role,
                                 token: None,
                             },
@@ -186,7 +186,7 @@ fn run(ops: Vec<Op>) {
                         let offset = h.core.topic_range(topic).map_or(0, |r| r.end);
                         let mut data = format!("{topic}:{offset}:").into_bytes();
                         data.resize(data.len() + usize::from(len), b'.');
-                        h.core.receive(p.id, Frame::Publish { topic, data: &data });
+                        h.core.receive(p.id, Frame::publish(topic, &data));
                     }
                     Op::Subscribe(_, t, start) => {
                         p.subscribed.push(TOPICS[t]);

@@ -39,11 +39,7 @@ fn produce(addr: SocketAddr, p: usize, first: u64) -> (u64, u64) {
     loop {
         let mut batch = Vec::new();
         for _ in 0..50 {
-            Frame::Publish {
-                topic: TOPIC,
-                data: &payload(p, first + sent),
-            }
-            .encode(&mut batch);
+            Frame::publish(TOPIC, &payload(p, first + sent)).encode(&mut batch);
             sent += 1;
         }
         if std::io::Write::write_all(&mut c.stream, &batch).is_err() {

@@ -47,10 +47,7 @@ fn damaged_entries_are_reported_and_every_healthy_topic_serves() {
         let broker = BrokerProcess::start(&args);
         let mut p = Client::open(broker.producers, Role::Producer);
         for data in [&b"one"[..], b"two", b"three"] {
-            p.send(Frame::Publish {
-                topic: "good",
-                data,
-            });
+            p.send(Frame::publish("good", data));
         }
         while p.recv() != Some(Owned::Confirm(3)) {}
     }
@@ -97,15 +94,12 @@ fn damaged_entries_are_reported_and_every_healthy_topic_serves() {
         );
     }
     let mut p = Client::open(broker.producers, Role::Producer);
-    p.send(Frame::Publish {
-        topic: "good",
-        data: b"four",
-    });
+    p.send(Frame::publish("good", b"four"));
     assert_eq!(p.recv(), Some(Owned::Confirm(1)));
     // Each damaged topic is unavailable to producers and consumers alike.
     for topic in DAMAGED {
         let mut p = Client::open(broker.producers, Role::Producer);
-        p.send(Frame::Publish { topic, data: b"x" });
+        p.send(Frame::publish(topic, b"x"));
         expect_unavailable(p.recv(), topic);
         let mut c = Client::open(broker.consumers, Role::Consumer);
         c.send(Frame::Subscribe {

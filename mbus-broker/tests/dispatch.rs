@@ -56,11 +56,7 @@ fn every_consumer_gets_every_message_once_in_offset_order() {
                 for seq in 0..5_000u32 {
                     let mut data = vec![p];
                     data.extend_from_slice(&seq.to_be_bytes());
-                    Frame::Publish {
-                        topic: "fan",
-                        data: &data,
-                    }
-                    .encode(&mut buf);
+                    Frame::publish("fan", &data).encode(&mut buf);
                 }
                 c.stream.write_all(&buf).unwrap();
                 while c.recv() != Some(Owned::Confirm(5_000)) {}

@@ -246,7 +246,8 @@ fn a_publish_the_store_refuses_is_never_delivered_and_the_topic_goes_on() {
     let record = 4 + Frame::Deliver {
         topic: "t",
         offset: 1,
-        data: &data,
+        time: 0,
+        batch: mbus_proto::Batch::one(&data),
     }
     .to_bytes()
     .len() as u64;

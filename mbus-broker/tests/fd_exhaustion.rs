@@ -32,7 +32,7 @@ fn accept_backs_off_when_descriptors_run_out() {
     Resource::NOFILE.set(open_fds() + 40, hard).unwrap();
 
     let hello = Frame::Hello {
-        version: 1,
+        version: mbus_proto::PROTOCOL_VERSION,
         role: Role::Producer,
         token: None,
     }
@@ -73,10 +73,7 @@ fn accept_backs_off_when_descriptors_run_out() {
         );
     }
     let mut p = Client::open(broker.producer_addr(), Role::Producer);
-    p.send(Frame::Publish {
-        topic: "t",
-        data: b"x",
-    });
+    p.send(Frame::publish("t", b"x"));
     assert_eq!(p.recv(), Some(Owned::Confirm(1)));
 
     let server = broker.stop().unwrap();

@@ -41,10 +41,7 @@ fn healthy_traffic(broker: &Broker, token: Option<&'static str>) -> impl FnOnce(
     });
     let producer = thread::spawn(move || {
         for i in 0..u64::from(HEALTHY) {
-            p.send(Frame::Publish {
-                topic: "healthy",
-                data: &i.to_be_bytes(),
-            });
+            p.send(Frame::publish("healthy", &i.to_be_bytes()));
             if i % 500 == 0 {
                 thread::sleep(Duration::from_millis(2));
             }
@@ -69,10 +66,7 @@ fn under_attack(
     healthy();
     // Still serving: a new producer is welcomed and confirmed.
     let mut p = Client::open_with(broker.producer_addr(), Role::Producer, token);
-    p.send(Frame::Publish {
-        topic: "after",
-        data: b"still here",
-    });
+    p.send(Frame::publish("after", b"still here"));
     assert_eq!(p.recv(), Some(Owned::Confirm(1)));
     broker.stop().unwrap();
     answer
@@ -136,11 +130,7 @@ fn oversized_length_prefix() {
 fn truncated_frame_then_close() {
     under_attack(BrokerConfig::ephemeral(), |p, _| {
         let mut c = Client::open(p, Role::Producer);
-        let frame = Frame::Publish {
-            topic: "healthy",
-            data: &[1; 100],
-        }
-        .to_bytes();
+        let frame = Frame::publish("healthy", &[1; 100]).to_bytes();
         c.stream.write_all(&frame[..60]).unwrap();
         c.stream.shutdown(std::net::Shutdown::Write).unwrap();
         let out = c.recv_until_closed();
@@ -168,10 +158,7 @@ fn consumer_frame_on_the_producer_port() {
 #[test]
 fn producer_frame_on_the_consumer_port() {
     let out = under_attack(BrokerConfig::ephemeral(), |_, c| {
-        let publish = Frame::Publish {
-            topic: "healthy",
-            data: b"sneaky",
-        };
+        let publish = Frame::publish("healthy", b"sneaky");
         send_raw(c, Some(Role::Consumer), &publish.to_bytes())
     });
     assert_error(
@@ -185,7 +172,7 @@ fn producer_frame_on_the_consumer_port() {
 fn producer_hello_on_the_consumer_port() {
     let out = under_attack(BrokerConfig::ephemeral(), |_, c| {
         let hello = Frame::Hello {
-            version: 1,
+            version: mbus_proto::PROTOCOL_VERSION,
             role: Role::Producer,
             token: None,
         };
@@ -230,11 +217,7 @@ fn body_of_the_wrong_shape() {
 #[test]
 fn unknown_frame_kind_after_a_good_publish() {
     let out = under_attack(BrokerConfig::ephemeral(), |p, _| {
-        let mut bytes = Frame::Publish {
-            topic: "healthy-side",
-            data: b"ok",
-        }
-        .to_bytes();
+        let mut bytes = Frame::publish("healthy-side", b"ok").to_bytes();
         bytes.extend_from_slice(&body(&[0x91, 0x0d]));
         send_raw(p, Some(Role::Producer), &bytes)
     });
@@ -249,10 +232,7 @@ fn unknown_frame_kind_after_a_good_publish() {
 #[test]
 fn invalid_topic_name() {
     let out = under_attack(BrokerConfig::ephemeral(), |p, _| {
-        let publish = Frame::Publish {
-            topic: "no\nnewlines",
-            data: b"x",
-        };
+        let publish = Frame::publish("no\nnewlines", b"x");
         send_raw(p, Some(Role::Producer), &publish.to_bytes())
     });
     assert_error(&out, ErrorCode::InvalidTopic, "topic name");
@@ -280,7 +260,7 @@ fn dribbling_peer_is_timed_out() {
     let out = under_attack(quick_timeouts(), |p, _| {
         let mut c = Client::raw(p);
         let hello = Frame::Hello {
-            version: 1,
+            version: mbus_proto::PROTOCOL_VERSION,
             role: Role::Producer,
             token: None,
         }
@@ -302,7 +282,7 @@ fn wrong_token() {
     config.auth_token = Some("s3cret".into());
     let out = under_attack(config, |p, _| {
         let hello = Frame::Hello {
-            version: 1,
+            version: mbus_proto::PROTOCOL_VERSION,
             role: Role::Producer,
             token: Some("guess"),
         };

@@ -61,7 +61,7 @@ fn publish(broker: &Broker, topic: &str, count: u64, size: usize) {
     let data = vec![b'm'; size];
     let mut batch = Vec::new();
     for _ in 0..count {
-        Frame::Publish { topic, data: &data }.encode(&mut batch);
+        Frame::publish(topic, &data).encode(&mut batch);
     }
     p.stream.write_all(&batch).unwrap();
     while p.recv() != Some(Owned::Confirm(count)) {}
@@ -89,10 +89,7 @@ fn metrics_count_exactly_what_passed_and_promtool_accepts_them() {
     read_all(&mut c, 1000);
     // A refused client shows among the errors.
     let mut bad = Client::open(broker.producer_addr(), Role::Producer);
-    bad.send(Frame::Publish {
-        topic: "no spaces",
-        data: b"x",
-    });
+    bad.send(Frame::publish("no spaces", b"x"));
     assert!(matches!(bad.recv(), Some(Owned::Error { .. })));
 
     let (status, metrics) = get(http, "/metrics");
@@ -363,7 +360,7 @@ fn delete_removes_a_topic_and_its_directory_with_the_token_and_only_forced_under
     let http = broker.http_addr().unwrap();
     let mut p = Client::open_with(broker.producer_addr(), Role::Producer, Some("s3cret"));
     for topic in ["gone", "read"] {
-        p.send(Frame::Publish { topic, data: b"x" });
+        p.send(Frame::publish(topic, b"x"));
     }
     while p.recv() != Some(Owned::Confirm(2)) {}
     let topic_dir = |name: &str| dir.join("topics").join(name);
@@ -399,10 +396,7 @@ fn delete_removes_a_topic_and_its_directory_with_the_token_and_only_forced_under
     assert!(!topic_dir("read").exists());
 
     // Publishing to a deleted name makes a new topic, from offset 0.
-    p.send(Frame::Publish {
-        topic: "gone",
-        data: b"again",
-    });
+    p.send(Frame::publish("gone", b"again"));
     while p.recv() != Some(Owned::Confirm(3)) {}
     let (_, body) = get(http, "/v1/topics/gone");
     let topic: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -420,11 +414,7 @@ fn per_topic_series_stop_at_their_cap_and_the_totals_count_every_topic() {
     let mut p = Client::open(broker.producer_addr(), Role::Producer);
     let mut batch = Vec::new();
     for i in 0..1001 {
-        Frame::Publish {
-            topic: &format!("t{i:04}"),
-            data: b"x",
-        }
-        .encode(&mut batch);
+        Frame::publish(&format!("t{i:04}"), b"x").encode(&mut batch);
     }
     p.stream.write_all(&batch).unwrap();
     while p.recv() != Some(Owned::Confirm(1001)) {}

@@ -56,13 +56,16 @@ fn a_consumer_sent_400_of_1000_messages_lags_600() {
     let subscribed = Frame::Subscribed {
         topic: "t",
         offset: 0,
+        first: 0,
+        next: 1000,
     }
     .to_bytes()
     .len();
     let deliver = Frame::Deliver {
         topic: "t",
         offset: 0,
-        data: &[0; 4],
+        time: 0,
+        batch: mbus_proto::Batch::one(&[0; 4]),
     }
     .to_bytes()
     .len();
@@ -93,6 +96,7 @@ fn a_consumer_sent_400_of_1000_messages_lags_600() {
     let welcome = Frame::Welcome {
         version: mbus_proto::PROTOCOL_VERSION,
         max_frame: mbus_proto::DEFAULT_MAX_FRAME,
+        idle_timeout: 60_000,
     }
     .to_bytes()
     .len();

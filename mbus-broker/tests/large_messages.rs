@@ -41,11 +41,7 @@ fn retained_max_frame_messages_stay_within_retention_plus_a_segment() {
     let mut p = Client::open(broker.producers, Role::Producer);
     // Just under the frame limit, so that every message gets a memory segment of its own.
     let data = vec![b'x'; (MIB - 64) as usize];
-    let frame = Frame::Publish {
-        topic: "large",
-        data: &data,
-    }
-    .to_bytes();
+    let frame = Frame::publish("large", &data).to_bytes();
     for _ in 0..MESSAGES {
         p.stream.write_all(&frame).unwrap();
     }

@@ -51,10 +51,7 @@ fn start(dir: &TempDir) -> BrokerProcess {
 fn publish_each(producers: SocketAddr, round: u64) {
     let mut p = Client::open(producers, Role::Producer);
     for i in 0..TOPICS {
-        p.send(Frame::Publish {
-            topic: &topic(i),
-            data: &payload(i, round),
-        });
+        p.send(Frame::publish(&topic(i), &payload(i, round)));
     }
     loop {
         match p.recv() {

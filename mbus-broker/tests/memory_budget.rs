@@ -127,13 +127,7 @@ fn the_broker_stays_within_its_memory_budget_across_a_thousand_topics() {
     let mut p = Client::open(broker.producers, Role::Producer);
     let data = vec![b'm'; MESSAGE];
     let frames: Vec<Vec<u8>> = (0..TOPICS)
-        .map(|t| {
-            Frame::Publish {
-                topic: &format!("t{t:04}"),
-                data: &data,
-            }
-            .to_bytes()
-        })
+        .map(|t| Frame::publish(&format!("t{t:04}"), &data).to_bytes())
         .collect();
     let mut peak = 0;
     for round in 0..PER_TOPIC {

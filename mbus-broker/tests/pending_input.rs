@@ -26,10 +26,7 @@ fn healthy_round_trip(broker: &BrokerProcess) {
     });
     assert!(matches!(c.recv(), Some(Owned::Subscribed { .. })));
     let mut p = Client::open(broker.producers, Role::Producer);
-    p.send(Frame::Publish {
-        topic: "healthy",
-        data: b"still here",
-    });
+    p.send(Frame::publish("healthy", b"still here"));
     assert_eq!(p.recv(), Some(Owned::Confirm(1)));
     match c.recv() {
         Some(Owned::Deliver { data, .. }) => assert_eq!(data, b"still here"),
@@ -96,11 +93,7 @@ fn peers_that_trickle_a_large_publish_after_hello_cost_what_they_sent() {
     .to_bytes();
     let mut peers = connect_many(broker.producers, &hello);
     let data = vec![b'x'; (MIB - 64) as usize];
-    let publish = Frame::Publish {
-        topic: "big",
-        data: &data,
-    }
-    .to_bytes();
+    let publish = Frame::publish("big", &data).to_bytes();
     const SENT: usize = 32 << 10;
     for peer in &mut peers {
         let mut welcome = [0; 64];
@@ -129,11 +122,7 @@ fn peers_that_trickle_a_large_publish_after_hello_cost_what_they_sent() {
 fn incomplete_frames_past_the_broker_wide_bound_are_refused() {
     let broker = BrokerProcess::start(&["--max-pending-input", "8388608"]);
     let data = vec![b'x'; (MIB - 64) as usize];
-    let publish = Frame::Publish {
-        topic: "big",
-        data: &data,
-    }
-    .to_bytes();
+    let publish = Frame::publish("big", &data).to_bytes();
     let mut peers = Vec::new();
     for _ in 0..20 {
         let mut peer = Client::open(broker.producers, Role::Producer);

@@ -17,11 +17,7 @@ fn produce(addr: std::net::SocketAddr, producer: u32, topic: &str, count: u32) {
     let mut batch = Vec::new();
     for seq in 0..count {
         let data = format!("{producer}:{seq}");
-        Frame::Publish {
-            topic,
-            data: data.as_bytes(),
-        }
-        .encode(&mut batch);
+        Frame::publish(topic, data.as_bytes()).encode(&mut batch);
         if batch.len() > 32 << 10 || seq + 1 == count {
             c.stream.write_all(&batch).unwrap();
             batch.clear();
@@ -72,11 +68,7 @@ fn three_persistent_producers_get_every_message_stored_once_in_order() {
 fn a_peer_that_vanishes_mid_frame_harms_no_one() {
     let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
     let mut c = Client::open(broker.producer_addr(), Role::Producer);
-    let frame = Frame::Publish {
-        topic: "t",
-        data: &[7; 1000],
-    }
-    .to_bytes();
+    let frame = Frame::publish("t", &[7; 1000]).to_bytes();
     c.stream.write_all(&frame[..500]).unwrap();
     drop(c);
     produce(broker.producer_addr(), 1, "t", 100);
@@ -118,11 +110,7 @@ fn stop_waits_no_longer_than_the_shutdown_grace_for_a_consumer_that_never_reads(
     let data = vec![b'x'; 1024];
     let mut batch = Vec::new();
     for _ in 0..20_000 {
-        Frame::Publish {
-            topic: "t",
-            data: &data,
-        }
-        .encode(&mut batch);
+        Frame::publish("t", &data).encode(&mut batch);
     }
     p.stream.write_all(&batch).unwrap();
     while !matches!(p.recv(), Some(Owned::Confirm(20_000))) {}

@@ -25,11 +25,7 @@ fn produce(addr: SocketAddr, p: u8) -> u64 {
         for _ in 0..200 {
             let mut data = vec![p];
             data.extend_from_slice(&sent.to_be_bytes());
-            Frame::Publish {
-                topic: "load",
-                data: &data,
-            }
-            .encode(&mut batch);
+            Frame::publish("load", &data).encode(&mut batch);
             sent += 1;
         }
         if std::io::Write::write_all(&mut c.stream, &batch).is_err() {

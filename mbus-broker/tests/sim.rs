@@ -210,7 +210,7 @@ impl Sim {
             self.core.receive(
                 id,
                 Frame::Hello {
-                    version: 1,
+                    version: mbus_proto::PROTOCOL_VERSION,
                     role,
                     token: None,
                 },
@@ -256,8 +256,7 @@ impl Sim {
                 .or_default()
                 .push((topic, data.clone()));
             let _ = writeln!(self.trace, "publish {:?} {topic} {}", c.id, c.sent - 1);
-            self.core
-                .receive(c.id, Frame::Publish { topic, data: &data });
+            self.core.receive(c.id, Frame::publish(topic, &data));
         }
     }
 
@@ -632,7 +631,7 @@ fn start_core(config: &CoreConfig, storage: Option<&MemoryStorage>, now: Instant
 /// The payload of a stored `Deliver` frame.
 fn payload(frame: &[u8]) -> Option<Vec<u8>> {
     match decode(frame, u32::MAX) {
-        Ok(Some((Frame::Deliver { data, .. }, _))) => Some(data.to_vec()),
+        Ok(Some((Frame::Deliver { batch, .. }, _))) => batch.single().map(<[u8]>::to_vec),
         _ => None,
     }
 }

@@ -88,14 +88,14 @@ fn the_token_is_checked_before_the_role_and_the_version_before_both() {
         "{out:?}"
     );
     // Another version is refused by the decoder, before any field is looked at: a Hello of
-    // version 2 with the wrong token and role is UnsupportedVersion.
+    // version 1 with the wrong token and role is UnsupportedVersion.
     let mut body = Frame::Hello {
         version: PROTOCOL_VERSION,
         role: Role::Consumer,
         token: Some("wrong"),
     }
     .to_bytes();
-    body[6] = 2;
+    body[6] = 1;
     let err = mbus_proto::decode(&body, 4096).unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnsupportedVersion);
 }

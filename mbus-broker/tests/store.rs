@@ -136,7 +136,7 @@ fn a_new_topic_starts_empty_and_versions_the_data_directory() {
     assert_eq!(store.topic(), TOPIC);
     assert_eq!(
         fs::read_to_string(tmp.path().join("VERSION")).unwrap(),
-        "1\n"
+        "2\n"
     );
     assert!(log_file(tmp.path(), 0).exists());
     assert!(idx_file(tmp.path(), 0).exists());
@@ -151,9 +151,9 @@ fn a_new_topic_starts_empty_and_versions_the_data_directory() {
 #[test]
 fn another_format_version_is_refused() {
     let tmp = TempDir::new("version");
-    fs::write(tmp.path().join("VERSION"), "2\n").unwrap();
+    fs::write(tmp.path().join("VERSION"), "3\n").unwrap();
     match TopicStore::open(tmp.path(), TOPIC, small(1000)) {
-        Err(StoreError::UnsupportedVersion { found, .. }) => assert_eq!(found, "2"),
+        Err(StoreError::UnsupportedVersion { found, .. }) => assert_eq!(found, "3"),
         other => panic!("{other:?}"),
     }
     assert!(!tmp.path().join("topics").exists());
@@ -189,14 +189,11 @@ fn appends_must_be_the_next_offsets_own_deliver_frame() {
     let other_topic = mbus_proto::Frame::Deliver {
         topic: "other",
         offset: 3,
-        data: b"x",
+        time: 0,
+        batch: mbus_proto::Batch::one(b"x"),
     }
     .to_bytes();
-    let publish = mbus_proto::Frame::Publish {
-        topic: TOPIC,
-        data: b"x",
-    }
-    .to_bytes();
+    let publish = mbus_proto::Frame::publish(TOPIC, b"x").to_bytes();
     let mut short = frame(3, b"xyz");
     short.pop();
     let mut long = frame(3, b"xyz");
@@ -275,8 +272,8 @@ fn missing_or_short_indexes_are_rebuilt() {
             .unwrap();
         f.set_len(to).unwrap();
     };
-    cut(bases[1], 8 * 3);
-    cut(bases[2], 8 * 3 + 5);
+    cut(bases[1], 16 * 3);
+    cut(bases[2], 16 * 3 + 5);
     cut(last, 0);
     let expected_reindexed = (bases[1] - bases[0])
         + (bases[2] - bases[1] - 3)
@@ -290,7 +287,7 @@ fn missing_or_short_indexes_are_rebuilt() {
     for base in &bases {
         let n = fs::metadata(idx_file(tmp.path(), *base)).unwrap().len();
         let end = bases.iter().find(|&&b| b > *base).copied().unwrap_or(120);
-        assert_eq!(n, 8 * (end - base), "index of {base}");
+        assert_eq!(n, 16 * (end - base), "index of {base}");
     }
     assert_eq!(read_all(&mut store, 500).0, expected(0..120));
     assert_eq!(read_all(&mut store, 0).0, expected(0..120));
@@ -439,5 +436,6 @@ fn storage_md_quotes_a_record_as_the_store_writes_it() {
         .map(|b| u8::from_str_radix(b, 16).unwrap())
         .collect();
     assert_eq!(quoted, written);
-    assert_eq!(fs::read(idx_file(tmp.path(), 0)).unwrap(), [0; 8]);
+    let entry = [[0; 8], TIME.to_le_bytes()].concat();
+    assert_eq!(fs::read(idx_file(tmp.path(), 0)).unwrap(), entry);
 }

@@ -154,7 +154,7 @@ fn an_index_cut_at_every_byte_is_rebuilt() {
                 (0, n),
                 "segment {base} cut at {cut}"
             );
-            assert_eq!(recovery.reindexed, (idx_len - cut).div_ceil(8));
+            assert_eq!(recovery.reindexed, (idx_len - cut).div_ceil(16));
             assert_eq!(recovery.truncated_bytes, 0);
             assert_eq!(
                 fs::metadata(idx_file(tmp.path(), base)).unwrap().len(),
@@ -285,7 +285,7 @@ fn a_bit_flip_in_an_index_never_serves_a_wrong_record() {
                 let (good, corrupt) = read_all(&mut store, max_bytes);
                 assert!(corrupt.is_empty(), "{case}: {corrupt:?}");
                 assert_eq!(good, expected(0..n), "{case}");
-                for start in [base + (pos / 8) as u64, base] {
+                for start in [base + (pos / 16) as u64, base] {
                     let mut out = Vec::new();
                     let read = store.read(start, max_bytes, &mut out).unwrap();
                     assert_eq!(read.first, start, "{case}");
@@ -367,7 +367,7 @@ fn an_index_pointing_past_its_log_keeps_its_offsets_as_lost() {
     );
     assert_eq!(
         fs::metadata(idx_file(tmp.path(), last)).unwrap().len(),
-        8 * (n - last)
+        16 * (n - last)
     );
 }
 

@@ -111,10 +111,7 @@ fn the_real_broker_with_batch_fsync_syncs_within_250_ms_of_a_confirm() {
     // An idle broker first, so that nothing but this publish can have set the sync's timer.
     std::thread::sleep(Duration::from_millis(300));
     let mut producer = Client::open(broker.producers, Role::Producer);
-    producer.send(Frame::Publish {
-        topic: "t",
-        data: b"one",
-    });
+    producer.send(Frame::publish("t", b"one"));
     assert_eq!(producer.recv(), Some(Owned::Confirm(1)));
     let confirmed = Instant::now();
     let synced = broker

@@ -79,6 +79,11 @@ impl Connection {
         &mut self.protocol
     }
 
+    /// The connection's protocol state, to read what it handed out.
+    pub fn protocol_ref(&self) -> &ClientProtocol {
+        &self.protocol
+    }
+
     /// The largest frame body the broker accepts, from its `Welcome`.
     pub fn max_frame(&self) -> u32 {
         self.protocol.max_frame()

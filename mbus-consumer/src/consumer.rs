@@ -4,7 +4,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use mbus_client::Connection;
-use mbus_proto::client::Incoming;
+use mbus_proto::client::{BatchSpan, Incoming, Span};
 use mbus_proto::{Frame, Role, Start, validate_topic};
 
 use mbus_proto::ErrorCode;
@@ -24,6 +24,8 @@ pub struct Consumer {
     options: ConsumerOptions,
     /// Each subscription and where it goes on after a reconnect.
     subs: Vec<Subscription>,
+    /// What is left to hand out of the delivery last read.
+    pending: Option<Pending>,
 }
 
 /// A topic subscribed to, and where to subscribe it again.
@@ -31,6 +33,21 @@ pub struct Consumer {
 struct Subscription {
     topic: String,
     resume: Start,
+    /// The offset of the next message to hand out, once the broker said where the subscription
+    /// starts: messages of a delivery before it (a batch the start falls inside, or what was
+    /// handed out before a reconnect) are dropped.
+    next: Option<u64>,
+}
+
+/// The messages of a delivery not yet handed out, as spans of the read buffer.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    topic: Span,
+    /// The offset of the first message of `rest`.
+    offset: u64,
+    /// The delivery's base time.
+    time: u64,
+    rest: BatchSpan,
 }
 
 /// How long a call may wait for the broker.
@@ -54,6 +71,7 @@ impl Consumer {
             addrs,
             options: options.clone(),
             subs: Vec::new(),
+            pending: None,
         })
     }
 
@@ -66,6 +84,7 @@ impl Consumer {
             None => self.subs.push(Subscription {
                 topic: topic.to_owned(),
                 resume: start,
+                next: None,
             }),
         }
         self.send(Frame::Subscribe { topic, start })
@@ -107,49 +126,95 @@ impl Consumer {
 
     /// The next event, or `None` when none arrived in the time allowed.
     fn event(&mut self, wait: Wait) -> Result<Option<Event<'_>>, ConsumerError> {
-        let incoming = loop {
-            match self.poll(wait) {
-                Ok(Some(incoming)) => break incoming,
+        loop {
+            if let Some(pending) = self.pending.take() {
+                if let Some(message) = self.next_message(pending) {
+                    return Ok(Some(message_event(self.conn.protocol_ref(), message)));
+                }
+                continue;
+            }
+            let incoming = match self.poll(wait) {
+                Ok(Some(incoming)) => incoming,
                 Ok(None) => return Ok(None),
-                Err(e) if self.options.reconnect.is_some() && is_lost(&e) => self.reconnect(e)?,
+                Err(e) if self.options.reconnect.is_some() && is_lost(&e) => {
+                    self.reconnect(e)?;
+                    continue;
+                }
                 Err(e) => return Err(e),
-            }
-        };
-        let protocol = self.conn.protocol();
-        // Where each topic goes on after a reconnect: past what is handed out now.
-        let resume = match incoming {
-            Incoming::Deliver { topic, offset, .. } => Some((topic, offset + 1)),
-            Incoming::Gap { topic, to, .. } => Some((topic, to)),
-            Incoming::Subscribed { topic, offset } => Some((topic, offset)),
-            _ => None,
-        };
-        if let Some((topic, next)) = resume {
-            let topic = protocol.text(topic);
-            if let Some(sub) = self.subs.iter_mut().find(|s| s.topic == topic) {
+            };
+            let (topic, next) = match incoming {
+                Incoming::Deliver {
+                    topic,
+                    offset,
+                    time,
+                    batch,
+                } => {
+                    self.pending = Some(Pending {
+                        topic,
+                        offset,
+                        time,
+                        rest: batch,
+                    });
+                    continue;
+                }
+                Incoming::Gap { topic, to, .. } => (topic, to),
+                Incoming::Subscribed { topic, offset, .. } => (topic, offset),
+                _ => return Err(ConsumerError::UnexpectedFrame("Confirm")),
+            };
+            // Where the topic goes on, after a reconnect too: past what is handed out now.
+            let protocol = self.conn.protocol_ref();
+            if let Some(sub) = self
+                .subs
+                .iter_mut()
+                .find(|s| s.topic == protocol.text(topic))
+            {
                 sub.resume = Start::Offset(next);
+                sub.next = Some(next);
             }
+            return Ok(Some(match incoming {
+                Incoming::Gap { topic, from, to } => Event::Gap {
+                    topic: protocol.text(topic),
+                    from,
+                    to,
+                },
+                Incoming::Subscribed {
+                    topic,
+                    offset,
+                    first,
+                    next,
+                } => Event::Subscribed {
+                    topic: protocol.text(topic),
+                    offset,
+                    first,
+                    next,
+                },
+                _ => unreachable!("only gaps and subscriptions are left"),
+            }));
         }
-        Ok(Some(match incoming {
-            Incoming::Deliver {
-                topic,
-                offset,
-                data,
-            } => Event::Message {
-                topic: protocol.text(topic),
-                offset,
-                data: protocol.bytes(data),
-            },
-            Incoming::Gap { topic, from, to } => Event::Gap {
-                topic: protocol.text(topic),
-                from,
-                to,
-            },
-            Incoming::Subscribed { topic, offset } => Event::Subscribed {
-                topic: protocol.text(topic),
-                offset,
-            },
-            _ => return Err(ConsumerError::UnexpectedFrame("Confirm")),
-        }))
+    }
+
+    /// Takes the first message of `pending`, keeping the rest for the next call; `None` when
+    /// that message is one the subscription already passed (before its start, or handed out
+    /// before a reconnect), which is dropped.
+    fn next_message(&mut self, pending: Pending) -> Option<(Span, u64, u64, BatchSpan)> {
+        let protocol = self.conn.protocol_ref();
+        let batch = protocol.batch(pending.rest);
+        let (_, rest) = batch.split_first();
+        self.pending = rest.map(|rest| Pending {
+            offset: pending.offset + 1,
+            rest: protocol.batch_span(rest),
+            ..pending
+        });
+        let topic = protocol.text(pending.topic);
+        let offset = pending.offset;
+        if let Some(sub) = self.subs.iter_mut().find(|s| s.topic == topic) {
+            if sub.next.is_some_and(|next| offset < next) {
+                return None;
+            }
+            sub.next = Some(offset + 1);
+            sub.resume = Start::Offset(offset + 1);
+        }
+        Some((pending.topic, offset, pending.time, pending.rest))
     }
 
     /// The next incoming frame, reading as `wait` allows; `None` when none came in time.
@@ -211,6 +276,22 @@ impl Consumer {
     fn send(&mut self, frame: Frame<'_>) -> Result<(), ConsumerError> {
         self.conn.protocol().send(frame);
         self.conn.write_all()
+    }
+}
+
+/// The event of the first message of `batch`, a message of `topic` at `offset` in a delivery
+/// of base time `time`.
+fn message_event(
+    protocol: &mbus_proto::client::ClientProtocol,
+    (topic, offset, time, batch): (Span, u64, u64, BatchSpan),
+) -> Event<'_> {
+    let (message, _) = protocol.batch(batch).split_first();
+    Event::Message {
+        topic: protocol.text(topic),
+        offset,
+        time: time + u64::from(message.delta),
+        headers: message.headers,
+        data: message.data,
     }
 }
 

@@ -1,5 +1,7 @@
 //! What a consumer hands out: messages, gaps and subscription answers.
 
+use mbus_proto::Headers;
+
 /// One thing the broker told the consumer, borrowed from the consumer's read buffer.
 ///
 /// The borrow ends at the next call on the consumer; copy what must live longer.
@@ -13,6 +15,11 @@ pub enum Event<'a> {
         topic: &'a str,
         /// Where delivery starts.
         offset: u64,
+        /// The topic's oldest offset when it subscribed.
+        first: u64,
+        /// The offset the topic's next message was to get when it subscribed: a consumer that
+        /// wants what the topic held then stops before it.
+        next: u64,
     },
     /// One message of a subscribed topic. Each topic's messages come in offset order.
     Message {
@@ -20,6 +27,10 @@ pub enum Event<'a> {
         topic: &'a str,
         /// Its position in the topic: 0, 1, 2, ...
         offset: u64,
+        /// When the broker stored it, in milliseconds since the Unix epoch.
+        time: u64,
+        /// The headers the producer gave it.
+        headers: Headers<'a>,
         /// The payload.
         data: &'a [u8],
     },

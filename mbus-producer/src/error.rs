@@ -4,8 +4,8 @@ pub use mbus_client::ClientError;
 
 /// Why a producer call failed.
 ///
-/// [`ProducerError::TooLarge`] rejects one message before it is buffered and leaves the
-/// producer usable, and so do [`ClientError::InvalidTopic`] and [`ClientError::Timeout`].
+/// [`ProducerError::TooLarge`] and [`ProducerError::Headers`] reject one message before it is
+/// buffered and leave the producer usable, and so do [`ClientError::InvalidTopic`] and [`ClientError::Timeout`].
 /// Every other error means the connection is gone.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -22,6 +22,9 @@ pub enum ProducerError {
         /// `Welcome`, less what framing a message to that topic costs.
         max: usize,
     },
+    /// The message's headers break the protocol's limits; nothing was sent.
+    #[error("invalid headers: {0}")]
+    Headers(#[from] mbus_proto::BatchError),
     /// The broker closed the connection before confirming every message.
     #[error("the broker closed the connection after confirming {confirmed} of {sent} messages")]
     Closed {

@@ -6,7 +6,7 @@ use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
 use mbus_client::Connection;
-use mbus_proto::{Frame, HEADER_LEN, Role, validate_topic};
+use mbus_proto::{BatchBuilder, Frame, HEADER_LEN, Role, validate_topic};
 
 use crate::{ProducerError, ProducerOptions};
 
@@ -31,6 +31,8 @@ pub struct Producer {
     max_in_flight: u64,
     sent: u64,
     confirmed: u64,
+    /// Where a message with headers is encoded before it is framed.
+    batch: BatchBuilder,
 }
 
 impl Producer {
@@ -46,6 +48,7 @@ impl Producer {
             max_in_flight: options.max_in_flight.max(1),
             sent: 0,
             confirmed: 0,
+            batch: BatchBuilder::new(),
         })
     }
 
@@ -56,7 +59,20 @@ impl Producer {
     /// confirm, this first flushes and blocks, without a time limit, until the broker confirms
     /// more.
     pub fn publish(&mut self, topic: &str, data: &[u8]) -> Result<u64, ProducerError> {
+        self.publish_with(topic, data, &[])
+    }
+
+    /// Publishes `data` with `headers` (name and value pairs, within the protocol's limits,
+    /// [`mbus_proto::batch::MAX_HEADERS`] and [`mbus_proto::batch::MAX_HEADER_BYTES`]) to
+    /// `topic`, as [`Producer::publish`] does.
+    pub fn publish_with(
+        &mut self,
+        topic: &str,
+        data: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<u64, ProducerError> {
         validate_topic(topic)?;
+        mbus_proto::batch::check_headers(headers)?;
         // Checked before encoding, so that a huge payload is neither copied nor overflows the
         // 4-byte length prefix.
         let max = self.max_message(topic);
@@ -75,7 +91,23 @@ impl Producer {
         let max_frame = self.conn.max_frame() as usize;
         let out = self.conn.protocol().outbound_mut();
         let start = out.len();
-        Frame::Publish { topic, data }.encode(out);
+        if headers.is_empty() {
+            Frame::publish(topic, data).encode(out);
+        } else {
+            self.batch.clear();
+            self.batch.push(data, headers)?;
+            let batch = self.batch.batch().expect("one message");
+            Frame::Publish { topic, batch }.encode(out);
+            // Headers take room in the frame too.
+            let body = out.len() - start - HEADER_LEN;
+            if body > max_frame {
+                out.truncate(start);
+                return Err(ProducerError::TooLarge {
+                    len: data.len(),
+                    max: data.len().saturating_sub(body - max_frame),
+                });
+            }
+        }
         debug_assert!(out.len() - start - HEADER_LEN <= max_frame);
         self.sent += 1;
         if out.len() >= WRITE_THRESHOLD {

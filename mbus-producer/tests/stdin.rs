@@ -66,7 +66,7 @@ impl Consumer {
         loop {
             if let Some((frame, n)) = decode(&self.buf, DEFAULT_MAX_FRAME + 64).unwrap() {
                 let data = match frame {
-                    Frame::Deliver { data, .. } => Some(data.to_vec()),
+                    Frame::Deliver { batch, .. } => batch.single().map(<[u8]>::to_vec),
                     _ => None,
                 };
                 self.buf.drain(..n);

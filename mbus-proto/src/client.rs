@@ -13,7 +13,8 @@
 //! let mut client = ClientProtocol::new(Role::Consumer, None);
 //! let hello = client.outbound().to_vec(); // the transport writes these bytes
 //! client.sent(hello.len());
-//! let welcome = Frame::Welcome { version: PROTOCOL_VERSION, max_frame: 1 << 20 }.to_bytes();
+//! let welcome = Frame::Welcome { version: PROTOCOL_VERSION, max_frame: 1 << 20, idle_timeout: 60_000 }
+//!     .to_bytes();
 //! client.read_space()[..welcome.len()].copy_from_slice(&welcome);
 //! client.filled(welcome.len());
 //! assert_eq!(client.poll().unwrap(), None);
@@ -22,13 +23,33 @@
 
 mod inbound;
 
-use crate::{DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role};
+use crate::{Batch, DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role};
 use inbound::Inbound;
 pub use inbound::Span;
 
-/// What a delivery may carry beyond the publish it repeats (its offset), so that the largest
-/// message the broker accepts is also one it can deliver.
+/// What a delivery may carry beyond the publish it repeats (its offset and time), so that the
+/// largest message the broker accepts is also one it can deliver.
 const DELIVER_OVERHEAD: u32 = 64;
+
+/// Where a batch of a delivery lies in the inbound buffer; [`ClientProtocol::batch`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpan {
+    count: usize,
+    span: Span,
+    one: bool,
+}
+
+impl BatchSpan {
+    /// How many messages the batch holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Always false: a batch holds at least one message.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
 
 /// A frame the application must see, its strings and payloads as [`Span`]s of the inbound
 /// buffer, read with [`ClientProtocol::text`] and [`ClientProtocol::bytes`].
@@ -46,15 +67,21 @@ pub enum Incoming {
         topic: Span,
         /// Where delivery starts.
         offset: u64,
+        /// The topic's oldest offset at that moment.
+        first: u64,
+        /// The offset of the topic's next message at that moment.
+        next: u64,
     },
-    /// One message of a subscribed topic.
+    /// A run of messages of a subscribed topic.
     Deliver {
         /// The topic.
         topic: Span,
-        /// The message's offset in the topic.
+        /// The offset of the batch's first message.
         offset: u64,
-        /// The payload.
-        data: Span,
+        /// The time of the batch's first message, in milliseconds since the Unix epoch.
+        time: u64,
+        /// The messages.
+        batch: BatchSpan,
     },
     /// Offsets `from..to` of a topic are lost to this consumer; delivery goes on at `to`.
     Gap {
@@ -91,8 +118,8 @@ pub enum ProtocolError {
 #[derive(Debug)]
 pub struct ClientProtocol {
     role: Role,
-    /// The broker's frame limit, once its `Welcome` has arrived.
-    welcome: Option<u32>,
+    /// The broker's frame limit and idle timeout, once its `Welcome` has arrived.
+    welcome: Option<(u32, u64)>,
     inbound: Inbound,
     outbound: Vec<u8>,
 }
@@ -129,7 +156,13 @@ impl ClientProtocol {
     /// The largest frame body the broker accepts, from its `Welcome`; the protocol's default
     /// before it.
     pub fn max_frame(&self) -> u32 {
-        self.welcome.unwrap_or(DEFAULT_MAX_FRAME)
+        self.welcome.map_or(DEFAULT_MAX_FRAME, |(max, _)| max)
+    }
+
+    /// The broker's idle timeout in milliseconds, from its `Welcome`: it pings a connection
+    /// silent for that long, and closes one silent for twice that.
+    pub fn idle_timeout(&self) -> Option<u64> {
+        self.welcome.map(|(_, idle)| idle)
     }
 
     /// Queues `frame` to be sent.
@@ -189,11 +222,19 @@ impl ClientProtocol {
                         reason: reason.to_owned(),
                     });
                 }
-                (None, _, Frame::Welcome { version, max_frame }) => {
+                (
+                    None,
+                    _,
+                    Frame::Welcome {
+                        version,
+                        max_frame,
+                        idle_timeout,
+                    },
+                ) => {
                     if version != PROTOCOL_VERSION {
                         return Err(DecodeError::UnsupportedVersion(version).into());
                     }
-                    self.welcome = Some(max_frame);
+                    self.welcome = Some((max_frame, idle_timeout));
                     // The handshake is over: what follows is the application's, from the next
                     // call on.
                     self.inbound.consume(len);
@@ -214,19 +255,30 @@ impl ClientProtocol {
                     Frame::Deliver {
                         topic,
                         offset,
-                        data,
+                        time,
+                        batch,
                     },
                 ) => Some(Incoming::Deliver {
                     topic: self.inbound.span(topic.as_bytes()),
                     offset,
-                    data: self.inbound.span(data),
+                    time,
+                    batch: self.batch_span(batch),
                 }),
-                (Some(_), Role::Consumer, Frame::Subscribed { topic, offset }) => {
-                    Some(Incoming::Subscribed {
-                        topic: self.inbound.span(topic.as_bytes()),
+                (
+                    Some(_),
+                    Role::Consumer,
+                    Frame::Subscribed {
+                        topic,
                         offset,
-                    })
-                }
+                        first,
+                        next,
+                    },
+                ) => Some(Incoming::Subscribed {
+                    topic: self.inbound.span(topic.as_bytes()),
+                    offset,
+                    first,
+                    next,
+                }),
                 (Some(_), Role::Consumer, Frame::Gap { topic, from, to }) => Some(Incoming::Gap {
                     topic: self.inbound.span(topic.as_bytes()),
                     from,
@@ -250,5 +302,21 @@ impl ClientProtocol {
     /// The bytes at `span`, a payload from the last frames [`ClientProtocol::poll`] handed out.
     pub fn bytes(&self, span: Span) -> &[u8] {
         self.inbound.bytes(span)
+    }
+
+    /// The batch at `span`, from the last frames [`ClientProtocol::poll`] handed out.
+    pub fn batch(&self, span: BatchSpan) -> Batch<'_> {
+        Batch::from_parts(span.count, self.inbound.bytes(span.span), span.one)
+    }
+
+    /// Where `batch`, a part of the last frames [`ClientProtocol::poll`] handed out or of what
+    /// [`ClientProtocol::batch`] lent, lies in the inbound buffer.
+    pub fn batch_span(&self, batch: Batch<'_>) -> BatchSpan {
+        let (count, bytes, one) = batch.parts();
+        BatchSpan {
+            count,
+            span: self.inbound.span(bytes),
+            one,
+        }
     }
 }

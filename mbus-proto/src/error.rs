@@ -1,6 +1,6 @@
 //! Typed errors of the frame decoder.
 
-use crate::apiv1::ErrorCode;
+use crate::apiv2::ErrorCode;
 
 /// Why a byte stream could not be decoded into a frame.
 ///
@@ -24,7 +24,7 @@ pub enum DecodeError {
     #[error("unknown frame kind {0}")]
     UnknownKind(u8),
     /// A `Hello` asked for a protocol version this implementation does not speak.
-    #[error("unsupported protocol version {0} (this side speaks version {v})", v = crate::PROTOCOL_VERSION)]
+    #[error("unsupported protocol version {0} (this side speaks version {v} only)", v = crate::PROTOCOL_VERSION)]
     UnsupportedVersion(u8),
 }
 

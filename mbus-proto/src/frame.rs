@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::apiv1::{Frame, PROTOCOL_VERSION, kind};
+use crate::apiv2::{Frame, PROTOCOL_VERSION, kind};
 use crate::error::DecodeError;
 use crate::header;
 
@@ -21,9 +21,10 @@ const MAX_NESTING: usize = 16;
 /// The default largest frame body, in bytes, that the broker and clients accept: 1 MiB.
 pub const DEFAULT_MAX_FRAME: u32 = 1 << 20;
 
-/// The largest payload a `Publish` to `topic` can carry within a frame body of `max_frame`
-/// bytes: the limit less the array header, the kind, the topic's str and the payload's bin
-/// header, as the encoder writes them.
+/// The largest payload a `Publish` of one message without headers to `topic` can carry within
+/// a frame body of `max_frame` bytes: the limit less the array header, the kind, the topic's
+/// str, the batch's and the message's array headers, the delta and the payload's bin header,
+/// as the encoder writes them.
 pub fn max_publish_data(topic: &str, max_frame: u32) -> usize {
     let str_header = match topic.len() {
         0..32 => 1,
@@ -31,7 +32,7 @@ pub fn max_publish_data(topic: &str, max_frame: u32) -> usize {
         0x100..0x1_0000 => 3,
         _ => 5,
     };
-    let fixed = 2 + str_header + topic.len();
+    let fixed = 2 + str_header + topic.len() + 3;
     // The bin header grows with the payload: the largest payload is under whichever header
     // leaves the most room while still being the header of that payload's length.
     [(2, 0xff), (3, 0xffff), (5, u32::MAX as usize)]
@@ -78,10 +79,10 @@ pub fn decode(buf: &[u8], max_frame: u32) -> Result<Option<(Frame<'_>, usize)>, 
 impl<'a> Frame<'a> {
     /// Parses a frame body (the bytes after the length prefix).
     pub fn parse(body: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
-        if let Some(frame) = crate::fast::parse(body) {
+        precheck(body)?;
+        if let Some(frame) = crate::fast::parse(body)? {
             return Ok(frame);
         }
-        precheck(body)?;
         let mut de = rmp_serde::Deserializer::from_read_ref(body);
         de.set_max_depth(MAX_NESTING);
         Frame::deserialize(&mut de).map_err(|e| DecodeError::Malformed(e.to_string()))
@@ -126,6 +127,7 @@ fn precheck(body: &[u8]) -> Result<(), DecodeError> {
         return Ok(()); // Not an unsigned integer: serde reports the type error.
     };
     if k == 0 || k > u64::from(kind::PONG) {
+        // Kinds reserved for consumer groups are unknown to this version too.
         return Err(DecodeError::UnknownKind(u8::try_from(k).unwrap_or(u8::MAX)));
     }
     if k == u64::from(kind::HELLO) && len >= 2 {

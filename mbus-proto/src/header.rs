@@ -75,6 +75,36 @@ pub(crate) fn put_uint(buf: &mut Vec<u8>, v: u64) {
     }
 }
 
+/// Bytes of the shortest encoding of `v`.
+pub(crate) fn uint_len(v: u64) -> usize {
+    match v {
+        0..0x80 => 1,
+        0x80..0x100 => 2,
+        0x100..0x1_0000 => 3,
+        0x1_0000..0x1_0000_0000 => 5,
+        _ => 9,
+    }
+}
+
+/// Bytes of the shortest str header for `n` bytes.
+pub(crate) fn str_len(n: usize) -> usize {
+    match n {
+        0..32 => 1,
+        32..0x100 => 2,
+        0x100..0x1_0000 => 3,
+        _ => 5,
+    }
+}
+
+/// Appends the shortest array header for `n` elements.
+pub(crate) fn put_array_len(buf: &mut Vec<u8>, n: usize) {
+    match n {
+        0..16 => buf.push(0x90 | n as u8),
+        16..0x1_0000 => put_marked(buf, 0xdc, &(n as u16).to_be_bytes()),
+        _ => put_marked(buf, 0xdd, &len32(n).to_be_bytes()),
+    }
+}
+
 /// Appends `s` as a str with the shortest header.
 pub(crate) fn put_str(buf: &mut Vec<u8>, s: &str) {
     let n = s.len();

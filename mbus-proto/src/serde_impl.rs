@@ -10,7 +10,8 @@ use serde::ser::{SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_bytes::Bytes;
 
-use crate::apiv1::{ErrorCode, Frame, Role, Start, kind};
+use crate::apiv2::{ErrorCode, Frame, Role, Start, kind};
+use crate::batch::{Batch, Headers, MessageRef};
 
 impl Serialize for Role {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -37,6 +38,8 @@ impl Serialize for Start {
             Start::Earliest => s.serialize_str("earliest"),
             Start::Latest => s.serialize_str("latest"),
             Start::Offset(o) => s.serialize_u64(*o),
+            Start::Last(n) => ("last", n).serialize(s),
+            Start::Time(ms) => ("time", ms).serialize(s),
         }
     }
 }
@@ -44,7 +47,7 @@ impl Serialize for Start {
 impl<'de> Deserialize<'de> for Start {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct StartVisitor;
-        impl Visitor<'_> for StartVisitor {
+        impl<'de> Visitor<'de> for StartVisitor {
             type Value = Start;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("\"earliest\", \"latest\" or an unsigned offset")
@@ -64,6 +67,21 @@ impl<'de> Deserialize<'de> for Start {
                     "earliest" => Ok(Start::Earliest),
                     "latest" => Ok(Start::Latest),
                     _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Start, A::Error> {
+                let word: Str = field(&mut seq, "start", "word")?;
+                let n: u64 = field(&mut seq, "start", "value")?;
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("start: an array of 2 elements"));
+                }
+                match word.0 {
+                    "last" => Ok(Start::Last(n)),
+                    "time" => Ok(Start::Time(n)),
+                    w => Err(de::Error::invalid_value(
+                        de::Unexpected::Str(w),
+                        &"\"last\" or \"time\"",
+                    )),
                 }
             }
         }
@@ -103,25 +121,6 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
-/// A field that must be a msgpack bin: a str is refused, though serde's `&[u8]` would take it.
-struct Bin<'a>(&'a [u8]);
-
-impl<'de> Deserialize<'de> for Bin<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct BinVisitor;
-        impl<'de> Visitor<'de> for BinVisitor {
-            type Value = Bin<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a msgpack bin")
-            }
-            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Bin<'de>, E> {
-                Ok(Bin(v))
-            }
-        }
-        d.deserialize_bytes(BinVisitor)
-    }
-}
-
 /// Writes `[kind, fields...]` as one msgpack array.
 macro_rules! tuple {
     ($s:expr, $kind:expr $(, $field:expr)*) => {{
@@ -141,17 +140,27 @@ impl Serialize for Frame<'_> {
                 role,
                 token,
             } => tuple!(s, k, version, role, token),
-            Frame::Welcome { version, max_frame } => tuple!(s, k, version, max_frame),
-            Frame::Publish { topic, data } => tuple!(s, k, topic, Bytes::new(data)),
+            Frame::Welcome {
+                version,
+                max_frame,
+                idle_timeout,
+            } => tuple!(s, k, version, max_frame, idle_timeout),
+            Frame::Publish { topic, batch } => tuple!(s, k, topic, batch),
             Frame::Confirm { count } => tuple!(s, k, count),
             Frame::Subscribe { topic, start } => tuple!(s, k, topic, start),
-            Frame::Subscribed { topic, offset } => tuple!(s, k, topic, offset),
+            Frame::Subscribed {
+                topic,
+                offset,
+                first,
+                next,
+            } => tuple!(s, k, topic, offset, first, next),
             Frame::Unsubscribe { topic } => tuple!(s, k, topic),
             Frame::Deliver {
                 topic,
                 offset,
-                data,
-            } => tuple!(s, k, topic, offset, Bytes::new(data)),
+                time,
+                batch,
+            } => tuple!(s, k, topic, offset, time, batch),
             Frame::Gap { topic, from, to } => tuple!(s, k, topic, from, to),
             Frame::Error { code, reason } => tuple!(s, k, code, reason),
             Frame::Ping | Frame::Pong => tuple!(s, k),
@@ -203,10 +212,7 @@ impl<'de> Visitor<'de> for FrameVisitor {
             kind::WELCOME => Frame::Welcome {
                 version: field(s, "Welcome", "version")?,
                 max_frame: field(s, "Welcome", "max_frame")?,
-            },
-            kind::PUBLISH => Frame::Publish {
-                topic: field::<Str, _>(s, "Publish", "topic")?.0,
-                data: field::<Bin, _>(s, "Publish", "data")?.0,
+                idle_timeout: field(s, "Welcome", "idle_timeout")?,
             },
             kind::CONFIRM => Frame::Confirm {
                 count: field(s, "Confirm", "count")?,
@@ -218,15 +224,13 @@ impl<'de> Visitor<'de> for FrameVisitor {
             kind::SUBSCRIBED => Frame::Subscribed {
                 topic: field::<Str, _>(s, "Subscribed", "topic")?.0,
                 offset: field(s, "Subscribed", "offset")?,
+                first: field(s, "Subscribed", "first")?,
+                next: field(s, "Subscribed", "next")?,
             },
             kind::UNSUBSCRIBE => Frame::Unsubscribe {
                 topic: field::<Str, _>(s, "Unsubscribe", "topic")?.0,
             },
-            kind::DELIVER => Frame::Deliver {
-                topic: field::<Str, _>(s, "Deliver", "topic")?.0,
-                offset: field(s, "Deliver", "offset")?,
-                data: field::<Bin, _>(s, "Deliver", "data")?.0,
-            },
+
             kind::GAP => Frame::Gap {
                 topic: field::<Str, _>(s, "Gap", "topic")?.0,
                 from: field(s, "Gap", "from")?,
@@ -238,6 +242,8 @@ impl<'de> Visitor<'de> for FrameVisitor {
             },
             kind::PING => Frame::Ping,
             kind::PONG => Frame::Pong,
+            // `Publish` and `Deliver` are decoded by `fast.rs`, which keeps their batches as
+            // the bytes they came in.
             other => {
                 return Err(de::Error::custom(format_args!(
                     "unknown frame kind {other}"
@@ -251,5 +257,32 @@ impl<'de> Visitor<'de> for FrameVisitor {
             )));
         }
         Ok(frame)
+    }
+}
+
+impl Serialize for Batch<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl Serialize for MessageRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.headers.is_empty() {
+            (self.delta, Bytes::new(self.data)).serialize(s)
+        } else {
+            (self.delta, Bytes::new(self.data), self.headers).serialize(s)
+        }
+    }
+}
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(self.len() * 2)?;
+        for (name, value) in self.iter() {
+            t.serialize_element(name)?;
+            t.serialize_element(Bytes::new(value))?;
+        }
+        t.end()
     }
 }

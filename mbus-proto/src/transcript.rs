@@ -6,7 +6,8 @@
 //! `# <sender> -> <receiver>: <what>`, followed by one line of the frame's bytes in hex, length
 //! prefix included. The sender is `broker`, or a client (`producer`, `consumer`, `client`). A
 //! last comment `# broker closes the connection`, with no bytes after it, says the broker then
-//! closes.
+//! closes. In a frame the broker sends, `??` stands for a byte whose value the session does not
+//! fix (the time the broker stamped on a message): a replay takes any byte there.
 
 /// One frame of a transcript, or the broker closing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +16,26 @@ pub struct Step {
     pub comment: String,
     /// Whether the client sends it (otherwise the broker does).
     pub from_client: bool,
-    /// The frame's bytes, length prefix included; `None` for the broker closing.
+    /// The frame's bytes, length prefix included; `None` for the broker closing. A byte the
+    /// session does not fix is 0 here, and listed in `any`.
     pub bytes: Option<Vec<u8>>,
+    /// The positions in `bytes` of the bytes written `??`, which may hold anything.
+    pub any: Vec<usize>,
+}
+
+impl Step {
+    /// Whether `got` is this step's frame, its `??` bytes being anything.
+    pub fn matches(&self, got: &[u8]) -> bool {
+        let Some(want) = &self.bytes else {
+            return false;
+        };
+        want.len() == got.len()
+            && want
+                .iter()
+                .zip(got)
+                .enumerate()
+                .all(|(i, (w, g))| w == g || self.any.contains(&i))
+    }
 }
 
 /// Why a transcript could not be read.
@@ -54,15 +73,23 @@ pub fn parse(text: &str) -> Result<Vec<Step>, TranscriptError> {
                 comment: comment.to_owned(),
                 from_client: who != "broker",
                 bytes: None,
+                any: Vec::new(),
             });
             awaiting_bytes = !closes;
         } else if awaiting_bytes {
-            let bytes = line
-                .split_whitespace()
-                .map(|b| u8::from_str_radix(b, 16))
-                .collect::<Result<Vec<u8>, _>>()
-                .map_err(|_| err("bytes that are not hex"))?;
-            steps.last_mut().expect("a step was pushed").bytes = Some(bytes);
+            let step = steps.last_mut().expect("a step was pushed");
+            let mut bytes = Vec::new();
+            for (i, b) in line.split_whitespace().enumerate() {
+                if b == "??" && !step.from_client {
+                    step.any.push(i);
+                    bytes.push(0);
+                } else {
+                    bytes.push(
+                        u8::from_str_radix(b, 16).map_err(|_| err("bytes that are not hex"))?,
+                    );
+                }
+            }
+            step.bytes = Some(bytes);
             awaiting_bytes = false;
         } else if !line.trim().is_empty() {
             return Err(err("bytes without a comment naming them"));
@@ -94,7 +121,14 @@ mod tests {
             Some(&[0, 0, 0, 2, 0x91, 0x0c][..])
         );
         assert_eq!(steps[2].bytes, None);
+        let any = parse("# broker -> consumer: Ping\n00 00 00 02 91 ??\n").unwrap();
+        assert_eq!(any[0].any, [5]);
+        assert!(
+            any[0].matches(&[0, 0, 0, 2, 0x91, 0x0b]) && any[0].matches(&[0, 0, 0, 2, 0x91, 0])
+        );
+        assert!(!any[0].matches(&[0, 0, 0, 3, 0x91, 0x0b]));
         for bad in [
+            "# consumer -> broker: Ping\n00 00 00 02 91 ??\n",
             "00 01\n",
             "# producer -> broker: Ping\n",
             "# producer -> broker: Ping\nzz\n",

@@ -8,6 +8,7 @@ fn welcome() -> Vec<u8> {
     Frame::Welcome {
         version: PROTOCOL_VERSION,
         max_frame: 4096,
+        idle_timeout: 60_000,
     }
     .to_bytes()
 }
@@ -34,13 +35,18 @@ fn feed(client: &mut ClientProtocol, bytes: &[u8], step: usize) -> Vec<(String, 
                 Incoming::Deliver {
                     topic,
                     offset,
-                    data,
+                    batch,
+                    ..
                 } => (
                     client.text(topic).to_owned(),
                     offset,
-                    client.bytes(data).to_vec(),
+                    client
+                        .batch(batch)
+                        .iter()
+                        .flat_map(|m| m.data.iter().copied())
+                        .collect(),
                 ),
-                Incoming::Subscribed { topic, offset } => {
+                Incoming::Subscribed { topic, offset, .. } => {
                     (format!("subscribed {}", client.text(topic)), offset, vec![])
                 }
                 Incoming::Gap { topic, from, to } => (
@@ -79,6 +85,8 @@ fn deliveries_survive_being_split_at_every_offset_and_pings_are_answered() {
     Frame::Subscribed {
         topic: "t",
         offset: 7,
+        first: 0,
+        next: 0,
     }
     .encode(&mut stream);
     Frame::Ping.encode(&mut stream);
@@ -86,7 +94,8 @@ fn deliveries_survive_being_split_at_every_offset_and_pings_are_answered() {
         Frame::Deliver {
             topic: "t",
             offset,
-            data: &vec![offset as u8; 300 * offset as usize],
+            time: 0,
+            batch: mbus_proto::Batch::one(&vec![offset as u8; 300 * offset as usize]),
         }
         .encode(&mut stream);
     }
@@ -154,7 +163,8 @@ fn each_role_refuses_the_other_roles_frames_and_nothing_comes_before_the_welcome
     let deliver = Frame::Deliver {
         topic: "t",
         offset: 0,
-        data: b"x",
+        time: 0,
+        batch: mbus_proto::Batch::one(b"x"),
     }
     .to_bytes();
     let cases: [(Role, bool, &[u8], &str); 3] = [
@@ -181,6 +191,7 @@ fn a_wrong_version_and_an_oversized_prefix_are_decode_errors() {
     let bad = Frame::Welcome {
         version: PROTOCOL_VERSION + 1,
         max_frame: 4096,
+        idle_timeout: 60_000,
     }
     .to_bytes();
     client.read_space()[..bad.len()].copy_from_slice(&bad);

@@ -76,21 +76,27 @@ fn payloads_are_bin_with_their_shortest_header() {
         (65_536, &[0xc6, 0x00, 0x01, 0x00, 0x00]),
     ] {
         let data = vec![0x5a; len];
-        let publish = body(Frame::Publish {
-            topic: "t",
-            data: &data,
-        });
-        assert_eq!(publish[..4], [0x93, 0x03, 0xa1, b't'], "{len}");
-        assert_eq!(&publish[4..4 + header.len()], header, "{len}");
-        assert_eq!(publish.len(), 4 + header.len() + len);
+        let publish = body(Frame::publish("t", &data));
+        assert_eq!(
+            publish[..7],
+            [0x93, 0x03, 0xa1, b't', 0x91, 0x92, 0x00],
+            "{len}"
+        );
+        assert_eq!(&publish[7..7 + header.len()], header, "{len}");
+        assert_eq!(publish.len(), 7 + header.len() + len);
 
         let deliver = body(Frame::Deliver {
             topic: "t",
             offset: 0,
-            data: &data,
+            time: 0,
+            batch: mbus_proto::Batch::one(&data),
         });
-        assert_eq!(deliver[..5], [0x94, 0x08, 0xa1, b't', 0x00], "{len}");
-        assert_eq!(&deliver[5..5 + header.len()], header, "{len}");
+        assert_eq!(
+            deliver[..9],
+            [0x95, 0x08, 0xa1, b't', 0x00, 0x00, 0x91, 0x92, 0x00],
+            "{len}"
+        );
+        assert_eq!(&deliver[9..9 + header.len()], header, "{len}");
     }
 }
 
@@ -98,19 +104,19 @@ fn payloads_are_bin_with_their_shortest_header() {
 fn hello_writes_role_as_string_and_token_as_string_or_nil() {
     assert_eq!(
         body(Frame::Hello {
-            version: 1,
+            version: mbus_proto::PROTOCOL_VERSION,
             role: Role::Producer,
             token: None
         }),
-        b"\x94\x01\x01\xa8producer\xc0"
+        b"\x94\x01\x02\xa8producer\xc0"
     );
     assert_eq!(
         body(Frame::Hello {
-            version: 1,
+            version: mbus_proto::PROTOCOL_VERSION,
             role: Role::Consumer,
             token: Some("s3cret")
         }),
-        b"\x94\x01\x01\xa8consumer\xa6s3cret"
+        b"\x94\x01\x02\xa8consumer\xa6s3cret"
     );
     assert_eq!(Role::Producer.as_str(), "producer");
     assert_eq!(Role::Consumer.as_str(), "consumer");
@@ -123,6 +129,8 @@ fn subscribe_writes_start_as_word_or_integer() {
     assert_eq!(sub(Start::Latest), b"\x93\x05\xa1o\xa6latest");
     assert_eq!(sub(Start::Offset(0)), b"\x93\x05\xa1o\x00");
     assert_eq!(sub(Start::Offset(1000)), b"\x93\x05\xa1o\xcd\x03\xe8");
+    assert_eq!(sub(Start::Last(10)), b"\x93\x05\xa1o\x92\xa4last\x0a");
+    assert_eq!(sub(Start::Time(200)), b"\x93\x05\xa1o\x92\xa4time\xcc\xc8");
 }
 
 #[test]
@@ -132,6 +140,8 @@ fn start_reads_and_prints_like_its_wire_words() {
         ("latest", Start::Latest),
         ("0", Start::Offset(0)),
         ("18446744073709551615", Start::Offset(u64::MAX)),
+        ("last:10", Start::Last(10)),
+        ("time:1796205600000", Start::Time(1_796_205_600_000)),
     ] {
         assert_eq!(text.parse::<Start>(), Ok(start));
         assert_eq!(start.to_string(), text);
@@ -148,12 +158,15 @@ fn frames_without_fields_are_one_element_arrays() {
 }
 
 #[test]
-fn welcome_writes_max_frame_as_an_integer() {
+fn welcome_writes_max_frame_and_idle_timeout_as_integers() {
     assert_eq!(
         body(Frame::Welcome {
-            version: 1,
-            max_frame: 1 << 20
+            version: 2,
+            max_frame: 1 << 20,
+            idle_timeout: 60_000,
         }),
-        [0x93, 0x02, 0x01, 0xce, 0x00, 0x10, 0x00, 0x00]
+        [
+            0x94, 0x02, 0x02, 0xce, 0x00, 0x10, 0x00, 0x00, 0xcd, 0xea, 0x60
+        ]
     );
 }

@@ -1,11 +1,11 @@
-//! The hand-rolled `Publish` and `Deliver` paths agree byte for byte with the serde impls, on
-//! every size class of string, bin and integer, and non-canonical encodings still decode.
+//! The hand-rolled `Publish` and `Deliver` codec agrees byte for byte with the serde encoding,
+//! on every size class of string, bin, integer and batch, and non-canonical encodings still
+//! decode.
 
 mod common;
 
 use common::UINT_EDGES;
-use mbus_proto::{Frame, HEADER_LEN};
-use serde::Deserialize;
+use mbus_proto::{Batch, BatchBuilder, Frame, HEADER_LEN};
 
 fn samples() -> Vec<(String, Vec<u8>, u64)> {
     let mut out = Vec::new();
@@ -27,14 +27,12 @@ fn via_serde(frame: &Frame<'_>) -> Vec<u8> {
 fn publish_and_deliver_encode_exactly_as_serde_does() {
     for (topic, data, offset) in samples() {
         let frames = [
-            Frame::Publish {
-                topic: &topic,
-                data: &data,
-            },
+            Frame::publish(&topic, &data),
             Frame::Deliver {
                 topic: &topic,
                 offset,
-                data: &data,
+                time: offset ^ 0x55,
+                batch: Batch::one(&data),
             },
         ];
         for frame in frames {
@@ -51,32 +49,61 @@ fn publish_and_deliver_encode_exactly_as_serde_does() {
 }
 
 #[test]
-fn non_canonical_encodings_fall_back_to_serde_and_decode_the_same() {
-    // Deliver [8, "t", 5, bin "x"] with the kind, offset and topic in wider forms than needed.
+fn batches_of_every_size_class_encode_as_serde_does() {
+    for count in [1, 2, 15, 16, 65_535, 65_536] {
+        let mut b = BatchBuilder::new();
+        for i in 0..count {
+            let headers: [(&str, &[u8]); 2] = [("k", b"v"), ("trace", b"x")];
+            let headers = if i % 3 == 0 { &headers[..] } else { &[] };
+            b.push_at(i as u32 % 300, &[i as u8; 3], headers).unwrap();
+        }
+        let batch = b.batch().unwrap();
+        assert_eq!(batch.len(), count);
+        assert_eq!(b.encoded_len(), batch.encoded_len());
+        let frame = Frame::Deliver {
+            topic: "t",
+            offset: 1,
+            time: 2,
+            batch,
+        };
+        let fast = frame.to_bytes();
+        assert_eq!(fast[HEADER_LEN..], via_serde(&frame)[..], "{count}");
+        assert_eq!(Frame::parse(&fast[HEADER_LEN..]).unwrap(), frame);
+    }
+}
+
+#[test]
+fn non_canonical_encodings_decode_the_same() {
+    // Deliver [8, "t", 5, 7, [[0, bin "x"]]] with the array, kind, offset, time, topic and batch
+    // in wider forms than needed.
     let wide = [
-        0x94, 0xcd, 0x00, 0x08, 0xd9, 0x01, b't', 0xcf, 0, 0, 0, 0, 0, 0, 0, 5, 0xc4, 0x01, b'x',
+        0xdc, 0, 5, 0xcd, 0x00, 0x08, 0xd9, 0x01, b't', 0xcf, 0, 0, 0, 0, 0, 0, 0, 5, 0xd0, 7,
+        0xdc, 0, 1, 0xdd, 0, 0, 0, 2, 0xcc, 0, 0xc5, 0, 1, b'x',
     ];
     let want = Frame::Deliver {
         topic: "t",
         offset: 5,
-        data: b"x",
+        time: 7,
+        batch: Batch::one(b"x"),
     };
     assert_eq!(Frame::parse(&wide).unwrap(), want);
-    let mut de = rmp_serde::Deserializer::from_read_ref(&wide[..]);
-    assert_eq!(Frame::deserialize(&mut de).unwrap(), want);
 }
 
 #[test]
 fn each_field_has_one_wire_type_however_lenient_serde_is() {
     // Publish whose data is a str rather than a bin, and one whose topic is a bin: serde's
     // `&[u8]` and `&str` would each take the other, the protocol does not.
-    let str_data = [0x93, 0x03, 0xa1, b't', 0xa2, b'h', b'i'];
-    let bin_topic = [0x93, 0x03, 0xc4, 0x01, b't', 0xc4, 0x02, b'h', b'i'];
+    let str_data = [0x93, 0x03, 0xa1, b't', 0x91, 0x92, 0x00, 0xa2, b'h', b'i'];
+    let bin_topic = [
+        0x93, 0x03, 0xc4, 0x01, b't', 0x91, 0x92, 0x00, 0xc4, 0x02, b'h', b'i',
+    ];
     // Deliver whose data is a str, Error whose reason is a bin, Hello whose token is a bin.
-    let str_deliver = [0x94, 0x08, 0xa1, b't', 0x00, 0xa2, b'h', b'i'];
+    let str_deliver = [
+        0x95, 0x08, 0xa1, b't', 0x00, 0x00, 0x91, 0x92, 0x00, 0xa2, b'h', b'i',
+    ];
     let bin_reason = [0x93, 0x0a, 0x01, 0xc4, 0x01, b'x'];
     let bin_token = [
-        0x94, 0x01, 0x01, 0xa8, b'p', b'r', b'o', b'd', b'u', b'c', b'e', b'r', 0xc4, 0x01, b'k',
+        0x94, 0x01, 0x02, 0xa8, b'p', b'r', b'o', b'd', b'u', b'c', b'e', b'r', 0xc4, 0x01, b'k',
     ];
     for (body, field) in [
         (&str_data[..], "data"),
@@ -95,11 +122,84 @@ fn each_field_has_one_wire_type_however_lenient_serde_is() {
 }
 
 #[test]
-fn malformed_publish_is_still_reported_by_serde() {
-    // Topic with invalid UTF-8, data missing.
-    let bad = [0x93, 0x03, 0xa1, 0xff, 0xc4, 0x00];
-    assert!(Frame::parse(&bad).is_err());
-    let short = [0x93, 0x03, 0xa1, b't'];
-    let err = Frame::parse(&short).unwrap_err().to_string();
-    assert!(err.contains("Publish"), "{err}");
+fn malformed_publishes_name_what_is_wrong() {
+    let h = |n: u8| [0xa1, n, 0xc4, 0x01, b'v'];
+    let mut many_headers = vec![
+        0x93, 0x03, 0xa1, b't', 0x91, 0x93, 0x00, 0xc4, 0x00, 0xdc, 0, 130,
+    ];
+    for i in 0..65 {
+        many_headers.extend_from_slice(&h(b'a' + (i % 26) as u8));
+    }
+    let cases: [(&[u8], &str); 10] = [
+        // Topic with invalid UTF-8; the batch missing.
+        (
+            &[0x93, 0x03, 0xa1, 0xff, 0x91, 0x92, 0x00, 0xc4, 0x00],
+            "topic",
+        ),
+        (&[0x93, 0x03, 0xa1, b't'], "messages"),
+        // An empty batch; a message that is not an array; a delta other than 0.
+        (&[0x93, 0x03, 0xa1, b't', 0x90], "empty batch"),
+        (&[0x93, 0x03, 0xa1, b't', 0x91, 0xc4, 0x00], "message"),
+        (
+            &[0x93, 0x03, 0xa1, b't', 0x91, 0x92, 0x05, 0xc4, 0x00],
+            "delta 5",
+        ),
+        // Headers of odd length, an empty name, a str value; too many.
+        (
+            &[
+                0x93, 0x03, 0xa1, b't', 0x91, 0x93, 0x00, 0xc4, 0x00, 0x91, 0xa1, b'k',
+            ],
+            "pairs",
+        ),
+        (
+            &[
+                0x93, 0x03, 0xa1, b't', 0x91, 0x93, 0x00, 0xc4, 0x00, 0x92, 0xa0, 0xc4, 0x00,
+            ],
+            "header name of 0 bytes",
+        ),
+        (
+            &[
+                0x93, 0x03, 0xa1, b't', 0x91, 0x93, 0x00, 0xc4, 0x00, 0x92, 0xa1, b'k', 0xa1, b'v',
+            ],
+            "header value",
+        ),
+        (&many_headers, "65 headers"),
+        // The batch claims two messages and holds one.
+        (
+            &[0x93, 0x03, 0xa1, b't', 0x92, 0x92, 0x00, 0xc4, 0x00],
+            "message",
+        ),
+    ];
+    for (body, what) in cases {
+        match Frame::parse(body) {
+            Err(mbus_proto::DecodeError::Malformed(why)) => {
+                assert!(
+                    why.contains("Publish") && why.contains(what),
+                    "{why} / {what}"
+                )
+            }
+            other => panic!("{body:02x?} gave {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn headers_at_their_limits_are_taken_and_past_them_refused() {
+    use mbus_proto::batch::{MAX_HEADER_BYTES, MAX_HEADERS};
+    let value = vec![b'v'; MAX_HEADER_BYTES - 1];
+    let full: [(&str, &[u8]); 1] = [("k", &value)];
+    let mut b = BatchBuilder::new();
+    b.push(b"x", &full).unwrap();
+    let over: [(&str, &[u8]); 1] = [("kk", &value)];
+    assert!(b.push(b"x", &over).is_err());
+    let names: Vec<String> = (0..=MAX_HEADERS).map(|i| format!("h{i}")).collect();
+    let many: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+    b.push(b"x", &many[..MAX_HEADERS]).unwrap();
+    assert!(b.push(b"x", &many).is_err());
+    let frame = Frame::Publish {
+        topic: "t",
+        batch: b.batch().unwrap(),
+    };
+    let bytes = frame.to_bytes();
+    assert_eq!(Frame::parse(&bytes[HEADER_LEN..]).unwrap(), frame);
 }

@@ -8,8 +8,9 @@ use mbus_proto::{DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, HEADER_LEN, c
 /// A `Publish` whose body is exactly `body_len` bytes: array, kind, topic "t" and a bin 32
 /// header take 9 bytes.
 fn publish_of_body_len(data: &mut Vec<u8>, body_len: u32) -> Frame<'_> {
-    data.resize(body_len as usize - 9, 0xab);
-    Frame::Publish { topic: "t", data }
+    // 93 03 a1 74, then 91 92 00 and a bin 32 header of 5 bytes.
+    data.resize(body_len as usize - 12, 0xab);
+    Frame::publish("t", data)
 }
 
 #[test]
@@ -125,13 +126,7 @@ fn the_largest_publish_payload_is_the_largest_that_fits_the_frame() {
         for max_frame in [40u32, 300, 4096, 65_600, 70_000, DEFAULT_MAX_FRAME] {
             let most = max_publish_data(topic, max_frame);
             let body = |n: usize| {
-                Frame::Publish {
-                    topic,
-                    data: &vec![0; n],
-                }
-                .to_bytes()
-                .len()
-                    - mbus_proto::HEADER_LEN
+                Frame::publish(topic, &vec![0; n]).to_bytes().len() - mbus_proto::HEADER_LEN
             };
             if most > 0 || body(0) <= max_frame as usize {
                 assert!(

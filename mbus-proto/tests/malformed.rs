@@ -42,7 +42,7 @@ fn body(parts: &[&[u8]]) -> Vec<u8> {
 #[test]
 fn truncated_input_is_incomplete_not_an_error() {
     let hello = Frame::Hello {
-        version: 1,
+        version: mbus_proto::PROTOCOL_VERSION,
         role: mbus_proto::Role::Producer,
         token: None,
     }
@@ -66,7 +66,7 @@ fn truncated_input_is_incomplete_not_an_error() {
 fn body_cut_short_inside_its_msgpack_is_malformed() {
     // The prefix matches the bytes present, so the frame is complete, but its msgpack is not.
     let hello = Frame::Hello {
-        version: 1,
+        version: mbus_proto::PROTOCOL_VERSION,
         role: mbus_proto::Role::Producer,
         token: None,
     }
@@ -144,17 +144,17 @@ fn fields_of_the_wrong_type_are_malformed() {
         ),
         (
             "Hello role unknown",
-            body(&[&[0x94, 0x01, 0x01], &fixstr("admin"), &[0xc0]]),
+            body(&[&[0x94, 0x01, 0x02], &fixstr("admin"), &[0xc0]]),
         ),
-        ("Hello role as integer", vec![0x94, 0x01, 0x01, 0x01, 0xc0]),
-        ("Hello role nil", vec![0x94, 0x01, 0x01, 0xc0, 0xc0]),
+        ("Hello role as integer", vec![0x94, 0x01, 0x02, 0x01, 0xc0]),
+        ("Hello role nil", vec![0x94, 0x01, 0x02, 0xc0, 0xc0]),
         (
             "Hello token as integer",
-            body(&[&[0x94, 0x01, 0x01], &producer, &[0x05]]),
+            body(&[&[0x94, 0x01, 0x02], &producer, &[0x05]]),
         ),
         (
             "Hello token as array",
-            body(&[&[0x94, 0x01, 0x01], &producer, &[0x90]]),
+            body(&[&[0x94, 0x01, 0x02], &producer, &[0x90]]),
         ),
         (
             "Welcome version over 255",
@@ -172,12 +172,19 @@ fn fields_of_the_wrong_type_are_malformed() {
         ("Publish topic nil", vec![0x93, 0x03, 0xc0, 0xc4, 0x00]),
         (
             "Publish data as array of integers",
-            body(&[&[0x93, 0x03], &orders, &[0x93, 0x01, 0x02, 0x03]]),
+            body(&[
+                &[0x93, 0x03],
+                &orders,
+                &[0x91, 0x92, 0x00, 0x93, 0x01, 0x02, 0x03],
+            ]),
         ),
-        ("Publish data nil", body(&[&[0x93, 0x03], &orders, &[0xc0]])),
+        (
+            "Publish messages nil",
+            body(&[&[0x93, 0x03], &orders, &[0xc0]]),
+        ),
         (
             "Publish data as integer",
-            body(&[&[0x93, 0x03], &orders, &[0x2a]]),
+            body(&[&[0x93, 0x03], &orders, &[0x91, 0x92, 0x00, 0x2a]]),
         ),
         (
             "Confirm count as string",
@@ -211,16 +218,25 @@ fn fields_of_the_wrong_type_are_malformed() {
         ),
         (
             "Subscribed offset as string",
-            body(&[&[0x93, 0x06], &orders, &fixstr("0")]),
+            body(&[&[0x95, 0x06], &orders, &fixstr("0"), &[0x00, 0x00]]),
         ),
         ("Unsubscribe topic as integer", vec![0x92, 0x07, 0x01]),
         (
             "Deliver offset as string",
-            body(&[&[0x94, 0x08], &orders, &fixstr("0"), &[0xc4, 0x00]]),
+            body(&[
+                &[0x95, 0x08],
+                &orders,
+                &fixstr("0"),
+                &[0x00, 0x91, 0x92, 0x00, 0xc4, 0x00],
+            ]),
         ),
         (
             "Deliver data as integer",
-            body(&[&[0x94, 0x08], &orders, &[0x00, 0x01]]),
+            body(&[
+                &[0x95, 0x08],
+                &orders,
+                &[0x00, 0x00, 0x91, 0x92, 0x00, 0x01],
+            ]),
         ),
         (
             "Gap from negative",
@@ -264,7 +280,7 @@ fn missing_fields_are_malformed() {
     }
     assert_eq!(
         malformed_message(&[0x92, 0x03, 0xa1, b'x']),
-        "Publish: missing field `data`"
+        "Publish: missing field `messages`"
     );
 }
 
@@ -298,32 +314,45 @@ fn array_header_promising_more_elements_than_present_is_malformed() {
 fn invalid_utf8_in_strings_is_malformed() {
     let bad = [0xa2, 0xff, 0xfe];
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("Publish topic", body(&[&[0x93, 0x03], &bad, &[0xc4, 0x00]])),
+        (
+            "Publish topic",
+            body(&[&[0x93, 0x03], &bad, &[0x91, 0x92, 0x00, 0xc4, 0x00]]),
+        ),
         (
             "Subscribe topic",
             body(&[&[0x93, 0x05], &bad, &fixstr("latest")]),
         ),
-        ("Subscribed topic", body(&[&[0x93, 0x06], &bad, &[0x00]])),
+        (
+            "Subscribed topic",
+            body(&[&[0x95, 0x06], &bad, &[0x00, 0x00, 0x00]]),
+        ),
         ("Unsubscribe topic", body(&[&[0x92, 0x07], &bad])),
         (
             "Deliver topic",
-            body(&[&[0x94, 0x08], &bad, &[0x00, 0xc4, 0x00]]),
+            body(&[
+                &[0x95, 0x08],
+                &bad,
+                &[0x00, 0x00, 0x91, 0x92, 0x00, 0xc4, 0x00],
+            ]),
         ),
         ("Gap topic", body(&[&[0x94, 0x09], &bad, &[0x00, 0x01]])),
-        ("Hello role", body(&[&[0x94, 0x01, 0x01], &bad, &[0xc0]])),
+        ("Hello role", body(&[&[0x94, 0x01, 0x02], &bad, &[0xc0]])),
         (
             "Hello token",
-            body(&[&[0x94, 0x01, 0x01], &fixstr("consumer"), &bad]),
+            body(&[&[0x94, 0x01, 0x02], &fixstr("consumer"), &bad]),
         ),
         ("Error reason", body(&[&[0x93, 0x0a, 0x01], &bad])),
         // A lone continuation byte and an overlong encoding of '/'.
         (
             "Publish topic",
-            body(&[&[0x93, 0x03, 0xa1, 0x80], &[0xc4, 0x00]]),
+            body(&[&[0x93, 0x03, 0xa1, 0x80], &[0x91, 0x92, 0x00, 0xc4, 0x00]]),
         ),
         (
             "Publish topic",
-            body(&[&[0x93, 0x03, 0xa2, 0xc0, 0xaf], &[0xc4, 0x00]]),
+            body(&[
+                &[0x93, 0x03, 0xa2, 0xc0, 0xaf],
+                &[0x91, 0x92, 0x00, 0xc4, 0x00],
+            ]),
         ),
     ];
     for (why, body) in cases {

@@ -75,20 +75,22 @@ fn message_round_trips() {
 fn publish_frame_carries_the_message_fields_in_the_same_encoding() {
     let message = order();
     let frame = message.publish_frame();
-    assert_eq!(
-        frame,
-        Frame::Publish {
-            topic: "orders",
-            data: b"look ma! a new order"
-        }
-    );
-    // [3, topic, data] versus [topic, data]: after the array header and the kind, the bytes
-    // are the message's own.
+    assert_eq!(frame, Frame::publish("orders", b"look ma! a new order"));
+    // [3, topic, [[0, data]]] versus [topic, data]: the topic's bytes follow the kind, and the
+    // data's follow the batch and message headers.
     let frame_bytes = frame.to_bytes();
     let message_bytes = rmp_serde::to_vec(&message).unwrap();
     assert_eq!(frame_bytes[HEADER_LEN], 0x93);
     assert_eq!(frame_bytes[HEADER_LEN + 1], 0x03);
-    assert_eq!(frame_bytes[HEADER_LEN + 2..], message_bytes[1..]);
+    assert_eq!(
+        frame_bytes[HEADER_LEN + 2..HEADER_LEN + 9],
+        message_bytes[1..8]
+    );
+    assert_eq!(
+        frame_bytes[HEADER_LEN + 9..HEADER_LEN + 12],
+        [0x91, 0x92, 0x00]
+    );
+    assert_eq!(frame_bytes[HEADER_LEN + 12..], message_bytes[8..]);
     assert_eq!(
         decode(&frame_bytes, DEFAULT_MAX_FRAME),
         Ok(Some((frame, frame_bytes.len())))

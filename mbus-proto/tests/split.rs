@@ -96,10 +96,7 @@ fn concatenated_frames_with_a_partial_tail_stop_at_the_tail() {
     let whole = [
         Frame::Ping,
         Frame::Confirm { count: 3 },
-        Frame::Publish {
-            topic: "orders",
-            data: b"look ma! a new order",
-        },
+        Frame::publish("orders", b"look ma! a new order"),
     ];
     let mut stream = Vec::new();
     for frame in &whole {
@@ -109,7 +106,8 @@ fn concatenated_frames_with_a_partial_tail_stop_at_the_tail() {
     let tail = Frame::Deliver {
         topic: "orders",
         offset: 9,
-        data: b"half",
+        time: 0,
+        batch: mbus_proto::Batch::one(b"half"),
     }
     .to_bytes();
     stream.extend_from_slice(&tail[..tail.len() / 2]);

@@ -1,4 +1,4 @@
-//! A `Hello` of any version but 1 is a typed `UnsupportedVersion` error, whatever shape the rest
+//! A `Hello` of any version but 2 is a typed `UnsupportedVersion` error, whatever shape the rest
 //! of it has, so a broker can always answer an old or new client cleanly.
 
 mod common;
@@ -15,8 +15,8 @@ fn body(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 #[test]
-fn this_crate_speaks_version_one() {
-    assert_eq!(PROTOCOL_VERSION, 1);
+fn this_crate_speaks_version_two() {
+    assert_eq!(PROTOCOL_VERSION, 2);
 }
 
 #[test]
@@ -36,37 +36,39 @@ fn a_sender_writes_the_version_as_the_third_body_byte_of_a_hello() {
 }
 
 #[test]
-fn version_two_with_the_version_one_shape_is_unsupported() {
-    let hello = body(&[&[0x94, 0x01, 0x02], PRODUCER, &[0xc0]]);
+fn a_version_one_hello_is_unsupported_and_told_the_version_spoken() {
+    let hello = body(&[&[0x94, 0x01, 0x01], PRODUCER, &[0xc0]]);
     assert_eq!(
         Frame::parse(&hello),
-        Err(DecodeError::UnsupportedVersion(2))
+        Err(DecodeError::UnsupportedVersion(1))
     );
     let err = decode(&with_prefix(&hello), DEFAULT_MAX_FRAME).unwrap_err();
-    assert_eq!(err, DecodeError::UnsupportedVersion(2));
+    assert_eq!(err, DecodeError::UnsupportedVersion(1));
     assert_eq!(err.code(), ErrorCode::UnsupportedVersion);
     assert_eq!(
         err.to_string(),
-        "unsupported protocol version 2 (this side speaks version 1)"
+        "unsupported protocol version 1 (this side speaks version 2 only)"
     );
 }
 
 #[test]
-fn version_two_with_any_other_shape_is_unsupported() {
-    let shapes: [Vec<u8>; 6] = [
-        vec![0x92, 0x01, 0x02],
-        body(&[&[0x93, 0x01, 0x02], &[0x81, 0xa4], b"role", PRODUCER]),
-        body(&[&[0x95, 0x01, 0x02], PRODUCER, &[0xc0, 0x07]]),
-        vec![0x94, 0x01, 0x02, 0x01, 0x02],
-        vec![0x93, 0x01, 0x02, 0xc1], // a byte msgpack never uses
-        vec![0x94, 0x01, 0x02],       // the array ends early
-    ];
-    for hello in shapes {
-        assert_eq!(
-            Frame::parse(&hello),
-            Err(DecodeError::UnsupportedVersion(2)),
-            "{hello:02x?}"
-        );
+fn other_versions_with_any_other_shape_are_unsupported() {
+    for v in [0x01, 0x03] {
+        let shapes: [Vec<u8>; 6] = [
+            vec![0x92, 0x01, v],
+            body(&[&[0x93, 0x01, v], &[0x81, 0xa4], b"role", PRODUCER]),
+            body(&[&[0x95, 0x01, v], PRODUCER, &[0xc0, 0x07]]),
+            vec![0x94, 0x01, v, 0x01, 0x02],
+            vec![0x93, 0x01, v, 0xc1], // a byte msgpack never uses
+            vec![0x94, 0x01, v],       // the array ends early
+        ];
+        for hello in shapes {
+            assert_eq!(
+                Frame::parse(&hello),
+                Err(DecodeError::UnsupportedVersion(v)),
+                "{hello:02x?}"
+            );
+        }
     }
 }
 
@@ -90,21 +92,21 @@ fn versions_zero_and_large_are_unsupported() {
 }
 
 #[test]
-fn version_two_in_a_wider_or_signed_encoding_is_unsupported() {
-    // serde would read these as 2 happily; the version check must read them the same way.
+fn version_one_in_a_wider_or_signed_encoding_is_unsupported() {
+    // serde would read these as 1 happily; the version check must read them the same way.
     for version in [
-        &[0xcc, 0x02][..],
-        &[0xcd, 0x00, 0x02],
-        &[0xce, 0x00, 0x00, 0x00, 0x02],
-        &[0xd0, 0x02],
-        &[0xd1, 0x00, 0x02],
-        &[0xd2, 0x00, 0x00, 0x00, 0x02],
-        &[0xd3, 0, 0, 0, 0, 0, 0, 0, 0x02],
+        &[0xcc, 0x01][..],
+        &[0xcd, 0x00, 0x01],
+        &[0xce, 0x00, 0x00, 0x00, 0x01],
+        &[0xd0, 0x01],
+        &[0xd1, 0x00, 0x01],
+        &[0xd2, 0x00, 0x00, 0x00, 0x01],
+        &[0xd3, 0, 0, 0, 0, 0, 0, 0, 0x01],
     ] {
         let hello = body(&[&[0x94, 0x01], version, PRODUCER, &[0xc0]]);
         assert_eq!(
             Frame::parse(&hello),
-            Err(DecodeError::UnsupportedVersion(2)),
+            Err(DecodeError::UnsupportedVersion(1)),
             "{version:02x?}"
         );
     }
@@ -113,8 +115,8 @@ fn version_two_in_a_wider_or_signed_encoding_is_unsupported() {
 #[test]
 fn the_version_is_read_as_msgpack_not_from_a_fixed_byte() {
     // An array 16 header and a kind in uint 16 put the version at byte 7, not 3: it is still
-    // the version, and version 2 is still refused as such, while version 1 is accepted.
-    for (version, ok) in [(0x02, false), (0x01, true)] {
+    // the version, and version 1 is still refused as such, while version 2 is accepted.
+    for (version, ok) in [(0x01, false), (0x02, true)] {
         let hello = body(&[
             &[0xdc, 0x00, 0x04, 0xcd, 0x00, 0x01, version],
             PRODUCER,
@@ -123,22 +125,22 @@ fn the_version_is_read_as_msgpack_not_from_a_fixed_byte() {
         let parsed = Frame::parse(&hello);
         if ok {
             assert!(
-                matches!(parsed, Ok(Frame::Hello { version: 1, .. })),
+                matches!(parsed, Ok(Frame::Hello { version: 2, .. })),
                 "{parsed:?}"
             );
         } else {
-            assert_eq!(parsed, Err(DecodeError::UnsupportedVersion(2)));
+            assert_eq!(parsed, Err(DecodeError::UnsupportedVersion(1)));
         }
     }
 }
 
 #[test]
-fn version_one_in_a_wider_encoding_is_accepted() {
-    let hello = body(&[&[0x94, 0x01, 0xcd, 0x00, 0x01], PRODUCER, &[0xc0]]);
+fn version_two_in_a_wider_encoding_is_accepted() {
+    let hello = body(&[&[0x94, 0x01, 0xcd, 0x00, 0x02], PRODUCER, &[0xc0]]);
     assert_eq!(
         Frame::parse(&hello),
         Ok(Frame::Hello {
-            version: 1,
+            version: 2,
             role: Role::Producer,
             token: None
         })
@@ -161,11 +163,12 @@ fn only_hello_is_checked_for_its_version() {
     // A Welcome reports the broker's version; judging it is the client's business, not the
     // decoder's.
     let welcome = Frame::Welcome {
-        version: 2,
+        version: 3,
         max_frame: 1024,
+        idle_timeout: 60_000,
     };
     assert_eq!(
         decode(&welcome.to_bytes(), DEFAULT_MAX_FRAME),
-        Ok(Some((welcome, 10)))
+        Ok(Some((welcome, 13)))
     );
 }

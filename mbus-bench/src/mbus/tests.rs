@@ -18,17 +18,21 @@ fn server_frames_split_anywhere_parse_the_same() {
     Frame::Welcome {
         version: PROTOCOL_VERSION,
         max_frame: 1 << 20,
+        idle_timeout: 60_000,
     }
     .encode(&mut bytes);
     Frame::Subscribed {
         topic: TOPIC,
         offset: 0,
+        first: 0,
+        next: 0,
     }
     .encode(&mut bytes);
     Frame::Deliver {
         topic: TOPIC,
         offset: 7,
-        data: b"payload",
+        time: 0,
+        batch: mbus_proto::Batch::one(b"payload"),
     }
     .encode(&mut bytes);
     Frame::Ping.encode(&mut bytes);

@@ -1,7 +1,7 @@
 //! The frames that move messages: a producer's publish appended to its topic, and a consumer's
 //! subscriptions placed in, moved within and taken off a topic's log.
 
-use mbus_proto::{ErrorCode, Frame, Start, validate_topic};
+use mbus_proto::{Batch, ErrorCode, Frame, Start, validate_topic};
 
 use super::TopicId;
 use super::budget::Mark;
@@ -10,7 +10,10 @@ use super::memlog::{Cursor, Segment};
 use super::{ConnId, Core};
 
 impl Core {
-    pub(super) fn publish(&mut self, id: ConnId, topic: &str, data: &[u8]) {
+    /// Appends a publish's batch to its topic, each message as its own record stamped with the
+    /// broker's time. With a data directory the batch is stored whole or not at all: a store
+    /// that fails part-way takes the topic back to its last commit.
+    pub(super) fn publish(&mut self, id: ConnId, topic: &str, batch: Batch<'_>) {
         let tid = match self.conns[id].last_topic {
             Some(tid) if *self.topics[tid].name == *topic => tid,
             _ => {
@@ -38,17 +41,33 @@ impl Core {
         let t = &mut self.topics[tid];
         let before = t.log.bytes();
         let mark = Mark::of(&t.log);
-        let offset = t.log.append(topic, data, self.messages);
-        if let Some(store) = t.store.as_mut() {
+        let mut bytes = 0;
+        for (i, message) in batch.iter().enumerate() {
+            let t = &mut self.topics[tid];
+            let offset = t
+                .log
+                .append(topic, self.wall_clock, &message, self.messages);
+            bytes += message.data.len() as u64;
+            let Some(store) = t.store.as_mut() else {
+                continue;
+            };
             let frame = t.log.frame(offset).expect("just appended");
             if let Err(e) = store.append(offset, frame) {
-                // The store took nothing; neither may memory, where the next commit of the
-                // topic would show the message to consumers. What the log's buffers hold may
-                // still have changed (a segment started and given back): the budget is told.
+                // The store took nothing of this message; neither may memory, where the next
+                // commit of the topic would show it to consumers. What the log's buffers hold
+                // may still have changed (a segment started and given back): the budget is told.
                 t.log.retract(offset);
                 self.account(tid, mark);
+                if i > 0 {
+                    // Part of the batch is stored: the topic goes back to its last commit, as
+                    // after a failed commit, and whoever published to it since is refused.
+                    self.fail_uncommitted(tid, &e);
+                }
                 return self.storage_failed(id, topic, &e);
             }
+        }
+        let t = &mut self.topics[tid];
+        if t.store.is_some() {
             if !t.uncommitted {
                 t.uncommitted = true;
                 self.commit.topics.push(tid);
@@ -68,8 +87,8 @@ impl Core {
             t.dirty = true;
             self.dirty.push(tid);
         }
-        self.messages += 1;
-        self.counters.published_bytes += data.len() as u64;
+        self.messages += batch.len() as u64;
+        self.counters.published_bytes += bytes;
         let conn = &mut self.conns[id];
         conn.published += 1;
         if !self.topics.is_durable() {
@@ -168,12 +187,23 @@ impl Core {
         let Some(tid) = self.topic_for(id, topic, false) else {
             return;
         };
-        let log = &self.topics[tid].log;
+        let first = self.topics[tid].first();
+        let next = self.topics[tid].log.visible();
         let offset = match start {
-            Start::Earliest => self.topics[tid].first(),
-            Start::Latest => log.visible(),
+            Start::Earliest => first,
+            Start::Latest => next,
             Start::Offset(o) => o,
+            Start::Last(n) => next.saturating_sub(n).max(first),
+            Start::Time(ms) => match self.offset_at_time(tid, ms) {
+                Ok(offset) => offset.min(next),
+                Err(e) => {
+                    log::error!("topic {topic}: finding time {ms}: {e}");
+                    let reason = format!("cannot find time {ms} in topic {topic}: {e}");
+                    return self.reject(id, ErrorCode::Internal, &reason);
+                }
+            },
         };
+        let log = &self.topics[tid].log;
         let conn = &mut self.conns[id];
         match conn.sub_index(tid) {
             Some(i) => {
@@ -189,7 +219,29 @@ impl Core {
                 self.topics[tid].subscribers.push(id);
             }
         }
-        self.send(id, Frame::Subscribed { topic, offset });
+        self.send(
+            id,
+            Frame::Subscribed {
+                topic,
+                offset,
+                first,
+                next,
+            },
+        );
+    }
+
+    /// The first offset of topic `tid` stored at or after `ms`, or the next offset when none
+    /// is: from memory when the log can tell, else from the time index of its storage, which
+    /// reads no segment before the one that holds the answer.
+    fn offset_at_time(&mut self, tid: TopicId, ms: u64) -> Result<u64, super::storage::StoreError> {
+        let t = &mut self.topics[tid];
+        if let Some(offset) = t.log.offset_at_time(ms) {
+            return Ok(offset);
+        }
+        match t.store.as_mut() {
+            Some(store) => store.offset_at_time(ms),
+            None => Ok(t.log.first()),
+        }
     }
 
     /// Ends a subscription. Unsubscribing from a topic the connection is not subscribed to is

@@ -95,14 +95,8 @@ impl Core {
                     }
                 }
                 Err(e) => {
-                    self.roll_back(tid, &e);
-                    // What they sent to this topic is neither confirmed nor shown to consumers.
-                    let reason = format!("the broker could not store messages: {e}");
-                    for id in publishers {
-                        if let Some(conn) = self.conns.get_mut(id) {
-                            conn.commit_failed = Some(reason.clone());
-                        }
-                    }
+                    self.topics[tid].publishers = publishers;
+                    self.fail_uncommitted(tid, &e);
                 }
             }
         }
@@ -122,6 +116,19 @@ impl Core {
                     conn.durable = conn.published;
                     self.mark(id);
                 }
+            }
+        }
+    }
+
+    /// After topic `tid`'s storage failed with `e` to take what was published since its last
+    /// commit: the topic goes back to that commit, and what its producers sent since is neither
+    /// confirmed nor shown to consumers: they are refused at the commit.
+    pub(super) fn fail_uncommitted(&mut self, tid: TopicId, e: &StoreError) {
+        self.roll_back(tid, e);
+        let reason = format!("the broker could not store messages: {e}");
+        for id in std::mem::take(&mut self.topics[tid].publishers) {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.commit_failed = Some(reason.clone());
             }
         }
     }

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use mbus_proto::Frame;
+use mbus_proto::{Frame, MessageRef};
 
 /// Bounds on what a log keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +87,9 @@ pub struct Log {
     /// One expired segment's buffers, kept for the next segment so that a log at its retention
     /// limit reuses memory instead of returning it and faulting fresh pages in.
     spare: Option<Segment>,
+    /// The time of the newest message, in milliseconds since the Unix epoch: no later message
+    /// gets an earlier one.
+    last_time: u64,
 }
 
 impl Log {
@@ -94,14 +97,15 @@ impl Log {
     pub fn new(retention: Retention) -> Self {
         Log {
             gated: false,
-            ..Log::durable(retention, 0)
+            ..Log::durable(retention, 0, 0)
         }
     }
 
     /// An empty log in front of a topic's files on disk: its first message gets offset `next`
     /// (older ones stay on disk), and appended messages are hidden from consumers until
-    /// [`Log::reveal`] says they are durable.
-    pub fn durable(retention: Retention, next: u64) -> Self {
+    /// [`Log::reveal`] says they are durable. `last_time` is the time of the newest message
+    /// stored, which no later message goes below.
+    pub fn durable(retention: Retention, next: u64, last_time: u64) -> Self {
         Log {
             gated: true,
             segments: VecDeque::new(),
@@ -112,7 +116,13 @@ impl Log {
             held: 0,
             retention,
             spare: None,
+            last_time,
         }
+    }
+
+    /// The time of the newest message appended (or stored before, for a durable log).
+    pub fn last_time(&self) -> u64 {
+        self.last_time
     }
 
     /// The oldest offset the log still serves.
@@ -160,13 +170,15 @@ impl Log {
         front.into_iter().chain(spare).min()
     }
 
-    /// Appends a message and returns its offset; a segment it starts is stamped `born`.
+    /// Appends a message stored at `time` (or at the newest message's time, if that is later:
+    /// times never go back) and returns its offset; a segment it starts is stamped `born`.
     /// Segments that retention expires are left in place until [`Log::pop_expired`] hands them
     /// out.
-    pub fn append(&mut self, topic: &str, data: &[u8], born: u64) -> u64 {
+    pub fn append(&mut self, topic: &str, time: u64, message: &MessageRef<'_>, born: u64) -> u64 {
         let offset = self.next;
-        // Upper bound of the frame header: prefix, array, kind, str 8, offset u64, bin 32.
-        let needed = data.len() + topic.len() + 4 + 1 + 1 + 2 + 9 + 5;
+        let time = time.max(self.last_time);
+        self.last_time = time;
+        let needed = mbus_proto::delivery_len(topic, offset, time, message);
         let spare_before = self.spare.as_ref().map_or(0, Segment::held);
         let fits = self.segments.back().is_some_and(|s| {
             s.buf.is_empty() || s.buf.len() + needed <= self.retention.segment_bytes
@@ -199,12 +211,7 @@ impl Log {
         let start = seg.buf.len();
         seg.starts
             .push(u32::try_from(start).expect("segment over 4 GiB"));
-        Frame::Deliver {
-            topic,
-            offset,
-            data,
-        }
-        .encode(&mut seg.buf);
+        mbus_proto::encode_delivery(&mut seg.buf, topic, offset, time, message);
         self.bytes += seg.buf.len() - start;
         self.held = self.held + seg.held() + self.spare.as_ref().map_or(0, Segment::held)
             - back_before
@@ -275,16 +282,54 @@ impl Log {
         self.segment_index(offset).map(|i| &self.segments[i])
     }
 
-    /// The payload of the message at `offset`, if the log still serves it.
-    pub fn data_at(&self, offset: u64) -> Option<&[u8]> {
+    /// The time and the message at `offset`, if the log still serves it.
+    pub fn message_at(&self, offset: u64) -> Option<(u64, MessageRef<'_>)> {
         if offset < self.first {
             return None;
         }
         let seg = self.segment_of(offset)?;
-        match Frame::parse(&seg.buf[seg.frame_range(offset)][mbus_proto::HEADER_LEN..]) {
-            Ok(Frame::Deliver { data, .. }) => Some(data),
-            _ => unreachable!("the log holds only Deliver frames it encoded"),
+        record_message(&seg.buf[seg.frame_range(offset)], offset)
+    }
+
+    /// The time of the message at `offset`, which must be in memory.
+    fn time_of(&self, offset: u64) -> u64 {
+        let seg = self.segment_of(offset).expect("the offset is in memory");
+        record_message(&seg.buf[seg.frame_range(offset)], offset)
+            .expect("the log holds Deliver frames it encoded")
+            .0
+    }
+
+    /// The offset of the first message stored at or after `time`, as far as memory can tell:
+    /// `next()` when no message is, and `None` when the answer may lie before what memory
+    /// holds (a durable log whose oldest message in memory is already at or after `time`, or
+    /// that holds none). A binary search over the messages in memory, whose times never go
+    /// back.
+    pub fn offset_at_time(&self, time: u64) -> Option<u64> {
+        if self.last_time < time {
+            return Some(self.next);
         }
+        let oldest = self
+            .segments
+            .front()
+            .map_or(self.next, |s| s.base.max(self.first));
+        if oldest >= self.next {
+            // Nothing in memory: without a disk behind the log, nothing older is left either.
+            return (!self.gated).then_some(self.next);
+        }
+        if self.time_of(oldest) >= time {
+            return (!self.gated).then_some(oldest);
+        }
+        // time_of(lo) < time <= time_of(hi - 1): the answer is in lo + 1..hi.
+        let (mut lo, mut hi) = (oldest, self.next);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.time_of(mid) < time {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(hi)
     }
 
     /// Takes back the message just appended, which no consumer can have seen: the log of a
@@ -432,6 +477,24 @@ impl Log {
     }
 }
 
+/// The time and the message `offset` of `frame`, a `Deliver` frame the log encoded.
+fn record_message(frame: &[u8], offset: u64) -> Option<(u64, MessageRef<'_>)> {
+    match Frame::parse(&frame[mbus_proto::HEADER_LEN..]) {
+        Ok(Frame::Deliver {
+            offset: base,
+            time,
+            batch,
+            ..
+        }) => {
+            let m = batch
+                .iter()
+                .nth(usize::try_from(offset.checked_sub(base)?).ok()?)?;
+            Some((time + u64::from(m.delta), m))
+        }
+        _ => None,
+    }
+}
+
 /// Grows `buf` to fit `needed` more bytes, doubling but not past `limit` unless one frame needs it.
 fn reserve_within(buf: &mut Vec<u8>, needed: usize, limit: usize) {
     let want = buf.len() + needed;
@@ -446,6 +509,16 @@ fn reserve_within(buf: &mut Vec<u8>, needed: usize, limit: usize) {
 mod tests {
     use super::*;
     use mbus_proto::{DEFAULT_MAX_FRAME, decode};
+
+    /// Appends `data` as a message without headers, stored at time 0.
+    fn push(log: &mut Log, topic: &str, data: &[u8], born: u64) -> u64 {
+        let message = MessageRef {
+            delta: 0,
+            data,
+            headers: mbus_proto::Headers::default(),
+        };
+        log.append(topic, 0, &message, born)
+    }
 
     fn log(max_bytes: usize, max_messages: u64, segment_bytes: usize) -> Log {
         Log::new(Retention {
@@ -479,7 +552,7 @@ mod tests {
     fn appends_frames_that_decode_with_their_offsets() {
         let mut l = log(1 << 20, 1000, 100);
         for i in 0..10u64 {
-            assert_eq!(l.append("t", format!("m{i}").as_bytes(), 0), i);
+            assert_eq!(push(&mut l, "t", format!("m{i}").as_bytes(), 0), i);
         }
         assert!(l.segments.len() > 1, "small segments split the log");
         assert_eq!(
@@ -500,7 +573,7 @@ mod tests {
     fn advance_walks_frames_and_segments() {
         let mut l = log(1 << 20, 1000, 64);
         for _ in 0..20 {
-            l.append("topic", b"0123456789", 0);
+            push(&mut l, "topic", b"0123456789", 0);
         }
         let all = read_all(&l, Cursor::default());
         let frame_len = all.len() / 20;
@@ -524,7 +597,7 @@ mod tests {
     fn read_at_respects_byte_and_slice_limits() {
         let mut l = log(1 << 20, 1000, 64);
         for _ in 0..20 {
-            l.append("topic", b"0123456789", 0);
+            push(&mut l, "topic", b"0123456789", 0);
         }
         let mut slices = Vec::new();
         assert_eq!(l.read_at(Cursor::default(), 50, &mut slices, 100), 50);
@@ -538,7 +611,7 @@ mod tests {
     fn count_retention_moves_first_and_frees_whole_segments() {
         let mut l = log(1 << 20, 5, 64);
         for _ in 0..20 {
-            l.append("t", b"x", 0);
+            push(&mut l, "t", b"x", 0);
         }
         assert_eq!(l.first(), 15);
         assert_eq!(l.next(), 20);
@@ -575,7 +648,7 @@ mod tests {
     fn byte_retention_keeps_the_total_under_the_bound() {
         let mut l = log(1000, u64::MAX, 256);
         for _ in 0..1000 {
-            l.append("t", &[7; 50], 0);
+            push(&mut l, "t", &[7; 50], 0);
             while l.pop_expired().is_some() {}
             assert!(l.bytes() <= 1000 + 256, "bytes {}", l.bytes());
         }
@@ -593,9 +666,9 @@ mod tests {
     #[test]
     fn a_frame_larger_than_a_segment_gets_a_segment_of_its_own() {
         let mut l = log(1 << 20, 1000, 64);
-        l.append("t", b"small", 0);
-        l.append("t", &[1; 500], 0);
-        l.append("t", b"small", 0);
+        push(&mut l, "t", b"small", 0);
+        push(&mut l, "t", &[1; 500], 0);
+        push(&mut l, "t", b"small", 0);
         assert_eq!(l.segments.len(), 3);
         assert_eq!(offsets(&read_all(&l, Cursor::default())), vec![0, 1, 2]);
     }
@@ -607,15 +680,15 @@ mod tests {
             max_messages: u64::MAX,
             segment_bytes: 256,
         };
-        let mut log = Log::durable(retention, 10);
+        let mut log = Log::durable(retention, 10, 0);
         // Two frames of 115 bytes fill a 256-byte segment.
         for _ in 0..2 {
-            log.append("t", &[1; 100], 0);
+            push(&mut log, "t", &[1; 100], 0);
         }
         log.reveal();
         let (bytes, segments) = (log.bytes(), log.segments.len());
         // The third message needs a segment of its own, which goes again with it.
-        let offset = log.append("t", &[2; 100], 0);
+        let offset = push(&mut log, "t", &[2; 100], 0);
         assert_eq!((offset, log.segments.len()), (12, segments + 1));
         log.retract(offset);
         assert_eq!((log.next(), log.visible(), log.bytes()), (12, 12, bytes));
@@ -627,15 +700,15 @@ mod tests {
         };
         assert_eq!(offsets(&read_all(&log, cursor)), [10, 11]);
         // One that fits behind others in a segment.
-        log.append("t", &[3; 10], 0);
-        log.append("t", &[3; 10], 0);
+        push(&mut log, "t", &[3; 10], 0);
+        push(&mut log, "t", &[3; 10], 0);
         let bytes = log.bytes();
-        assert_eq!(log.append("t", &[3; 10], 0), 14);
+        assert_eq!(push(&mut log, "t", &[3; 10], 0), 14);
         log.retract(14);
         assert_eq!((log.next(), log.bytes()), (14, bytes));
-        assert_eq!(log.append("t", &[4; 10], 0), 14);
+        assert_eq!(push(&mut log, "t", &[4; 10], 0), 14);
         log.reveal();
-        assert_eq!(log.data_at(14), Some(&[4; 10][..]));
+        assert_eq!(log.message_at(14).map(|(_, m)| m.data), Some(&[4; 10][..]));
         assert_eq!(offsets(&read_all(&log, cursor)), [10, 11, 12, 13, 14]);
     }
 
@@ -643,7 +716,7 @@ mod tests {
     #[should_panic(expected = "only an unseen last message can be retracted")]
     fn a_message_consumers_may_see_cannot_be_retracted() {
         let mut log = log(usize::MAX, u64::MAX, 1024);
-        let offset = log.append("t", b"x", 0);
+        let offset = push(&mut log, "t", b"x", 0);
         log.retract(offset);
     }
 
@@ -665,12 +738,13 @@ mod tests {
                 segment_bytes: 512,
             },
             0,
+            0,
         );
         let mut born = 0;
         for round in 0..40u64 {
             for size in [10, 100, 300, 600] {
                 born += 1;
-                let offset = log.append("t", &vec![1; size], born);
+                let offset = push(&mut log, "t", &vec![1; size], born);
                 assert_eq!(log.held(), held_counted(&log), "append of {size} bytes");
                 if (round + size as u64) % 3 == 0 {
                     log.retract(offset);
@@ -695,7 +769,7 @@ mod tests {
     fn eviction_takes_the_oldest_buffer_and_then_the_newest_segment() {
         let mut log = log(usize::MAX, u64::MAX, 100);
         for born in 0..4 {
-            log.append("t", &[born as u8; 60], 10 + born);
+            push(&mut log, "t", &[born as u8; 60], 10 + born);
         }
         assert_eq!((log.first(), log.oldest_born()), (0, Some(10)));
         // Segments go oldest first, each moving `first` past its messages.
@@ -708,8 +782,8 @@ mod tests {
         assert_eq!((log.first(), log.next(), log.held()), (4, 4, 0));
         assert_eq!(log.oldest_born(), None);
         assert!(log.evict_oldest().is_none());
-        assert_eq!(log.append("t", b"again", 20), 4);
-        assert_eq!(log.data_at(4), Some(&b"again"[..]));
+        assert_eq!(push(&mut log, "t", b"again", 20), 4);
+        assert_eq!(log.message_at(4).map(|(_, m)| m.data), Some(&b"again"[..]));
         // A spare segment started before every segment goes first, without moving `first`.
         let mut log = Log::new(Retention {
             max_bytes: 100,
@@ -717,7 +791,7 @@ mod tests {
             segment_bytes: 100,
         });
         for born in 0..3 {
-            log.append("t", &[0; 60], born);
+            push(&mut log, "t", &[0; 60], born);
             while let Some(seg) = log.pop_expired() {
                 log.recycle(seg);
             }

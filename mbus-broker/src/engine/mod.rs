@@ -98,6 +98,8 @@ pub struct Core {
     messages: u64,
     /// The time as last told by [`Core::handle_timeout`]; the core has no clock of its own.
     now: Instant,
+    /// The time of day, in milliseconds since the Unix epoch, as last told.
+    wall_clock: u64,
     /// When each timer is next due.
     timers: timers::Timers,
     /// Connections to drop without further ado, for [`Core::take_expired`].
@@ -137,6 +139,7 @@ impl Core {
         let durable = storage.is_some();
         Core {
             now,
+            wall_clock: 0,
             timers: timers::Timers {
                 retention: durable.then(|| now + timers::RETENTION_INTERVAL),
                 ..timers::Timers::default()
@@ -234,6 +237,8 @@ impl Core {
                     Frame::Welcome {
                         version: PROTOCOL_VERSION,
                         max_frame: self.config.max_frame,
+                        idle_timeout: u64::try_from(self.config.idle_timeout.as_millis())
+                            .unwrap_or(u64::MAX),
                     },
                 );
             }
@@ -253,7 +258,7 @@ impl Core {
                 let reason = format!("expected Hello first, got {}", other.name());
                 self.reject(id, ErrorCode::UnexpectedFrame, &reason)
             }
-            (_, Role::Producer, Frame::Publish { topic, data }) => self.publish(id, topic, data),
+            (_, Role::Producer, Frame::Publish { topic, batch }) => self.publish(id, topic, batch),
             (_, Role::Consumer, Frame::Subscribe { topic, start }) => {
                 self.subscribe(id, topic, start)
             }
@@ -396,9 +401,22 @@ impl Core {
         Some(log.first()..log.next())
     }
 
-    /// The payload stored at `offset` of topic `name`, if the topic still holds it.
+    /// The payload stored at `offset` of topic `name`, if the topic still holds it in memory.
     pub fn message(&self, name: &str, offset: u64) -> Option<&[u8]> {
-        self.topics[self.topics.find(name)?].log.data_at(offset)
+        self.message_at(name, offset).map(|(_, m)| m.data)
+    }
+
+    /// The time and the message stored at `offset` of topic `name`, if the topic still holds
+    /// it in memory.
+    pub fn message_at(&self, name: &str, offset: u64) -> Option<(u64, mbus_proto::MessageRef<'_>)> {
+        self.topics[self.topics.find(name)?].log.message_at(offset)
+    }
+
+    /// Tells the core the time of day, in milliseconds since the Unix epoch, which it stamps on
+    /// the messages it stores from now on (never going back within a topic). The event loop
+    /// tells it once per turn, with [`Core::handle_timeout`]; until told, it stamps 0.
+    pub fn set_wall_clock(&mut self, unix_ms: u64) {
+        self.wall_clock = unix_ms;
     }
 
     /// Bytes held by all topics' logs.

@@ -65,6 +65,13 @@ pub trait TopicStorage: fmt::Debug + Send {
         out: &mut Vec<u8>,
     ) -> Result<Frames, StoreError>;
 
+    /// The time of the newest message stored, in milliseconds since the Unix epoch; 0 when
+    /// none is.
+    fn last_time(&self) -> u64;
+    /// The offset of the first message stored at or after `ms` (milliseconds since the Unix
+    /// epoch), or `next()` when none is. Found through a time index: no segment before the
+    /// one that holds the answer is read.
+    fn offset_at_time(&mut self, ms: u64) -> Result<u64, StoreError>;
     /// Deletes what retention no longer keeps; the oldest offsets go first.
     fn enforce_retention(&mut self) -> Result<(), StoreError>;
 

@@ -114,13 +114,16 @@ impl Topics {
                 (Log::new(self.retention), None)
             }
             // Every topic with files was opened at start: this one has none yet.
-            Some(_) if !files => (Log::durable(self.retention, 0), None),
+            Some(_) if !files => (Log::durable(self.retention, 0, 0), None),
             Some(storage) => {
                 let store = storage.open(name)?;
                 if store.next() == 0 {
                     log::info!("creating topic {name}");
                 }
-                (Log::durable(self.retention, store.next()), Some(store))
+                (
+                    Log::durable(self.retention, store.next(), store.last_time()),
+                    Some(store),
+                )
             }
         };
         let id = TopicId(self.topics.len());

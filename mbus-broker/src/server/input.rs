@@ -185,10 +185,7 @@ mod tests {
             .collect();
         let mut stream_bytes = hello(Role::Producer).to_bytes();
         for p in &payloads {
-            let publish = Frame::Publish {
-                topic: "t",
-                data: p,
-            };
+            let publish = Frame::publish("t", p);
             publish.encode(&mut stream_bytes);
         }
         let mut stream = Chunked {
@@ -213,8 +210,8 @@ mod tests {
         let mut rest = &out[..];
         let mut got = Vec::new();
         while let Some((frame, n)) = decode(rest, 2 << 20).unwrap() {
-            if let Frame::Deliver { offset, data, .. } = frame {
-                got.push((offset, data.to_vec()));
+            if let Frame::Deliver { offset, batch, .. } = frame {
+                got.push((offset, batch.single().expect("one message").to_vec()));
             }
             rest = &rest[n..];
         }

@@ -342,7 +342,8 @@ impl Server {
     /// 1. sleep until a socket is ready or the next deadline: the core's
     ///    ([`Core::poll_timeout`]), the end of an accept back-off or of the shutdown grace;
     ///    without sleeping when a connection still has output or unread input;
-    /// 2. tell the core the time ([`Core::handle_timeout`]), which fires its due timers;
+    /// 2. tell the core the time of day ([`Core::set_wall_clock`], for the messages it stores)
+    ///    and the time ([`Core::handle_timeout`]), which fires its due timers;
     /// 3. accept, and read every readable connection, handing the core each frame;
     /// 4. [`Core::commit`]: one durable write for everything read, before any confirm;
     /// 5. answer the monitoring requests that arrived, from the core as it now is;
@@ -371,6 +372,7 @@ impl Server {
             Err(e) => return Err(ServerError::Poll(e)),
         }
         let now = Instant::now();
+        self.core.set_wall_clock(unix_ms());
         self.core.handle_timeout(now);
         let mut http_ready = Vec::new();
         if accepting && self.accept_paused_until.is_some_and(|t| now >= t) {
@@ -437,4 +439,11 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// The time of day in milliseconds since the Unix epoch; 0 on a clock set before 1970.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -158,4 +158,12 @@ impl TopicStorage for FileTopic {
     fn bytes(&self) -> u64 {
         self.store.bytes()
     }
+
+    fn last_time(&self) -> u64 {
+        self.store.last_time()
+    }
+
+    fn offset_at_time(&mut self, ms: u64) -> Result<u64, StoreError> {
+        self.store.offset_at_time(ms)
+    }
 }

@@ -1,28 +1,29 @@
-//! The bytes of on-disk format version 1: file names, the record header and what makes a record
+//! The bytes of on-disk format version 2: file names, the record header and what makes a record
 //! valid. `STORAGE.md` at the repository root describes the same rules for other readers.
 
 use mbus_proto::HEADER_LEN;
 
 /// The format version written to the data directory's marker file.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The marker file at the root of a data directory.
 pub const VERSION_FILE: &str = "VERSION";
 /// The directory under the data directory that holds one directory per topic.
 pub const TOPICS_DIR: &str = "topics";
 /// Extension of segment files, which hold the records.
 pub const LOG_EXT: &str = "log";
-/// Extension of index files, which hold one record position per offset.
+/// Extension of index files, which hold one record position and time per offset.
 pub const IDX_EXT: &str = "idx";
 
 /// Bytes of the crc32 that precedes each frame in a segment file.
 pub const CRC_LEN: usize = 4;
 /// Bytes before a record's frame body: the crc and the frame's length prefix.
 pub const RECORD_HEADER: usize = CRC_LEN + HEADER_LEN;
-/// The smallest record: the header and the body `94 08 a1 <topic byte> 00 c4 00` (a one-byte
-/// topic, offset 0, empty data).
-pub const MIN_RECORD: u64 = RECORD_HEADER as u64 + 7;
-/// Bytes of one index entry: a segment file position, u64 little-endian.
-pub const IDX_ENTRY: u64 = 8;
+/// The smallest record: the header and the body `95 08 a1 <topic byte> 00 00 91 92 00 c4 00` (a
+/// one-byte topic, offset 0, time 0, one empty message).
+pub const MIN_RECORD: u64 = RECORD_HEADER as u64 + 11;
+/// Bytes of one index entry: a segment file position and the record's time, each u64
+/// little-endian.
+pub const IDX_ENTRY: u64 = 16;
 /// The file name of a segment's log or index: the base offset as 20 decimal digits, so that names
 /// sort like offsets.
 pub fn segment_name(base: u64, ext: &str) -> String {
@@ -55,7 +56,7 @@ pub fn parse_header(header: &[u8; RECORD_HEADER]) -> (u32, u32) {
 }
 
 /// The first bytes every frame body of one topic starts with: the canonical msgpack encoding of
-/// `[8, topic` (fixarray of 4, kind 8, the topic as the shortest str). A record proves which
+/// `[8, topic` (fixarray of 5, kind 8, the topic as the shortest str). A record proves which
 /// topic and offset it holds by these bytes followed by the offset, so that an index entry that
 /// points at the wrong record is caught, and a scan that lost its place can find records again.
 #[derive(Debug, Clone)]
@@ -66,7 +67,7 @@ pub struct Identity {
 impl Identity {
     /// The identity of `topic`'s records; the name must be valid (at most 255 bytes).
     pub fn new(topic: &str) -> Self {
-        let mut prefix = vec![0x94, 0x08];
+        let mut prefix = vec![0x95, 0x08];
         let len = u8::try_from(topic.len()).expect("topic names are at most 255 bytes");
         if len < 32 {
             prefix.push(0xa0 | len);
@@ -97,18 +98,33 @@ impl Identity {
     /// after damage; the claim is trusted only once the record's crc matches.
     pub fn offset_of(&self, body: &[u8]) -> Option<u64> {
         let rest = body.strip_prefix(self.prefix.as_slice())?;
-        let (&marker, rest) = rest.split_first()?;
-        let width = match marker {
-            0x00..=0x7f => return Some(u64::from(marker)),
-            0xcc => 1,
-            0xcd => 2,
-            0xce => 4,
-            0xcf => 8,
-            _ => return None,
-        };
-        let bytes = rest.get(..width)?;
-        Some(bytes.iter().fold(0, |v, &b| (v << 8) | u64::from(b)))
+        read_uint(rest).map(|(v, _)| v)
     }
+
+    /// The time a body of this topic holds after its offset, if the body starts like one.
+    pub fn time_of(&self, body: &[u8]) -> Option<u64> {
+        let rest = body.strip_prefix(self.prefix.as_slice())?;
+        let (_, rest) = read_uint(rest)?;
+        read_uint(rest).map(|(v, _)| v)
+    }
+}
+
+/// Reads an unsigned msgpack integer in its shortest form, as the broker writes them.
+pub(super) fn read_uint(b: &[u8]) -> Option<(u64, &[u8])> {
+    let (&marker, rest) = b.split_first()?;
+    let width = match marker {
+        0x00..=0x7f => return Some((u64::from(marker), rest)),
+        0xcc => 1,
+        0xcd => 2,
+        0xce => 4,
+        0xcf => 8,
+        _ => return None,
+    };
+    let bytes = rest.get(..width)?;
+    Some((
+        bytes.iter().fold(0, |v, &b| (v << 8) | u64::from(b)),
+        &rest[width..],
+    ))
 }
 
 /// Writes the shortest msgpack encoding of an unsigned integer, as the protocol's senders must,
@@ -132,13 +148,14 @@ fn encode_uint(v: u64, out: &mut [u8; 9]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mbus_proto::Frame;
+    use mbus_proto::{Batch, Frame};
 
     fn body(topic: &str, offset: u64) -> Vec<u8> {
         let frame = Frame::Deliver {
             topic,
             offset,
-            data: b"xyz",
+            time: offset ^ 0xff,
+            batch: Batch::one(b"xyz"),
         }
         .to_bytes();
         frame[HEADER_LEN..].to_vec()
@@ -167,6 +184,7 @@ mod tests {
                 assert!(id.matches(&b, offset), "{topic} {offset}");
                 assert!(!id.matches(&b, offset ^ 1), "{topic} {offset}");
                 assert_eq!(id.offset_of(&b), Some(offset), "{topic} {offset}");
+                assert_eq!(id.time_of(&b), Some(offset ^ 0xff), "{topic} {offset}");
             }
         }
         assert!(!Identity::new("orders").matches(&body("order", 3), 3));
@@ -178,7 +196,8 @@ mod tests {
         let frame = Frame::Deliver {
             topic: "t",
             offset: 0,
-            data: b"",
+            time: 0,
+            batch: Batch::one(b""),
         }
         .to_bytes();
         assert_eq!((CRC_LEN + frame.len()) as u64, MIN_RECORD);

@@ -24,10 +24,8 @@ pub fn topic_dir(data_dir: &Path, topic: &str) -> Result<PathBuf, StoreError> {
     Ok(data_dir.join(TOPICS_DIR).join(topic))
 }
 
-/// Makes sure `data_dir` holds version 1 data, writing the marker into a new data directory.
-///
-/// The marker is written to a temporary name, synced and renamed, so that a crash leaves either
-/// no marker or a whole one, never an empty file that reads as an unknown version.
+/// Makes sure `data_dir` holds data of this format, writing the marker into a new data
+/// directory. A directory of format 1 is upgraded by `prepare`, at start, before this is asked.
 pub fn check_version(data_dir: &Path) -> Result<(), StoreError> {
     let path = data_dir.join(VERSION_FILE);
     match fs::read_to_string(&path) {
@@ -43,23 +41,32 @@ pub fn check_version(data_dir: &Path) -> Result<(), StoreError> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::create_dir_all(data_dir).at(data_dir)?;
-            let tmp = data_dir.join(format!("{VERSION_FILE}.tmp"));
-            let mut file = File::create(&tmp).at(&tmp)?;
-            file.write_all(format!("{FORMAT_VERSION}\n").as_bytes())
-                .at(&tmp)?;
-            file.sync_all().at(&tmp)?;
-            fs::rename(&tmp, &path).at(&path)?;
-            sync_dir(data_dir)
+            write_version(data_dir)
         }
         Err(e) => Err(StoreError::Io { path, source: e }),
     }
 }
 
-/// Makes `data_dir` ready to hold topics before anything is served: created if needed, its
-/// format checked (or written), its `topics/` directory present, and a file written and removed
+/// Writes this format's marker: to a temporary name, synced and renamed, so that a crash leaves
+/// either the marker before or a whole new one, never an empty file that reads as an unknown
+/// version.
+pub fn write_version(data_dir: &Path) -> Result<(), StoreError> {
+    let path = data_dir.join(VERSION_FILE);
+    let tmp = data_dir.join(format!("{VERSION_FILE}.tmp"));
+    let mut file = File::create(&tmp).at(&tmp)?;
+    file.write_all(format!("{FORMAT_VERSION}\n").as_bytes())
+        .at(&tmp)?;
+    file.sync_all().at(&tmp)?;
+    fs::rename(&tmp, &path).at(&path)?;
+    sync_dir(data_dir)
+}
+
+/// Makes `data_dir` ready to hold topics before anything is served: created if needed, upgraded
+/// from format 1, its format checked (or written), its `topics/` directory present, and a file written and removed
 /// there, so that a directory the broker cannot write fails at start rather than at the first
 /// publish.
 pub fn prepare(data_dir: &Path) -> Result<(), StoreError> {
+    super::upgrade::upgrade(data_dir)?;
     check_version(data_dir)?;
     let topics = data_dir.join(TOPICS_DIR);
     fs::create_dir_all(&topics).at(&topics)?;

@@ -74,6 +74,10 @@ struct Topic {
     corrupt: BTreeSet<u64>,
     /// Torn records cut when the topic was last opened.
     torn_cut: u64,
+    /// The time of each record, its time index.
+    times: VecDeque<u64>,
+    /// The offset each read started at, oldest first, so that a test can see what was read.
+    reads: Vec<u64>,
 }
 
 impl Topic {
@@ -88,6 +92,7 @@ impl Topic {
             let rec = self.records.pop_back().expect("longer than keep");
             self.bytes -= rec.len() as u64;
         }
+        self.times.truncate(keep);
         self.committed = self.committed.min(end);
         self.written = self.written.min(end);
         self.synced = self.synced.min(end);
@@ -151,6 +156,7 @@ impl MemoryStorage {
                 rec.truncate(rec.len() / 2);
                 topic.bytes += rec.len() as u64;
                 topic.records.push_back(rec);
+                topic.times.push_back(u64::MAX);
             }
         }
     }
@@ -166,6 +172,14 @@ impl MemoryStorage {
     /// The offset the next append to `topic` gets.
     pub fn next(&self, topic: &str) -> u64 {
         self.disk().topics.get(topic).map_or(0, Topic::next)
+    }
+
+    /// The offset each read of `topic` started at, oldest first.
+    pub fn reads(&self, topic: &str) -> Vec<u64> {
+        self.disk()
+            .topics
+            .get(topic)
+            .map_or(Vec::new(), |t| t.reads.clone())
     }
 
     /// How many torn records `open` cut from `topic` the last time it opened it.
@@ -223,6 +237,7 @@ impl Storage for MemoryStorage {
             }
             t.bytes -= last.len() as u64;
             t.records.pop_back();
+            t.times.truncate(t.records.len());
             t.torn_cut += 1;
         }
         // Whatever a new engine finds stored is committed as far as it is concerned.
@@ -287,7 +302,12 @@ impl TopicStorage for MemoryTopic {
                     got: offset,
                 });
             }
+            let time = frame_time(frame).ok_or_else(|| StoreError::InvalidFrame {
+                topic: name.clone(),
+                offset,
+            })?;
             t.records.push_back(frame.to_vec());
+            t.times.push_back(time);
             t.bytes += frame.len() as u64;
             Ok(())
         })
@@ -327,6 +347,7 @@ impl TopicStorage for MemoryTopic {
     ) -> Result<Frames, StoreError> {
         let name = self.name.clone();
         self.with(Some(Op::Read), |t, _| {
+            t.reads.push(offset);
             if offset < t.first {
                 return Err(StoreError::Deleted {
                     topic: name,
@@ -367,10 +388,22 @@ impl TopicStorage for MemoryTopic {
         self.with(None, |t, _| Ok(t.bytes)).unwrap_or(0)
     }
 
+    fn last_time(&self) -> u64 {
+        self.with(None, |t, _| Ok(t.times.back().copied().unwrap_or(0)))
+            .unwrap_or(0)
+    }
+
+    fn offset_at_time(&mut self, ms: u64) -> Result<u64, StoreError> {
+        self.with(None, |t, _| {
+            Ok(t.first + t.times.partition_point(|&time| time < ms) as u64)
+        })
+    }
+
     fn enforce_retention(&mut self) -> Result<(), StoreError> {
         self.with(None, |t, disk| {
             while t.records.len() > 1 && t.bytes > disk.retention_bytes {
                 let rec = t.records.pop_front().expect("more than one record");
+                t.times.pop_front();
                 t.bytes -= rec.len() as u64;
                 t.first += 1;
             }
@@ -380,4 +413,9 @@ impl TopicStorage for MemoryTopic {
             Ok(())
         })
     }
+}
+
+/// The time of the message a stored frame holds.
+fn frame_time(frame: &[u8]) -> Option<u64> {
+    mbus_proto::delivery_head(frame.get(mbus_proto::HEADER_LEN..)?).map(|(_, _, time)| time)
 }

@@ -1,6 +1,6 @@
-//! The on-disk topic store: each topic's `Deliver` frames in segment files, with an index per
-//! segment, recovered after a crash, trimmed by retention. Format version 1 is specified in
-//! `STORAGE.md` at the repository root.
+//! The on-disk topic store: each topic's `Deliver` frames in segment files, with an index of
+//! positions and times per segment, recovered after a crash, trimmed by retention. Format
+//! version 2 is specified in `STORAGE.md` at the repository root.
 //!
 //! A [`TopicStore`] owns one topic directory. Appends collect in a bounded write buffer;
 //! [`TopicStore::flush`] hands them to the OS (they then survive the process being killed) and
@@ -22,6 +22,8 @@ mod recovery;
 mod retention;
 mod rollback;
 mod segment;
+mod time_index;
+mod upgrade;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,7 @@ pub use format::FORMAT_VERSION;
 pub use memory::MemoryStorage;
 pub use pool::{FilePool, MIN_OPEN_FILES, PoolStats, STANDALONE_OPEN_FILES};
 pub use recovery::Recovery;
+pub use upgrade::{Upgraded, upgrade};
 
 use format::{CRC_LEN, Identity, TOPICS_DIR};
 use segment::{Active, Sealed, SealedFiles};
@@ -83,6 +86,8 @@ pub struct TopicStore {
     committed: rollback::CommitPoint,
     /// Bytes of all segment logs, buffered ones included.
     bytes: u64,
+    /// The time of the newest record, 0 without one.
+    last_time: u64,
     /// The last sealed segment a read opened, kept for the reads that follow it.
     reader: Option<SealedFiles>,
     /// A segment file was created or deleted since the last sync (or the store was opened): the
@@ -124,6 +129,7 @@ impl TopicStore {
         let recovery::Recovered {
             sealed,
             last,
+            last_time,
             mut report,
         } = recovery::recover(&dir, &id, topic)?;
         let active = match last {
@@ -142,9 +148,10 @@ impl TopicStore {
             id,
             files: files.clone(),
             sealed,
-            committed: rollback::CommitPoint::of(&active),
+            committed: rollback::CommitPoint::of(&active, last_time),
             active,
             bytes,
+            last_time,
             reader: None,
             // Recovery may have created or removed files, and a new topic has a new segment:
             // the first sync makes the directory durable once rather than tracking which.
@@ -188,6 +195,11 @@ impl TopicStore {
         self.bytes
     }
 
+    /// The time of the newest record, in milliseconds since the Unix epoch; 0 without one.
+    pub fn last_time(&self) -> u64 {
+        self.last_time
+    }
+
     /// Appends the encoded `Deliver` frame of `offset`, which must be `next()`.
     ///
     /// The frame must be exactly what the broker sends: length prefix included, encoded as
@@ -203,31 +215,33 @@ impl TopicStore {
                 got: offset,
             });
         }
-        if !self.is_own_frame(offset, frame) {
+        let Some(time) = self.own_frame_time(offset, frame) else {
             return Err(StoreError::InvalidFrame {
                 topic: self.topic.clone(),
                 offset,
             });
-        }
+        };
         let rec = (CRC_LEN + frame.len()) as u64;
         let len = self.active.log.len();
         if len > 0 && len + rec > self.config.segment_bytes {
             self.roll()?;
         }
-        self.active.append(frame)?;
+        self.active.append(frame, time)?;
         self.bytes += rec;
+        self.last_time = time;
         Ok(())
     }
 
-    /// Whether `frame` is a whole, canonical `Deliver` of this topic at `offset`, so that every
-    /// stored record can later prove which offset it holds.
-    fn is_own_frame(&self, offset: u64, frame: &[u8]) -> bool {
-        let Some((prefix, body)) = frame.split_first_chunk::<HEADER_LEN>() else {
-            return false;
-        };
-        u32::from_be_bytes(*prefix) as usize == body.len()
+    /// The time of `frame` if it is a whole, canonical `Deliver` of one message of this topic
+    /// at `offset`, stored no earlier than the newest record, so that every stored record can
+    /// later prove which offset it holds and the index's times never go back.
+    fn own_frame_time(&self, offset: u64, frame: &[u8]) -> Option<u64> {
+        let (prefix, body) = frame.split_first_chunk::<HEADER_LEN>()?;
+        let whole = u32::from_be_bytes(*prefix) as usize == body.len()
             && self.id.matches(body, offset)
-            && matches!(Frame::parse(body), Ok(Frame::Deliver { .. }))
+            && matches!(Frame::parse(body), Ok(Frame::Deliver { batch, .. }) if batch.len() == 1);
+        let time = self.id.time_of(body).filter(|&t| t >= self.last_time);
+        time.filter(|_| whole)
     }
 
     /// Seals the active segment and starts the next one. If creating it fails, the old segment

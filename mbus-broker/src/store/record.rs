@@ -25,6 +25,8 @@ pub enum Expect {
 pub struct Good {
     /// The offset its frame holds.
     pub offset: u64,
+    /// The time its frame holds.
+    pub time: u64,
     /// Its length in the file, crc included.
     pub len: u64,
 }
@@ -60,6 +62,9 @@ pub fn check_at(
     let Some(offset) = offset else {
         return Ok(None);
     };
+    let Some(time) = id.time_of(&chunk) else {
+        return Ok(None);
+    };
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header[4..]);
     let body_end = pos + rec_len;
@@ -75,6 +80,7 @@ pub fn check_at(
     }
     Ok((hasher.finalize() == crc).then_some(Good {
         offset,
+        time,
         len: rec_len,
     }))
 }

@@ -14,7 +14,7 @@ use super::file::{AppendFile, ReadAt};
 use super::format::{IDX_ENTRY, Identity, MIN_RECORD, RECORD_HEADER, parse_header};
 use super::layout::{idx_path, list_segments, log_path};
 use super::record::{Expect, Window, check_at};
-use super::segment::{Sealed, position};
+use super::segment::{Sealed, entry, entry_at};
 
 /// How many of an index's last entries are tried before it is rebuilt from the start of its log.
 /// After a crash only the newest entries can be wrong; a longer run of bad ones means the index
@@ -52,6 +52,8 @@ pub struct Recovered {
     pub sealed: VecDeque<Sealed>,
     /// The last segment's base offset, log length and record count, if there is a segment.
     pub last: Option<(u64, u64, u64)>,
+    /// The time of the newest record, 0 without one.
+    pub last_time: u64,
     pub report: Recovery,
 }
 
@@ -69,10 +71,13 @@ pub fn recover(dir: &Path, id: &Identity, topic: &str) -> Result<Recovered, Stor
     let mut report = Recovery::default();
     let mut sealed = VecDeque::new();
     let mut last = None;
+    let mut last_time = 0;
     for (i, &base) in listing.logs.iter().enumerate() {
         // A segment before the last must hold every offset up to the next one's base.
         let expected = listing.logs.get(i + 1).map(|next| next - base);
-        let (log_len, count) = recover_segment(dir, base, expected, id, topic, &mut report)?;
+        let (log_len, count, time) =
+            recover_segment(dir, base, expected, id, topic, last_time, &mut report)?;
+        last_time = time;
         match expected {
             Some(_) => sealed.push_back(Sealed { base, log_len }),
             None => last = Some((base, log_len, count)),
@@ -82,11 +87,13 @@ pub fn recover(dir: &Path, id: &Identity, topic: &str) -> Result<Recovered, Stor
     Ok(Recovered {
         sealed,
         last,
+        last_time,
         report,
     })
 }
 
-/// Recovers one segment and returns its log length and record count.
+/// Recovers one segment and returns its log length, its record count and the time of its last
+/// record (`prev_time`, the time of the segment before, when it has none).
 ///
 /// The index is trusted up to its last entry that points at an intact record of the right
 /// offset (the check reads one record); the log after that record is scanned. A sealed segment
@@ -97,8 +104,9 @@ fn recover_segment(
     expected: Option<u64>,
     id: &Identity,
     topic: &str,
+    prev_time: u64,
     report: &mut Recovery,
-) -> Result<(u64, u64), StoreError> {
+) -> Result<(u64, u64, u64), StoreError> {
     let log_p = log_path(dir, base);
     let idx_p = idx_path(dir, base);
     let log = OpenOptions::new()
@@ -121,7 +129,8 @@ fn recover_segment(
     }
 
     let win = Window::new(&log, log_len);
-    let (trusted, mut pos) = trusted_prefix(&idx, &win, log_len, base, entries, id).at(&log_p)?;
+    let (trusted, mut pos, last_good_time) =
+        trusted_prefix(&idx, &win, log_len, base, entries, id).at(&log_p)?;
     let mut k = trusted;
     // New entries overwrite the untrusted ones; the file is cut to length afterwards.
     let mut out = AppendFile::new(
@@ -130,17 +139,21 @@ fn recover_segment(
         trusted * IDX_ENTRY,
         64 << 10,
     );
-    let push = |out: &mut AppendFile<File>, pos: u64| -> Result<(), StoreError> {
+    // Offsets whose record is damaged or missing get the time of the last good record before
+    // them, so that the times of an index never go back.
+    let mut time = last_good_time.unwrap_or(prev_time);
+    let push = |out: &mut AppendFile<File>, pos: u64, time: u64| -> Result<(), StoreError> {
         if !out.fits(IDX_ENTRY as usize) {
             out.flush().at(&idx_p)?;
         }
-        out.push(&pos.to_le_bytes());
+        out.push(&entry(pos, time));
         Ok(())
     };
     while expected != Some(k) && pos < log_len {
         let offset = base + k;
         if let Some(good) = check_at(&win, pos, log_len, id, Expect::Offset(offset)).at(&log_p)? {
-            push(&mut out, pos)?;
+            time = good.time;
+            push(&mut out, pos, time)?;
             pos += good.len;
             k += 1;
             continue;
@@ -156,7 +169,7 @@ fn recover_segment(
         // The offsets in between keep entries pointing at the damaged bytes, where a read finds
         // no intact record of their offset and reports them.
         for _ in offset..found {
-            push(&mut out, pos)?;
+            push(&mut out, pos, time)?;
         }
         log::warn!(
             "store: topic {topic}: offsets {offset}..{found} are corrupt in {}",
@@ -175,7 +188,7 @@ fn recover_segment(
         );
         report.corrupt.push(base + k..base + e);
         for _ in k..e {
-            push(&mut out, pos)?;
+            push(&mut out, pos, time)?;
         }
         k = e;
     }
@@ -194,7 +207,7 @@ fn recover_segment(
         report.lost.push(base + k..base + indexed);
         report.corrupt.push(base + k..base + indexed);
         for _ in k..indexed {
-            push(&mut out, pos)?;
+            push(&mut out, pos, time)?;
         }
         k = indexed;
     }
@@ -222,11 +235,12 @@ fn recover_segment(
         log.sync_data().at(&log_p)?;
         idx.sync_data().at(&idx_p)?;
     }
-    Ok((pos, k))
+    Ok((pos, k, time))
 }
 
-/// How many of the first `entries` index entries to trust, and the position after the record
-/// the last trusted one points at. Only the last entries are checked: earlier ones were written
+/// How many of the first `entries` index entries to trust, the position after the record the
+/// last trusted one points at, and that record's time. An entry is trusted when the record it
+/// points at is intact and holds the time it gives. Only the last entries are checked: earlier ones were written
 /// long before and a read checks each record it serves anyway.
 fn trusted_prefix(
     idx: &File,
@@ -235,19 +249,21 @@ fn trusted_prefix(
     base: u64,
     entries: u64,
     id: &Identity,
-) -> io::Result<(u64, u64)> {
+) -> io::Result<(u64, u64, Option<u64>)> {
     let mut n = entries;
     for _ in 0..MAX_BACKTRACK {
         if n == 0 {
             break;
         }
-        let pos = position(idx, n - 1)?;
+        let (pos, time) = entry_at(idx, n - 1)?;
         if let Some(good) = check_at(log, pos, log_len, id, Expect::Offset(base + n - 1))? {
-            return Ok((n, pos + good.len));
+            if good.time == time {
+                return Ok((n, pos + good.len, Some(time)));
+            }
         }
         n -= 1;
     }
-    Ok((0, 0))
+    Ok((0, 0, None))
 }
 
 /// Finds the intact record that follows the damaged one at `pos`, with an offset in `lo..hi`,
@@ -352,7 +368,8 @@ mod tests {
         let frame = Frame::Deliver {
             topic: "t",
             offset,
-            data,
+            time: offset,
+            batch: mbus_proto::Batch::one(data),
         }
         .to_bytes();
         let mut rec = frame_crc(&frame).to_le_bytes().to_vec();

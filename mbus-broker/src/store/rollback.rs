@@ -16,15 +16,18 @@ pub struct CommitPoint {
     pub log_len: u64,
     /// Its record count then.
     pub count: u64,
+    /// The time of the newest record then.
+    pub last_time: u64,
 }
 
 impl CommitPoint {
-    /// The point `active` is at now.
-    pub fn of(active: &Active) -> Self {
+    /// The point `active` is at now, its newest record stored at `last_time`.
+    pub fn of(active: &Active, last_time: u64) -> Self {
         CommitPoint {
             base: active.base,
             log_len: active.log.len(),
             count: active.count,
+            last_time,
         }
     }
 }
@@ -34,7 +37,7 @@ impl TopicStore {
     /// error, [`TopicStore::rollback`] goes back to the previous commit.
     pub fn commit(&mut self, sync: bool) -> Result<(), StoreError> {
         if sync { self.sync() } else { self.flush() }?;
-        self.committed = CommitPoint::of(&self.active);
+        self.committed = CommitPoint::of(&self.active, self.last_time);
         Ok(())
     }
 
@@ -45,6 +48,7 @@ impl TopicStore {
     /// a full disk. An error leaves the store in no known state: it must be opened again.
     pub fn rollback(&mut self) -> Result<(), StoreError> {
         let point = self.committed;
+        self.last_time = point.last_time;
         if self.active.base != point.base {
             let Some(i) = self.sealed.iter().position(|s| s.base == point.base) else {
                 return Err(StoreError::Io {

@@ -17,7 +17,7 @@ pub struct Active {
     pub base: u64,
     /// The records.
     pub log: AppendFile,
-    /// One position per record.
+    /// One position and time per record.
     pub idx: AppendFile,
     /// Records it holds.
     pub count: u64,
@@ -101,8 +101,9 @@ impl Active {
         Ok(())
     }
 
-    /// Appends one record. On error nothing was appended and the segment is unchanged.
-    pub fn append(&mut self, frame: &[u8]) -> Result<(), StoreError> {
+    /// Appends one record, stored at `time`. On error nothing was appended and the segment is
+    /// unchanged.
+    pub fn append(&mut self, frame: &[u8], time: u64) -> Result<(), StoreError> {
         let crc = frame_crc(frame).to_le_bytes();
         let rec = CRC_LEN + frame.len();
         let pos = self.log.len();
@@ -117,7 +118,7 @@ impl Active {
             // copied into a buffer grown for it.
             self.log.write_direct(&[&crc, frame]).at(self.log.path())?;
         }
-        self.idx.push(&pos.to_le_bytes());
+        self.idx.push(&entry(pos, time));
         self.count += 1;
         self.dirty = true;
         Ok(())
@@ -194,11 +195,28 @@ impl SealedFiles {
     }
 }
 
-/// The file position of record `i` of a segment, read from its index: one 8-byte pread.
+/// The index entry of a record at `pos` stored at `time`.
+pub fn entry(pos: u64, time: u64) -> [u8; IDX_ENTRY as usize] {
+    let mut e = [0; IDX_ENTRY as usize];
+    e[..8].copy_from_slice(&pos.to_le_bytes());
+    e[8..].copy_from_slice(&time.to_le_bytes());
+    e
+}
+
+/// The file position of record `i` of a segment, read from its index: one pread.
 pub fn position(idx: &impl ReadAt, i: u64) -> std::io::Result<u64> {
-    let mut entry = [0; IDX_ENTRY as usize];
-    idx.read_exact_at(&mut entry, i * IDX_ENTRY)?;
-    Ok(u64::from_le_bytes(entry))
+    entry_at(idx, i).map(|(pos, _)| pos)
+}
+
+/// The file position and time of record `i` of a segment, read from its index: one pread.
+pub fn entry_at(idx: &impl ReadAt, i: u64) -> std::io::Result<(u64, u64)> {
+    let mut e = [0; IDX_ENTRY as usize];
+    idx.read_exact_at(&mut e, i * IDX_ENTRY)?;
+    let (pos, time) = e.split_at(8);
+    Ok((
+        u64::from_le_bytes(pos.try_into().expect("8 bytes")),
+        u64::from_le_bytes(time.try_into().expect("8 bytes")),
+    ))
 }
 
 /// The first of the records `i + 1 .. count` of a segment whose index entry points elsewhere
@@ -214,7 +232,7 @@ pub fn same_position_run(idx: &impl ReadAt, i: u64, count: u64, pos: u64) -> std
         idx.read_exact_at(bytes, at * IDX_ENTRY)?;
         let differs = bytes
             .chunks_exact(IDX_ENTRY as usize)
-            .position(|e| u64::from_le_bytes(e.try_into().expect("8 bytes")) != pos);
+            .position(|e| u64::from_le_bytes(e[..8].try_into().expect("8 bytes")) != pos);
         if let Some(k) = differs {
             return Ok(at + k as u64);
         }
@@ -223,7 +241,7 @@ pub fn same_position_run(idx: &impl ReadAt, i: u64, count: u64, pos: u64) -> std
     Ok(count)
 }
 
-/// The index's buffer: a quarter of the log's, enough for one entry per 32 bytes of records.
+/// The index's buffer: a quarter of the log's, enough for one entry per 64 bytes of records.
 fn idx_buffer(buffer: usize) -> usize {
     (buffer / 4).max(IDX_ENTRY as usize)
 }

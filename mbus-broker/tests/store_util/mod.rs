@@ -55,12 +55,16 @@ pub fn payload(i: u64) -> Vec<u8> {
     (0..len).map(|j| (i as usize * 7 + j) as u8).collect()
 }
 
-/// The encoded `Deliver` frame of `offset` of [`TOPIC`].
+/// The time the records of these tests are stored at: offset `o` at `TIME + o`.
+pub const TIME: u64 = 1_796_205_600_000;
+
+/// The encoded `Deliver` frame of `offset` of [`TOPIC`], stored at `TIME + offset`.
 pub fn frame(offset: u64, data: &[u8]) -> Vec<u8> {
     Frame::Deliver {
         topic: TOPIC,
         offset,
-        data,
+        time: TIME + offset,
+        batch: mbus_proto::Batch::one(data),
     }
     .to_bytes()
 }
@@ -91,9 +95,12 @@ pub fn frames(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
             Frame::Deliver {
                 topic,
                 offset,
-                data,
+                time,
+                batch,
             } => {
                 assert_eq!(topic, TOPIC);
+                assert_eq!(time, TIME + offset);
+                let data = batch.single().expect("one message per record");
                 out.push((offset, data.to_vec()));
             }
             other => panic!("unexpected {other:?}"),

@@ -15,7 +15,12 @@ fn mbus_consumer(port: u16, args: &[&str]) -> Command {
 
 fn subscribed<'a>(peer: &mut Peer, topic: &'a str, start: Start) -> Frame<'a> {
     peer.expect(Frame::Subscribe { topic, start });
-    Frame::Subscribed { topic, offset: 0 }
+    Frame::Subscribed {
+        topic,
+        offset: 0,
+        first: 0,
+        next: 0,
+    }
 }
 
 #[test]
@@ -28,7 +33,8 @@ fn messages_are_printed_as_lines_until_the_count() {
             Frame::Deliver {
                 topic: "orders",
                 offset: 0,
-                data: b"look ma! a new order",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"look ma! a new order"),
             },
             Frame::Gap {
                 topic: "orders",
@@ -38,12 +44,14 @@ fn messages_are_printed_as_lines_until_the_count() {
             Frame::Deliver {
                 topic: "orders",
                 offset: 4,
-                data: b"another",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"another"),
             },
             Frame::Deliver {
                 topic: "orders",
                 offset: 5,
-                data: b"beyond the count",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"beyond the count"),
             },
         ]);
         peer.closed();
@@ -73,12 +81,14 @@ fn json_output_subscribes_every_topic_from_the_given_offset() {
             Frame::Deliver {
                 topic: "a",
                 offset: 7,
-                data: b"hi",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"hi"),
             },
             Frame::Deliver {
                 topic: "b",
                 offset: 7,
-                data: &[0xff],
+                time: 0,
+                batch: mbus_proto::Batch::one(&[0xff]),
             },
         ]);
         peer.closed();
@@ -90,8 +100,8 @@ fn json_output_subscribes_every_topic_from_the_given_offset() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
-        "{\"topic\":\"a\",\"offset\":7,\"data\":\"hi\"}\n\
-         {\"topic\":\"b\",\"offset\":7,\"data_base64\":\"/w==\"}\n"
+        "{\"topic\":\"a\",\"offset\":7,\"time\":0,\"data\":\"hi\"}\n\
+         {\"topic\":\"b\",\"offset\":7,\"time\":0,\"data_base64\":\"/w==\"}\n"
     );
 }
 
@@ -107,12 +117,14 @@ fn a_format_tells_topics_and_offsets_apart_with_kcat_short_flags() {
             Frame::Deliver {
                 topic: "a",
                 offset: 3,
-                data: b"hi",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"hi"),
             },
             Frame::Deliver {
                 topic: "b",
                 offset: 9,
-                data: b"there",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"there"),
             },
         ]);
         peer.closed();
@@ -186,7 +198,8 @@ fn a_closed_stdout_ends_the_command_quietly() {
             Frame::Deliver {
                 topic: "orders",
                 offset: 0,
-                data: b"first",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"first"),
             },
         ]);
         wait.recv_timeout(LIMIT).unwrap();
@@ -198,7 +211,8 @@ fn a_closed_stdout_ends_the_command_quietly() {
                 &Frame::Deliver {
                     topic: "orders",
                     offset,
-                    data: &data,
+                    time: 0,
+                    batch: mbus_proto::Batch::one(&data),
                 }
                 .to_bytes(),
             );

@@ -80,11 +80,14 @@ fn subscribed_messages_and_gaps_arrive_in_order() {
             Frame::Subscribed {
                 topic: "orders",
                 offset: 5,
+                first: 0,
+                next: 0,
             },
             Frame::Deliver {
                 topic: "orders",
                 offset: 5,
-                data: b"five",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"five"),
             },
             Frame::Gap {
                 topic: "orders",
@@ -94,7 +97,8 @@ fn subscribed_messages_and_gaps_arrive_in_order() {
             Frame::Deliver {
                 topic: "orders",
                 offset: 9,
-                data: &[0xff, 0],
+                time: 0,
+                batch: mbus_proto::Batch::one(&[0xff, 0]),
             },
         ],
     );
@@ -104,10 +108,14 @@ fn subscribed_messages_and_gaps_arrive_in_order() {
         Event::Subscribed {
             topic: "orders",
             offset: 5,
+            first: 0,
+            next: 0,
         },
         Event::Message {
             topic: "orders",
             offset: 5,
+            time: 0,
+            headers: mbus_proto::Headers::default(),
             data: b"five",
         },
         Event::Gap {
@@ -118,6 +126,8 @@ fn subscribed_messages_and_gaps_arrive_in_order() {
         Event::Message {
             topic: "orders",
             offset: 9,
+            time: 0,
+            headers: mbus_proto::Headers::default(),
             data: &[0xff, 0],
         },
     ];
@@ -136,7 +146,8 @@ fn a_ping_is_answered_while_waiting_for_messages() {
         peer.send(&[Frame::Deliver {
             topic: "orders",
             offset: 0,
-            data: b"after the pong",
+            time: 0,
+            batch: mbus_proto::Batch::one(b"after the pong"),
         }]);
         peer.closed();
     });
@@ -146,6 +157,8 @@ fn a_ping_is_answered_while_waiting_for_messages() {
         Event::Message {
             topic: "orders",
             offset: 0,
+            time: 0,
+            headers: mbus_proto::Headers::default(),
             data: b"after the pong",
         }
     );
@@ -186,17 +199,20 @@ fn a_message_larger_than_the_read_buffer_arrives_whole() {
             Frame::Deliver {
                 topic: "orders",
                 offset: 0,
-                data: b"small",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"small"),
             },
             Frame::Deliver {
                 topic: "orders",
                 offset: 1,
-                data: &big,
+                time: 0,
+                batch: mbus_proto::Batch::one(&big),
             },
             Frame::Deliver {
                 topic: "orders",
                 offset: 2,
-                data: b"small again",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"small again"),
             },
         ]);
         peer.closed();
@@ -243,7 +259,8 @@ fn many_messages_cross_read_boundaries_intact() {
             .map(|(data, offset)| Frame::Deliver {
                 topic: if offset % 2 == 0 { "even" } else { "odd" },
                 offset,
-                data: data.as_bytes(),
+                time: 0,
+                batch: mbus_proto::Batch::one(data.as_bytes()),
             })
             .collect();
         peer.send(&frames);
@@ -258,6 +275,8 @@ fn many_messages_cross_read_boundaries_intact() {
             Event::Message {
                 topic,
                 offset: i,
+                time: 0,
+                headers: mbus_proto::Headers::default(),
                 data: want.as_bytes(),
             }
         );
@@ -280,7 +299,8 @@ fn an_error_after_messages_is_a_refusal() {
             Frame::Deliver {
                 topic: "orders",
                 offset: 0,
-                data: b"x",
+                time: 0,
+                batch: mbus_proto::Batch::one(b"x"),
             },
             Frame::Error {
                 code: ErrorCode::SlowConsumer,
@@ -321,6 +341,8 @@ fn a_read_timeout_reports_silence_and_leaves_the_consumer_usable() {
         peer.send(&[Frame::Subscribed {
             topic: "orders",
             offset: 0,
+            first: 0,
+            next: 0,
         }]);
         peer.closed();
     });
@@ -341,7 +363,9 @@ fn a_read_timeout_reports_silence_and_leaves_the_consumer_usable() {
         event.unwrap(),
         Event::Subscribed {
             topic: "orders",
-            offset: 0
+            offset: 0,
+            first: 0,
+            next: 0,
         }
     );
 }
@@ -357,6 +381,8 @@ fn try_next_event_never_waits() {
             Frame::Subscribed {
                 topic: "orders",
                 offset: 3,
+                first: 0,
+                next: 0,
             },
         ]);
         peer.expect(Frame::Pong);
@@ -378,7 +404,9 @@ fn try_next_event_never_waits() {
         event,
         Event::Subscribed {
             topic: "orders",
-            offset: 3
+            offset: 3,
+            first: 0,
+            next: 0,
         }
     );
 }

@@ -71,6 +71,7 @@ impl Peer {
         self.send(&[Frame::Welcome {
             version: PROTOCOL_VERSION,
             max_frame: DEFAULT_MAX_FRAME,
+            idle_timeout: 60_000,
         }]);
     }
 

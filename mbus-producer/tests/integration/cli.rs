@@ -29,9 +29,13 @@ fn confirm_all(mut peer: Peer) -> (Option<String>, Vec<(String, Vec<u8>)>) {
     let token = peer.welcome(DEFAULT_MAX_FRAME);
     let mut messages = Vec::new();
     while let Some(frame) = peer.recv() {
-        let Frame::Publish { topic, data } = frame else {
+        let Frame::Publish { topic, batch } = frame else {
             panic!("expected a Publish, got {frame:?}");
         };
+        let (message, None) = batch.split_first() else {
+            panic!("expected one message, got {batch:?}");
+        };
+        let data = message.data;
         messages.push((topic.to_owned(), data.to_owned()));
         peer.send(Frame::Confirm {
             count: messages.len() as u64,
@@ -72,6 +76,53 @@ fn each_stdin_line_is_a_message_and_the_token_comes_from_the_environment() {
         data,
         [&b"first"[..], b"second", b"", b"no newline at the end"]
     );
+}
+
+#[test]
+fn headers_are_given_to_every_message_in_order() {
+    let (addr, broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        let got = [peer.publish_with_headers(), peer.publish_with_headers()];
+        peer.send(Frame::Confirm { count: 2 });
+        got
+    });
+    let command = mbus_producer(
+        addr.port(),
+        &[
+            "--topic",
+            "orders",
+            "-H",
+            "trace-id=7f3a",
+            "--header",
+            "empty=",
+            "--header",
+            "trace-id=a=b",
+        ],
+    );
+    let output = run_with_stdin(command, b"one\ntwo\n");
+    assert!(output.status.success(), "{output:?}");
+    let headers = vec![
+        ("trace-id".to_owned(), b"7f3a".to_vec()),
+        ("empty".to_owned(), Vec::new()),
+        ("trace-id".to_owned(), b"a=b".to_vec()),
+    ];
+    let got = broker.join().unwrap();
+    assert_eq!(got[0], ("orders".to_owned(), b"one".to_vec(), headers.clone()));
+    assert_eq!(got[1], ("orders".to_owned(), b"two".to_vec(), headers));
+}
+
+#[test]
+fn headers_past_the_protocols_limits_or_without_a_name_are_refused() {
+    let many: Vec<String> = (0..65).map(|i| format!("--header=h{i}=v")).collect();
+    let mut args = vec!["--topic", "orders", "--message", "hi"];
+    args.extend(many.iter().map(String::as_str));
+    let output = mbus_producer(1, &args).output().unwrap();
+    let line = commands::one_error_line(&output).unwrap();
+    assert!(line.contains("65 headers"), "{line}");
+    let output = mbus_producer(1, &["--topic", "t", "--message", "x", "-H", "=v"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
 
 #[test]

@@ -86,15 +86,36 @@ impl Peer {
         self.send(Frame::Welcome {
             version: PROTOCOL_VERSION,
             max_frame,
+            idle_timeout: 60_000,
         });
         token
     }
 
-    /// Takes one `Publish` and returns its topic and data.
+    /// Takes one `Publish` of one message without headers and returns its topic and data.
     pub fn publish(&mut self) -> (String, Vec<u8>) {
+        let (topic, data, headers) = self.publish_with_headers();
+        assert!(headers.is_empty(), "headers {headers:?}");
+        (topic, data)
+    }
+
+    /// Takes one `Publish` of one message and returns its topic, data and headers.
+    pub fn publish_with_headers(&mut self) -> (String, Vec<u8>, OwnedHeaders) {
         match self.recv() {
-            Some(Frame::Publish { topic, data }) => (topic.to_owned(), data.to_owned()),
+            Some(Frame::Publish { topic, batch }) => {
+                let (m, None) = batch.split_first() else {
+                    panic!("expected one message, got {batch:?}");
+                };
+                let headers = m
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect();
+                (topic.to_owned(), m.data.to_owned(), headers)
+            }
             other => panic!("expected a Publish, got {other:?}"),
         }
     }
 }
+
+/// A message's headers, owned: names and values in order.
+pub type OwnedHeaders = Vec<(String, Vec<u8>)>;

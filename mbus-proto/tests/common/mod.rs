@@ -72,34 +72,25 @@ pub fn every_frame() -> Vec<Frame<'static>> {
         Frame::Welcome {
             version: PROTOCOL_VERSION,
             max_frame: DEFAULT_MAX_FRAME,
+            idle_timeout: 60_000,
         },
         Frame::Welcome {
             version: PROTOCOL_VERSION,
             max_frame: 0,
+            idle_timeout: 60_000,
         },
         Frame::Welcome {
             version: PROTOCOL_VERSION,
             max_frame: u32::MAX,
+            idle_timeout: 60_000,
         },
-        Frame::Publish {
-            topic: "orders",
-            data: b"look ma! a new order",
-        },
-        Frame::Publish {
-            topic: "t",
-            data: b"",
-        },
-        Frame::Publish {
-            topic: long_topic,
-            data: large,
-        },
+        Frame::publish("orders", b"look ma! a new order"),
+        Frame::publish("t", b""),
+        Frame::publish(long_topic, large),
     ];
     // bin 8 holds up to 255 bytes, bin 16 up to 65,535; probe both sides of each boundary.
     for len in [1, 255, 256, 65_535, 65_536] {
-        frames.push(Frame::Publish {
-            topic: "sizes",
-            data: &large[..len],
-        });
+        frames.push(Frame::publish("sizes", &large[..len]));
     }
     for count in UINT_EDGES {
         frames.push(Frame::Confirm { count });
@@ -120,27 +111,34 @@ pub fn every_frame() -> Vec<Frame<'static>> {
         Frame::Subscribed {
             topic: "orders",
             offset: 0,
+            first: 0,
+            next: 0,
         },
         Frame::Subscribed {
             topic: long_topic,
             offset: u64::MAX,
+            first: 0,
+            next: 0,
         },
         Frame::Unsubscribe { topic: "orders" },
         Frame::Unsubscribe { topic: long_topic },
         Frame::Deliver {
             topic: "orders",
             offset: 0,
-            data: b"look ma! a new order",
+            time: 0,
+            batch: mbus_proto::Batch::one(b"look ma! a new order"),
         },
         Frame::Deliver {
             topic: "orders",
             offset: u64::MAX,
-            data: b"",
+            time: 0,
+            batch: mbus_proto::Batch::one(b""),
         },
         Frame::Deliver {
             topic: "big",
             offset: 70_000,
-            data: large,
+            time: 0,
+            batch: mbus_proto::Batch::one(large),
         },
         Frame::Gap {
             topic: "orders",

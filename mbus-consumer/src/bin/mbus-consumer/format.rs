@@ -1,8 +1,11 @@
-//! `--format` templates, as kcat writes them: `%t` the topic, `%o` the offset, `%s` the payload,
-//! `%S` its size in bytes, `%%` a percent sign, and `\n`, `\t`, `\\` for a newline, a tab and a
+//! `--format` templates, as kcat writes them: `%t` the topic, `%o` the offset, `%T` the time in
+//! milliseconds since the Unix epoch, `%h` the headers as `name=value` pairs joined by commas,
+//! `%s` the payload, `%S` its size in bytes, `%%` a percent sign, and `\n`, `\t`, `\\` for a newline, a tab and a
 //! backslash. Everything else is printed as it is.
 
 use std::io::{self, Write};
+
+use crate::output::Delivered;
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +13,8 @@ enum Piece {
     Text(Vec<u8>),
     Topic,
     Offset,
+    Time,
+    Headers,
     Payload,
     PayloadSize,
 }
@@ -32,6 +37,8 @@ impl Template {
                     match next {
                         't' => Piece::Topic,
                         'o' => Piece::Offset,
+                        'T' => Piece::Time,
+                        'h' => Piece::Headers,
                         's' => Piece::Payload,
                         'S' => Piece::PayloadSize,
                         '%' => {
@@ -40,7 +47,7 @@ impl Template {
                         }
                         other => {
                             return Err(format!(
-                                "unknown `%{other}` in the format; known are %t %o %s %S %%"
+                                "unknown `%{other}` in the format; known are %t %o %T %h %s %S %%"
                             ));
                         }
                     }
@@ -80,20 +87,25 @@ impl Template {
     }
 
     /// Writes one message as the template says.
-    pub fn write(
-        &self,
-        out: &mut impl Write,
-        topic: &str,
-        offset: u64,
-        data: &[u8],
-    ) -> io::Result<()> {
+    pub fn write(&self, out: &mut impl Write, m: &Delivered<'_>) -> io::Result<()> {
         for piece in &self.0 {
             match piece {
                 Piece::Text(text) => out.write_all(text)?,
-                Piece::Topic => out.write_all(topic.as_bytes())?,
-                Piece::Offset => write!(out, "{offset}")?,
-                Piece::Payload => out.write_all(data)?,
-                Piece::PayloadSize => write!(out, "{}", data.len())?,
+                Piece::Topic => out.write_all(m.topic.as_bytes())?,
+                Piece::Offset => write!(out, "{}", m.offset)?,
+                Piece::Time => write!(out, "{}", m.time)?,
+                Piece::Headers => {
+                    for (i, (name, value)) in m.headers.iter().enumerate() {
+                        if i > 0 {
+                            out.write_all(b",")?;
+                        }
+                        out.write_all(name.as_bytes())?;
+                        out.write_all(b"=")?;
+                        out.write_all(value)?;
+                    }
+                }
+                Piece::Payload => out.write_all(m.data)?,
+                Piece::PayloadSize => write!(out, "{}", m.data.len())?,
             }
         }
         Ok(())
@@ -105,10 +117,21 @@ mod tests {
     use super::*;
 
     fn render(template: &str) -> String {
+        let mut builder = mbus_proto::BatchBuilder::new();
+        let headers: [(&str, &[u8]); 2] = [("a", b"1"), ("b", b"2")];
+        builder.push(b"hi", &headers).unwrap();
+        let batch = builder.batch().unwrap();
+        let m = Delivered {
+            topic: "orders",
+            offset: 42,
+            time: 1_796_205_600_000,
+            headers: batch.split_first().0.headers,
+            data: b"hi",
+        };
         let mut out = Vec::new();
         Template::parse(template)
             .unwrap()
-            .write(&mut out, "orders", 42, b"hi")
+            .write(&mut out, &m)
             .unwrap();
         String::from_utf8(out).unwrap()
     }
@@ -120,6 +143,7 @@ mod tests {
             "orders [42] hi (2 bytes)\n"
         );
         assert_eq!(render("100%% %s\\t\\\\é"), "100% hi\t\\é");
+        assert_eq!(render("%T %h"), "1796205600000 a=1,b=2");
         assert_eq!(render(""), "");
     }
 

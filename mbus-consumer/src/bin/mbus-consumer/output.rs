@@ -5,9 +5,21 @@ use std::io::{self, BufWriter, Write};
 
 use base64::display::Base64Display;
 use base64::engine::general_purpose::STANDARD;
-use serde::ser::{Serialize, SerializeStruct, Serializer};
+use mbus_consumer::Headers;
+use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
 use crate::format::Template;
+
+/// A message as the consumer handed it out.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered<'a> {
+    pub topic: &'a str,
+    pub offset: u64,
+    /// When the broker stored it, in milliseconds since the Unix epoch.
+    pub time: u64,
+    pub headers: Headers<'a>,
+    pub data: &'a [u8],
+}
 
 /// How each message is printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,22 +47,17 @@ impl<W: Write> Output<W> {
     }
 
     /// Writes one message.
-    pub fn message(&mut self, topic: &str, offset: u64, data: &[u8]) -> io::Result<()> {
+    pub fn message(&mut self, m: &Delivered<'_>) -> io::Result<()> {
         match &self.style {
             Style::Plain => {
-                self.out.write_all(data)?;
+                self.out.write_all(m.data)?;
                 self.out.write_all(b"\n")
             }
             Style::Json => {
-                let message = JsonMessage {
-                    topic,
-                    offset,
-                    data,
-                };
-                serde_json::to_writer(&mut self.out, &message)?;
+                serde_json::to_writer(&mut self.out, &JsonMessage(m))?;
                 self.out.write_all(b"\n")
             }
-            Style::Format(template) => template.write(&mut self.out, topic, offset, data),
+            Style::Format(template) => template.write(&mut self.out, m),
         }
     }
 
@@ -59,22 +66,51 @@ impl<W: Write> Output<W> {
     }
 }
 
-/// `{"topic":...,"offset":...,"data":"..."}`, with `data_base64` instead of `data` when the
-/// payload is not UTF-8. Serialized field by field, so that nothing is allocated per message.
-struct JsonMessage<'a> {
-    topic: &'a str,
-    offset: u64,
-    data: &'a [u8],
+/// `{"topic":...,"offset":...,"time":...,"headers":[...],"data":"..."}`, with `data_base64`
+/// instead of `data` when the payload is not UTF-8, and `headers` only when there are some,
+/// each `{"name":...,"value":...}` (or `value_base64`). Serialized field by field, so that
+/// nothing is allocated per message.
+struct JsonMessage<'a, 'm>(&'a Delivered<'m>);
+
+impl Serialize for JsonMessage<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.0;
+        let mut object = s.serialize_struct("Message", 5)?;
+        object.serialize_field("topic", m.topic)?;
+        object.serialize_field("offset", &m.offset)?;
+        object.serialize_field("time", &m.time)?;
+        if !m.headers.is_empty() {
+            object.serialize_field("headers", &JsonHeaders(m.headers))?;
+        }
+        match std::str::from_utf8(m.data) {
+            Ok(text) => object.serialize_field("data", text)?,
+            Err(_) => object.serialize_field("data_base64", &Base64(m.data))?,
+        }
+        object.end()
+    }
 }
 
-impl Serialize for JsonMessage<'_> {
+struct JsonHeaders<'a>(Headers<'a>);
+
+impl Serialize for JsonHeaders<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut object = s.serialize_struct("Message", 3)?;
-        object.serialize_field("topic", self.topic)?;
-        object.serialize_field("offset", &self.offset)?;
-        match std::str::from_utf8(self.data) {
-            Ok(text) => object.serialize_field("data", text)?,
-            Err(_) => object.serialize_field("data_base64", &Base64(self.data))?,
+        let mut list = s.serialize_seq(Some(self.0.len()))?;
+        for (name, value) in self.0.iter() {
+            list.serialize_element(&JsonHeader(name, value))?;
+        }
+        list.end()
+    }
+}
+
+struct JsonHeader<'a>(&'a str, &'a [u8]);
+
+impl Serialize for JsonHeader<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut object = s.serialize_struct("Header", 2)?;
+        object.serialize_field("name", self.0)?;
+        match std::str::from_utf8(self.1) {
+            Ok(text) => object.serialize_field("value", text)?,
+            Err(_) => object.serialize_field("value_base64", &Base64(self.1))?,
         }
         object.end()
     }
@@ -93,9 +129,20 @@ mod tests {
     use super::*;
 
     fn printed(json: bool, data: &[u8]) -> String {
+        printed_with(json, data, Headers::default())
+    }
+
+    fn printed_with(json: bool, data: &[u8], headers: Headers<'_>) -> String {
         let style = if json { Style::Json } else { Style::Plain };
         let mut output = Output::new(Vec::new(), style);
-        output.message("orders", 7, data).unwrap();
+        let m = Delivered {
+            topic: "orders",
+            offset: 7,
+            time: 1_764_633_600_000,
+            headers,
+            data,
+        };
+        output.message(&m).unwrap();
         String::from_utf8(output.out.into_inner().unwrap()).unwrap()
     }
 
@@ -111,7 +158,7 @@ mod tests {
     fn json_carries_utf8_payloads_as_text() {
         assert_eq!(
             printed(true, "h\u{e9} \"quoted\"".as_bytes()),
-            "{\"topic\":\"orders\",\"offset\":7,\"data\":\"h\u{e9} \\\"quoted\\\"\"}\n"
+            "{\"topic\":\"orders\",\"offset\":7,\"time\":1764633600000,\"data\":\"h\u{e9} \\\"quoted\\\"\"}\n"
         );
     }
 
@@ -119,8 +166,28 @@ mod tests {
     fn json_carries_other_payloads_as_base64() {
         assert_eq!(
             printed(true, &[0xff, 0x00, 0x01]),
-            "{\"topic\":\"orders\",\"offset\":7,\"data_base64\":\"/wAB\"}\n"
+            "{\"topic\":\"orders\",\"offset\":7,\"time\":1764633600000,\"data_base64\":\"/wAB\"}\n"
         );
+    }
+
+    #[test]
+    fn json_carries_headers_in_order_with_binary_values_as_base64() {
+        let mut builder = mbus_proto::BatchBuilder::new();
+        let headers: [(&str, &[u8]); 3] = [("trace", b"abc"), ("bin", &[0xff]), ("trace", b"d")];
+        builder.push(b"x", &headers).unwrap();
+        let batch = builder.batch().unwrap();
+        let (m, _) = batch.split_first();
+        let line = printed_with(true, b"x", m.headers);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            value["headers"],
+            serde_json::json!([
+                {"name": "trace", "value": "abc"},
+                {"name": "bin", "value_base64": "/w=="},
+                {"name": "trace", "value": "d"},
+            ])
+        );
+        assert!(!printed(true, b"x").contains("headers"), "none, no field");
     }
 
     #[test]

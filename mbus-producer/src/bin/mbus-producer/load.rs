@@ -35,7 +35,12 @@ impl Load {
     /// Publishes every message and returns how many bytes of payload went out. With a rate,
     /// message `n` is not published before `n / rate` seconds from the start, and what is
     /// buffered is written out before each wait.
-    pub fn publish(&self, producer: &mut Producer, topic: &str) -> anyhow::Result<u64> {
+    pub fn publish(
+        &self,
+        producer: &mut Producer,
+        topic: &str,
+        headers: &[(&str, &[u8])],
+    ) -> anyhow::Result<u64> {
         let started = Instant::now();
         let mut message = Vec::new();
         let mut bytes = 0;
@@ -50,7 +55,7 @@ impl Load {
             }
             self.message(n, &mut message);
             producer
-                .publish(topic, &message)
+                .publish_with(topic, &message, headers)
                 .with_context(|| format!("cannot publish message {n} to `{topic}`"))?;
             bytes += message.len() as u64;
         }

@@ -41,6 +41,10 @@ struct Cli {
     /// With --count: publish at most this many messages a second.
     #[arg(long, requires = "count", value_parser = parse_rate)]
     rate: Option<f64>,
+    /// A header to give every message, as `name=value`; repeat the option for more (a name may
+    /// repeat too).
+    #[arg(short = 'H', long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
     /// The broker's producer port.
     #[arg(long, default_value_t = 9990)]
     port: u16,
@@ -70,6 +74,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let topic = cli.topic.as_deref().expect("clap requires a topic here");
+    let headers: Vec<(&str, &[u8])> = cli
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    mbus_proto::batch::check_headers(&headers).context("invalid --header")?;
     let mut options = ProducerOptions::default();
     options.connect.auth_token = cli.broker.auth_token.clone();
     let host = &cli.broker.host;
@@ -86,7 +96,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             rate: cli.rate,
         };
         let started = Instant::now();
-        let bytes = load.publish(&mut producer, topic)?;
+        let bytes = load.publish(&mut producer, topic, &headers)?;
         let confirmed = producer
             .finish()
             .context("the broker did not confirm every message")?;
@@ -95,7 +105,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     let mut progress = Progress::new("published", cli.verbose);
     let refused = match &cli.message {
-        Some(message) => match producer.publish(topic, message.as_bytes()) {
+        Some(message) => match producer.publish_with(topic, message.as_bytes(), &headers) {
             Ok(_) => {
                 progress.add(message.len());
                 None
@@ -104,7 +114,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         },
         None => {
             let stdin = BufReader::with_capacity(STDIN_BUFFER, io::stdin());
-            publish_lines(&mut producer, topic, stdin, cli.skip_invalid, &mut progress)?
+            let lines = Lines {
+                topic,
+                headers: &headers,
+                skip_invalid: cli.skip_invalid,
+            };
+            lines.publish(&mut producer, stdin, &mut progress)?
         }
     };
     // Whatever stopped the input, every message taken before it is confirmed first.
@@ -128,6 +143,13 @@ fn parse_size(s: &str) -> Result<usize, String> {
     usize::try_from(size.as_u64()).map_err(|_| format!("{s} is too large"))
 }
 
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE with a name, found `{s}`")),
+    }
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
@@ -146,41 +168,49 @@ const STDIN_BUFFER: usize = 64 << 10;
 /// large writes. A line the broker would refuse is reported on stderr and skipped with
 /// `skip_invalid`; without it, publishing stops there and the refusal is returned, to be
 /// reported once what came before is confirmed.
-fn publish_lines<R: io::Read>(
-    producer: &mut Producer,
-    topic: &str,
-    mut input: BufReader<R>,
+struct Lines<'a> {
+    topic: &'a str,
+    headers: &'a [(&'a str, &'a [u8])],
     skip_invalid: bool,
-    progress: &mut Progress,
-) -> anyhow::Result<Option<String>> {
-    let mut line = Vec::new();
-    let mut number = 0u64;
-    loop {
-        number += 1;
-        if input.buffer().is_empty() {
-            producer.flush().context("cannot write to the broker")?;
-        }
-        line.clear();
-        if input
-            .read_until(b'\n', &mut line)
-            .context("cannot read stdin")?
-            == 0
-        {
-            return Ok(None);
-        }
-        let message = line.strip_suffix(b"\n").unwrap_or(&line);
-        match producer.publish(topic, message) {
-            Ok(_) => progress.add(message.len()),
-            Err(e @ ProducerError::TooLarge { .. }) => {
-                let refusal = format!("line {number} cannot be published to `{topic}`: {e}");
-                if !skip_invalid {
-                    return Ok(Some(refusal));
-                }
-                eprintln!("skipped: {refusal}");
+}
+
+impl Lines<'_> {
+    fn publish<R: io::Read>(
+        &self,
+        producer: &mut Producer,
+        mut input: BufReader<R>,
+        progress: &mut Progress,
+    ) -> anyhow::Result<Option<String>> {
+        let topic = self.topic;
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            number += 1;
+            if input.buffer().is_empty() {
+                producer.flush().context("cannot write to the broker")?;
             }
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot publish line {number} to `{topic}`"));
+            line.clear();
+            if input
+                .read_until(b'\n', &mut line)
+                .context("cannot read stdin")?
+                == 0
+            {
+                return Ok(None);
+            }
+            let message = line.strip_suffix(b"\n").unwrap_or(&line);
+            match producer.publish_with(topic, message, self.headers) {
+                Ok(_) => progress.add(message.len()),
+                Err(e @ ProducerError::TooLarge { .. }) => {
+                    let refusal = format!("line {number} cannot be published to `{topic}`: {e}");
+                    if !self.skip_invalid {
+                        return Ok(Some(refusal));
+                    }
+                    eprintln!("skipped: {refusal}");
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot publish line {number} to `{topic}`"));
+                }
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Protocol version 1: the message type and every frame a producer, a consumer and the broker
+//! Protocol version 2: the message type and every frame a producer, a consumer and the broker
 //! exchange.
 //!
 //! A frame body is a msgpack array `[kind, field, ...]`; the field list of each kind is fixed and
@@ -7,8 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::batch::Batch;
+
 /// The protocol version this crate speaks, carried in [`Frame::Hello`] and [`Frame::Welcome`].
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// A message as a producer publishes it and a consumer receives it: a topic and opaque bytes.
 ///
@@ -23,12 +25,9 @@ pub struct Message {
 }
 
 impl Message {
-    /// The frame that publishes this message.
+    /// The frame that publishes this message, without headers.
     pub fn publish_frame(&self) -> Frame<'_> {
-        Frame::Publish {
-            topic: &self.topic,
-            data: &self.data,
-        }
+        Frame::publish(&self.topic, &self.data)
     }
 }
 
@@ -61,19 +60,28 @@ pub enum Start {
     Latest,
     /// The message with this offset. Encoded as a msgpack unsigned integer.
     Offset(u64),
+    /// The last `n` messages the topic holds (all of them when it holds fewer). Encoded as the
+    /// array `["last", n]`.
+    Last(u64),
+    /// The first message stored at or after this time, in milliseconds since the Unix epoch.
+    /// Encoded as the array `["time", ms]`.
+    Time(u64),
 }
 
 impl std::str::FromStr for Start {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = "expected `earliest`, `latest`, an offset, `last:N` or `time:MS`";
+        let number = |v: &str| v.parse().map_err(|_| format!("{expected}, found `{s}`"));
         match s {
             "earliest" => Ok(Start::Earliest),
             "latest" => Ok(Start::Latest),
-            _ => s
-                .parse()
-                .map(Start::Offset)
-                .map_err(|_| format!("expected `earliest`, `latest` or an offset, found `{s}`")),
+            _ => match s.split_once(':') {
+                Some(("last", n)) => number(n).map(Start::Last),
+                Some(("time", ms)) => number(ms).map(Start::Time),
+                _ => number(s).map(Start::Offset),
+            },
         }
     }
 }
@@ -84,6 +92,8 @@ impl std::fmt::Display for Start {
             Start::Earliest => f.write_str("earliest"),
             Start::Latest => f.write_str("latest"),
             Start::Offset(o) => write!(f, "{o}"),
+            Start::Last(n) => write!(f, "last:{n}"),
+            Start::Time(ms) => write!(f, "time:{ms}"),
         }
     }
 }
@@ -163,22 +173,26 @@ pub enum Frame<'a> {
         /// The shared secret, when the broker requires one.
         token: Option<&'a str>,
     },
-    /// `[2, version, max_frame]`, broker to client, the answer to an accepted `Hello`.
+    /// `[2, version, max_frame, idle_timeout]`, broker to client, the answer to an accepted
+    /// `Hello`.
     Welcome {
         /// The protocol version the broker speaks on this connection.
         version: u8,
         /// The largest frame body, in bytes, the broker accepts from this client.
         max_frame: u32,
+        /// Milliseconds of silence after which the broker pings this client; it closes the
+        /// connection after as long again without a frame.
+        idle_timeout: u64,
     },
-    /// `[3, topic, data]`, producer to broker: append `data` to `topic`.
+    /// `[3, topic, messages]`, producer to broker: append a batch of messages to `topic`.
     ///
     /// The broker numbers the publishes of a connection 1, 2, 3, ... in the order it receives
-    /// them; [`Frame::Confirm`] refers to those numbers.
+    /// them; [`Frame::Confirm`] refers to those numbers. A batch is stored whole or not at all.
     Publish {
         /// The topic to append to; created if it does not exist.
         topic: &'a str,
-        /// The payload, a msgpack bin.
-        data: &'a [u8],
+        /// The messages, at least one, each with delta 0.
+        batch: Batch<'a>,
     },
     /// `[4, count]`, broker to producer: publishes 1 to `count` of this connection are stored.
     ///
@@ -195,27 +209,36 @@ pub enum Frame<'a> {
         /// Where to start reading.
         start: Start,
     },
-    /// `[6, topic, offset]`, broker to consumer: the subscription is active and its first
-    /// delivery will carry `offset` (or a later one, after a [`Frame::Gap`]).
+    /// `[6, topic, offset, first, next]`, broker to consumer: the subscription is active and
+    /// its first message will be `offset` (or a later one, after a [`Frame::Gap`]).
     Subscribed {
         /// The topic subscribed to.
         topic: &'a str,
         /// The resolved start position.
         offset: u64,
+        /// The oldest offset the topic held at that moment.
+        first: u64,
+        /// The offset its next message was to get at that moment: the topic held
+        /// `first..next`.
+        next: u64,
     },
     /// `[7, topic]`, consumer to broker: stop delivering `topic`.
     Unsubscribe {
         /// The topic to leave.
         topic: &'a str,
     },
-    /// `[8, topic, offset, data]`, broker to consumer: one message of a subscribed topic.
+    /// `[8, topic, offset, time, messages]`, broker to consumer: a run of consecutive
+    /// messages of a subscribed topic, as one publish stored them.
     Deliver {
-        /// The topic the message was published to.
+        /// The topic the messages were published to.
         topic: &'a str,
-        /// The message's position in its topic: 0, 1, 2, ...
+        /// The offset of the first message; the others follow it one by one.
         offset: u64,
-        /// The payload, a msgpack bin.
-        data: &'a [u8],
+        /// When the broker stored the first message, in milliseconds since the Unix epoch; each
+        /// message's time is this plus its delta.
+        time: u64,
+        /// The messages, at least one.
+        batch: Batch<'a>,
     },
     /// `[9, topic, from, to]`, broker to consumer: messages `from..to` (end exclusive) of `topic`
     /// were removed by retention before this consumer read them; delivery goes on at `to`.
@@ -240,7 +263,7 @@ pub enum Frame<'a> {
     Pong,
 }
 
-/// The `kind` numbers of [`Frame`] variants, the second byte of every frame body.
+/// The `kind` numbers of [`Frame`] variants, the first element of every frame array.
 pub mod kind {
     #![allow(missing_docs)]
     pub const HELLO: u8 = 1;
@@ -255,9 +278,20 @@ pub mod kind {
     pub const ERROR: u8 = 10;
     pub const PING: u8 = 11;
     pub const PONG: u8 = 12;
+    /// Kinds 13 to 20 are reserved for consumer groups (`PROTOCOL.md`, section 12); this
+    /// version refuses them as unknown.
+    pub const RESERVED: std::ops::RangeInclusive<u8> = 13..=20;
 }
 
-impl Frame<'_> {
+impl<'a> Frame<'a> {
+    /// A `Publish` of one message without headers.
+    pub fn publish(topic: &'a str, data: &'a [u8]) -> Self {
+        Frame::Publish {
+            topic,
+            batch: Batch::one(data),
+        }
+    }
+
     /// This frame's `kind` number.
     pub fn kind(&self) -> u8 {
         match self {
