@@ -285,6 +285,70 @@ fn a_publish_the_store_refuses_is_never_delivered_and_the_topic_goes_on() {
 }
 
 #[test]
+fn a_batch_the_store_refuses_part_way_is_stored_not_at_all_nor_what_came_with_it() {
+    let dir = TempDir::new("batch-refused");
+    let mut h = durable_harness(&dir, 1 << 20);
+    let (c, _) = subscribe_from_earliest(&mut h, "t");
+    let data = [7u8; 100];
+    let record = 4 + Frame::Deliver {
+        topic: "t",
+        offset: 1,
+        time: 0,
+        batch: mbus_proto::Batch::one(&data),
+    }
+    .to_bytes()
+    .len() as u64;
+    let roll = STORE_SEGMENT / record;
+    let p1 = h.producer();
+    for _ in 0..roll - 2 {
+        h.publish(p1, "t", &data);
+    }
+    h.core.commit();
+    assert_eq!(h.output(p1), vec![Owned::Confirm(roll - 2)]);
+    assert_eq!(payloads(&h.output(c)).len() as u64, roll - 2);
+
+    // Another producer's message takes offset roll - 2; then a batch whose first message fits
+    // the segment and whose second needs the next one, which cannot be created.
+    let blocker = block_segment(&topic_dir(&dir, "t"), roll);
+    let p2 = h.producer();
+    h.publish(p2, "t", &[9; 100]);
+    let p3 = h.producer();
+    let mut batch = mbus_proto::BatchBuilder::new();
+    batch.push(&[1; 100], &[]).unwrap();
+    batch.push(&[2; 100], &[("k", b"v")]).unwrap();
+    h.core.receive(
+        p3,
+        Frame::Publish {
+            topic: "t",
+            batch: batch.batch().unwrap(),
+        },
+    );
+    assert_internal_error(&h.output(p3), "cannot store topic t");
+    h.core.commit();
+    // The topic went back to its last commit: the other producer's message is gone too, and
+    // it is told so rather than confirmed.
+    assert_internal_error(&h.output(p2), "could not store");
+    assert_eq!(
+        h.output(c),
+        vec![],
+        "nothing of the batch nor of its turn is delivered"
+    );
+
+    std::fs::remove_file(blocker).unwrap();
+    let p4 = h.producer();
+    h.publish(p4, "t", b"after");
+    h.core.commit();
+    assert_eq!(h.output(p4), vec![Owned::Confirm(1)]);
+    assert_eq!(payloads(&h.output(c)), vec![(roll - 2, b"after".to_vec())]);
+    drop(h);
+    let mut h = durable_harness(&dir, 1 << 20);
+    let (_, out) = subscribe_from_earliest(&mut h, "t");
+    let got = payloads(&out);
+    assert_eq!(got.len() as u64, roll - 1);
+    assert_eq!(got.last(), Some(&(roll - 2, b"after".to_vec())));
+}
+
+#[test]
 fn a_failed_commit_drops_what_it_held_retries_with_the_next_and_spares_the_others() {
     let dir = TempDir::new("commit-failed");
     let mut h = durable_harness(&dir, 1 << 20);

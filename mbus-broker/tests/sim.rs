@@ -30,7 +30,7 @@ use mbus_broker::engine::storage::Storage;
 use mbus_broker::engine::{ConnId, Core, CoreConfig, Progress};
 use mbus_broker::store::memory::{Crash, Op};
 use mbus_broker::store::{Fsync, MemoryStorage};
-use mbus_proto::{Frame, Role, Start, decode};
+use mbus_proto::{BatchBuilder, Frame, Role, Start, decode};
 use support::{Owned, Throttled, peer};
 
 /// Seeds a plain `cargo test` runs, and steps per seed.
@@ -84,6 +84,9 @@ struct Client {
     producer: u64,
     sent: u64,
     confirmed: u64,
+    /// A producer's messages so far: each payload carries its number, so that order is checked
+    /// per message however they were batched.
+    messages: u64,
     /// A consumer's next expected offset per subscribed topic.
     expect: BTreeMap<&'static str, u64>,
     /// Per topic and producer, the last sequence number it received.
@@ -105,8 +108,9 @@ struct Sim {
     stored_at: HashMap<(&'static str, u64), (u64, u64)>,
     /// Per topic, the offset up to which the storage was scanned into `located`.
     scanned: HashMap<&'static str, u64>,
-    /// What each producer published, in order: topic and payload.
-    publishes: HashMap<u64, Vec<(&'static str, Vec<u8>)>>,
+    /// What each producer published, in order: per publish, the topic and payload of each of
+    /// its messages.
+    publishes: HashMap<u64, Vec<Vec<(&'static str, Vec<u8>)>>>,
     /// Confirmed messages that retention has not deleted yet, with when they were confirmed.
     confirmed: Vec<(&'static str, (u64, u64), Instant)>,
     sync_faults: u32,
@@ -226,6 +230,7 @@ impl Sim {
             producer,
             sent: 0,
             confirmed: 0,
+            messages: 0,
             expect: BTreeMap::new(),
             seen: HashMap::new(),
         });
@@ -243,21 +248,51 @@ impl Sim {
             return;
         };
         let topic = *self.rng.pick(&TOPICS);
+        // One publish in four is a batch of the messages, some with a header; a batch stays
+        // within the frame limit.
+        let batched = self.rng.chance(25);
+        let mut batch = Vec::new();
         for _ in 0..=self.rng.below(8) {
             let c = &mut self.clients[i];
-            let mut data = format!("{}:{}:", c.producer, c.sent).into_bytes();
-            let long = self.rng.chance(10);
+            let mut data = format!("{}:{}:", c.producer, c.messages).into_bytes();
+            c.messages += 1;
+            let long = !batched && self.rng.chance(10);
             let pad = self.rng.below(if long { 3000 } else { 200 });
             data.resize(data.len() + pad as usize, b'.');
-            let c = &mut self.clients[i];
-            c.sent += 1;
-            self.publishes
-                .entry(c.producer)
-                .or_default()
-                .push((topic, data.clone()));
-            let _ = writeln!(self.trace, "publish {:?} {topic} {}", c.id, c.sent - 1);
-            self.core.receive(c.id, Frame::publish(topic, &data));
+            if batched {
+                batch.push(data);
+                continue;
+            }
+            self.send_publish(i, topic, vec![data]);
         }
+        if batched {
+            self.send_publish(i, topic, batch);
+        }
+    }
+
+    /// Sends one publish of `messages` to `topic` from client `i`.
+    fn send_publish(&mut self, i: usize, topic: &'static str, messages: Vec<Vec<u8>>) {
+        let c = &mut self.clients[i];
+        c.sent += 1;
+        let _ = writeln!(
+            self.trace,
+            "publish {:?} {topic} {} of {} messages",
+            c.id,
+            c.sent - 1,
+            messages.len()
+        );
+        let id = c.id;
+        let mut builder = BatchBuilder::new();
+        for (k, data) in messages.iter().enumerate() {
+            let headers: &[(&str, &[u8])] = if k % 2 == 1 { &[("k", b"v")] } else { &[] };
+            builder.push(data, headers).expect("within the limits");
+        }
+        self.publishes
+            .entry(c.producer)
+            .or_default()
+            .push(messages.into_iter().map(|data| (topic, data)).collect());
+        let batch = builder.batch().expect("at least one message");
+        self.core.receive(id, Frame::Publish { topic, batch });
     }
 
     fn subscribe(&mut self) {
@@ -422,7 +457,7 @@ impl Sim {
                     ));
                 }
                 let publishes = self.publishes.entry(c.producer).or_default();
-                for (topic, data) in &publishes[c.confirmed as usize..n as usize] {
+                for (topic, data) in publishes[c.confirmed as usize..n as usize].iter().flatten() {
                     let id = parse(data).expect("the sim's own payload");
                     self.confirmed.push((topic, id, now));
                 }
@@ -631,7 +666,7 @@ fn start_core(config: &CoreConfig, storage: Option<&MemoryStorage>, now: Instant
 /// The payload of a stored `Deliver` frame.
 fn payload(frame: &[u8]) -> Option<Vec<u8>> {
     match decode(frame, u32::MAX) {
-        Ok(Some((Frame::Deliver { batch, .. }, _))) => batch.single().map(<[u8]>::to_vec),
+        Ok(Some((Frame::Deliver { batch, .. }, _))) => Some(batch.split_first().0.data.to_vec()),
         _ => None,
     }
 }

@@ -252,3 +252,94 @@ fn a_reconnecting_consumer_misses_what_a_restarted_memory_broker_takes_before_it
     }
     broker.stop().unwrap();
 }
+
+/// Copies `from` into `to`, and dates every file two hours back.
+fn copy_dated(from: &std::path::Path, to: &std::path::Path, when: std::time::SystemTime) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dated(&entry.path(), &target, when);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            let file = std::fs::File::options().write(true).open(&target).unwrap();
+            file.set_modified(when).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_last_n_and_the_last_ten_minutes_are_printed_and_the_consumer_exits_at_the_end() {
+    // Forty messages stored two hours ago (the upgraded format 1 fixture, whose records take
+    // their files' times), then three now.
+    let dir = std::env::temp_dir().join(format!("mbus-consumer-from-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mbus-broker/tests/fixtures/v1-data-dir"
+    );
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    copy_dated(std::path::Path::new(fixture), &dir, two_hours_ago);
+    let mut config = BrokerConfig::ephemeral();
+    config.data_dir = Some(dir.clone());
+    let broker = Broker::spawn(config).unwrap();
+    let pport = broker.producer_addr().port();
+    let cport = broker.consumer_addr().port();
+    let mut p = Producer::connect(("127.0.0.1", pport), &ProducerOptions::default()).unwrap();
+    p.publish("orders", b"new 40").unwrap();
+    p.publish_with("orders", b"new 41", &[("trace-id", b"7f3a")])
+        .unwrap();
+    p.publish("orders", b"new 42").unwrap();
+    assert_eq!(p.wait_confirmed().unwrap(), 3);
+
+    let run = |args: &[&str]| {
+        let out = consumer(cport, args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let last = run(&[
+        "--topic",
+        "orders",
+        "--from",
+        "-10",
+        "--exit-at-end",
+        "--format",
+        "%o\\n",
+    ]);
+    let offsets: Vec<u64> = last.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(offsets, (33..43).collect::<Vec<_>>());
+
+    let recent = run(&[
+        "--topic",
+        "orders",
+        "--from",
+        "10m",
+        "--exit-at-end",
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = recent
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let data: Vec<&str> = lines.iter().map(|l| l["data"].as_str().unwrap()).collect();
+    assert_eq!(data, ["new 40", "new 41", "new 42"]);
+    assert_eq!(lines[0]["offset"], 40);
+    assert_eq!(lines[1]["headers"][0]["name"], "trace-id");
+    assert_eq!(lines[1]["headers"][0]["value"], "7f3a");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let time = lines[2]["time"].as_u64().unwrap();
+    assert!(now - 60_000 < time && time <= now, "{time} vs {now}");
+
+    // A topic with nothing to print, or one read from its end, exits at once.
+    assert_eq!(run(&["--topic", "idle", "--exit-at-end"]), "");
+    assert_eq!(
+        run(&["--topic", "orders", "--from", "latest", "--exit-at-end"]),
+        ""
+    );
+    broker.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

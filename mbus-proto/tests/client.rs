@@ -1,6 +1,8 @@
 //! The client protocol without a socket: the handshake, control frames handled inside, what
 //! each role may receive, and input split at every offset.
 
+mod common;
+
 use mbus_proto::client::{ClientProtocol, Incoming, ProtocolError};
 use mbus_proto::{DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role};
 
@@ -210,4 +212,27 @@ fn a_wrong_version_and_an_oversized_prefix_are_decode_errors() {
         client.poll(),
         Err(ProtocolError::Decode(DecodeError::TooLarge { .. }))
     ));
+}
+
+#[test]
+fn a_version_1_broker_refuses_this_client_cleanly() {
+    // What a broker of protocol version 1 answers a version 2 Hello, byte for byte (the
+    // refused-handshake transcript of version 1's PROTOCOL.md).
+    let refusal = common::unhex(
+        "00 00 00 40 93 0a 04 d9 3b 75 6e 73 75 70 70 6f 72 74 65 64 20 70 72 6f 74 6f 63 6f 6c \
+         20 76 65 72 73 69 6f 6e 20 32 20 28 74 68 69 73 20 73 69 64 65 20 73 70 65 61 6b 73 20 \
+         76 65 72 73 69 6f 6e 20 31 29",
+    );
+    let mut client = ClientProtocol::new(Role::Consumer, None);
+    let space = client.read_space();
+    space[..refusal.len()].copy_from_slice(&refusal);
+    client.filled(refusal.len());
+    match client.poll() {
+        Err(ProtocolError::Refused { code, reason }) => {
+            assert_eq!(code, mbus_proto::ErrorCode::UnsupportedVersion);
+            assert!(reason.contains("speaks version 1"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!client.is_open());
 }

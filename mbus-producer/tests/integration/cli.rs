@@ -107,7 +107,10 @@ fn headers_are_given_to_every_message_in_order() {
         ("trace-id".to_owned(), b"a=b".to_vec()),
     ];
     let got = broker.join().unwrap();
-    assert_eq!(got[0], ("orders".to_owned(), b"one".to_vec(), headers.clone()));
+    assert_eq!(
+        got[0],
+        ("orders".to_owned(), b"one".to_vec(), headers.clone())
+    );
     assert_eq!(got[1], ("orders".to_owned(), b"two".to_vec(), headers));
 }
 
