@@ -93,6 +93,9 @@ struct Client {
     seen: HashMap<(&'static str, u64), u64>,
 }
 
+/// One publish: the topic and payload of each of its messages.
+type Publish = Vec<(&'static str, Vec<u8>)>;
+
 struct Sim {
     rng: Rng,
     mode: Mode,
@@ -110,7 +113,7 @@ struct Sim {
     scanned: HashMap<&'static str, u64>,
     /// What each producer published, in order: per publish, the topic and payload of each of
     /// its messages.
-    publishes: HashMap<u64, Vec<Vec<(&'static str, Vec<u8>)>>>,
+    publishes: HashMap<u64, Vec<Publish>>,
     /// Confirmed messages that retention has not deleted yet, with when they were confirmed.
     confirmed: Vec<(&'static str, (u64, u64), Instant)>,
     sync_faults: u32,
