@@ -18,7 +18,7 @@ fn main() {
     core.receive(
         p,
         Frame::Hello {
-            version: 1,
+            version: mbus_proto::PROTOCOL_VERSION,
             role: Role::Producer,
             token: None,
         },
@@ -27,7 +27,7 @@ fn main() {
     core.receive(
         c,
         Frame::Hello {
-            version: 1,
+            version: mbus_proto::PROTOCOL_VERSION,
             role: Role::Consumer,
             token: None,
         },

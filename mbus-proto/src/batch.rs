@@ -249,7 +249,14 @@ pub enum BatchError {
 
 /// Reads a batch array at the start of `b`, checking every message; `publish` requires every
 /// delta to be 0. Returns the batch and the bytes after it.
+#[inline]
 pub(crate) fn parse(b: &[u8], publish: bool) -> Result<(Batch<'_>, &[u8]), BatchError> {
+    // Most batches are one message without headers, as encoders write it: `91 92 00` and a bin.
+    if let [0x91, 0x92, 0x00, ref rest @ ..] = *b {
+        if let Some((data, rest)) = header::bin(rest) {
+            return Ok((Batch::one(data), rest));
+        }
+    }
     let (count, mut rest) =
         header::array_len(b).ok_or(BatchError::Malformed("messages: not an array"))?;
     if count == 0 {
@@ -276,6 +283,7 @@ pub(crate) fn parse(b: &[u8], publish: bool) -> Result<(Batch<'_>, &[u8]), Batch
 }
 
 /// Reads one message, checking its headers against the limits.
+#[inline]
 fn message(b: &[u8], publish: bool) -> Result<(MessageRef<'_>, &[u8]), BatchError> {
     let (n, rest) = header::array_len(b).ok_or(BatchError::Malformed("message: not an array"))?;
     if !(2..=3).contains(&n) {
@@ -427,22 +435,22 @@ impl BatchBuilder {
     }
 }
 
-/// Appends `message` as one element of a batch, with delta `delta`.
-pub(crate) fn put_message(buf: &mut Vec<u8>, delta: u32, message: &MessageRef<'_>) {
+/// Appends `message` as one element of a batch, with delta 0.
+#[inline]
+pub(crate) fn put_message(buf: &mut Vec<u8>, message: &MessageRef<'_>) {
     if message.headers.is_empty() {
-        buf.push(0x92);
-        header::put_uint(buf, u64::from(delta));
+        buf.extend_from_slice(&[0x92, 0x00]);
         header::put_bin(buf, message.data);
     } else {
-        buf.push(0x93);
-        header::put_uint(buf, u64::from(delta));
+        buf.extend_from_slice(&[0x93, 0x00]);
         header::put_bin(buf, message.data);
         header::put_array_len(buf, message.headers.count * 2);
         buf.extend_from_slice(message.headers.elements);
     }
 }
 
-/// Bytes [`put_message`] writes for `message` with delta 0.
+/// Bytes [`put_message`] writes for `message`.
+#[inline]
 pub(crate) fn message_len(message: &MessageRef<'_>) -> usize {
     let headers = if message.headers.is_empty() {
         0

@@ -40,6 +40,7 @@ pub(crate) fn encode(frame: &Frame<'_>, buf: &mut Vec<u8>) -> bool {
 
 /// Appends a whole `Deliver` frame, length prefix included, of one message stored at `time`: the
 /// frame the broker keeps for each message it stores.
+#[inline]
 pub fn encode_delivery(
     buf: &mut Vec<u8>,
     topic: &str,
@@ -47,24 +48,27 @@ pub fn encode_delivery(
     time: u64,
     message: &MessageRef<'_>,
 ) {
+    let total = delivery_len(topic, offset, time, message);
+    let body = u32::try_from(total - crate::HEADER_LEN).expect("frame body over 4 GiB");
+    buf.reserve(total);
     let start = buf.len();
-    buf.extend_from_slice(&[0; crate::HEADER_LEN]);
-    buf.reserve(delivery_len(topic, offset, time, message) - crate::HEADER_LEN);
+    buf.extend_from_slice(&body.to_be_bytes());
     buf.extend_from_slice(&[0x95, kind::DELIVER]);
     header::put_str(buf, topic);
     header::put_uint(buf, offset);
     header::put_uint(buf, time);
     buf.push(0x91);
-    batch::put_message(buf, 0, message);
-    let len = u32::try_from(buf.len() - start - crate::HEADER_LEN).expect("frame body over 4 GiB");
-    buf[start..start + crate::HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    batch::put_message(buf, message);
+    debug_assert_eq!(buf.len() - start, total, "delivery_len is exact");
 }
 
 /// The bytes [`encode_delivery`] appends for `message` of `topic` at `offset` and `time`.
+#[inline]
 pub fn delivery_len(topic: &str, offset: u64, time: u64, message: &MessageRef<'_>) -> usize {
     crate::HEADER_LEN
         + 2
         + header::str_len(topic.len())
+        + topic.len()
         + header::uint_len(offset)
         + header::uint_len(time)
         + 1
@@ -88,6 +92,7 @@ pub fn delivery_head(body: &[u8]) -> Option<(&str, u64, u64)> {
 }
 
 /// Decodes a `Publish` or `Deliver` body; `Ok(None)` when the body is not one of them.
+#[inline]
 pub(crate) fn parse(body: &[u8]) -> Result<Option<Frame<'_>>, DecodeError> {
     let Some((len, rest)) = header::array_len(body) else {
         return Ok(None);

@@ -78,11 +78,14 @@ pub fn decode(buf: &[u8], max_frame: u32) -> Result<Option<(Frame<'_>, usize)>, 
 
 impl<'a> Frame<'a> {
     /// Parses a frame body (the bytes after the length prefix).
+    #[inline]
     pub fn parse(body: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
-        precheck(body)?;
+        // `Publish` and `Deliver` first: most of the traffic, whose kind `fast::parse` checks
+        // itself; the kind and version checks of every other frame come next.
         if let Some(frame) = crate::fast::parse(body)? {
             return Ok(frame);
         }
+        precheck(body)?;
         let mut de = rmp_serde::Deserializer::from_read_ref(body);
         de.set_max_depth(MAX_NESTING);
         Frame::deserialize(&mut de).map_err(|e| DecodeError::Malformed(e.to_string()))

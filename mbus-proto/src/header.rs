@@ -6,6 +6,7 @@
 //! the value with the rest of the input, or `None` on any other marker or a short input.
 
 /// Reads an array header: fixarray, array 16 or array 32.
+#[inline]
 pub(crate) fn array_len(b: &[u8]) -> Option<(u32, &[u8])> {
     match *b.first()? {
         m @ 0x90..=0x9f => Some((u32::from(m & 0x0f), &b[1..])),
@@ -19,6 +20,7 @@ pub(crate) fn array_len(b: &[u8]) -> Option<(u32, &[u8])> {
 ///
 /// The signed encodings count too: serde accepts a non-negative `int 8` where a `u8` is expected,
 /// so a value written that way must read the same here.
+#[inline]
 pub(crate) fn uint(b: &[u8]) -> Option<(u64, &[u8])> {
     match *b.first()? {
         v @ 0x00..=0x7f => Some((u64::from(v), &b[1..])),
@@ -41,6 +43,7 @@ pub(crate) fn uint(b: &[u8]) -> Option<(u64, &[u8])> {
 }
 
 /// Reads a str: fixstr, str 8, str 16 or str 32, whose bytes must be UTF-8.
+#[inline]
 pub(crate) fn str(b: &[u8]) -> Option<(&str, &[u8])> {
     let (len, rest) = match *b.first()? {
         m @ 0xa0..=0xbf => (u32::from(m & 0x1f), &b[1..]),
@@ -54,6 +57,7 @@ pub(crate) fn str(b: &[u8]) -> Option<(&str, &[u8])> {
 }
 
 /// Reads a bin: bin 8, bin 16 or bin 32.
+#[inline]
 pub(crate) fn bin(b: &[u8]) -> Option<(&[u8], &[u8])> {
     let (len, rest) = match *b.first()? {
         0xc4 => (u32::from(*b.get(1)?), &b[2..]),
@@ -65,6 +69,7 @@ pub(crate) fn bin(b: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// Appends the shortest encoding of `v`.
+#[inline]
 pub(crate) fn put_uint(buf: &mut Vec<u8>, v: u64) {
     match v {
         0..0x80 => buf.push(v as u8),
@@ -76,6 +81,7 @@ pub(crate) fn put_uint(buf: &mut Vec<u8>, v: u64) {
 }
 
 /// Bytes of the shortest encoding of `v`.
+#[inline]
 pub(crate) fn uint_len(v: u64) -> usize {
     match v {
         0..0x80 => 1,
@@ -87,6 +93,7 @@ pub(crate) fn uint_len(v: u64) -> usize {
 }
 
 /// Bytes of the shortest str header for `n` bytes.
+#[inline]
 pub(crate) fn str_len(n: usize) -> usize {
     match n {
         0..32 => 1,
@@ -97,6 +104,7 @@ pub(crate) fn str_len(n: usize) -> usize {
 }
 
 /// Appends the shortest array header for `n` elements.
+#[inline]
 pub(crate) fn put_array_len(buf: &mut Vec<u8>, n: usize) {
     match n {
         0..16 => buf.push(0x90 | n as u8),
@@ -106,6 +114,7 @@ pub(crate) fn put_array_len(buf: &mut Vec<u8>, n: usize) {
 }
 
 /// Appends `s` as a str with the shortest header.
+#[inline]
 pub(crate) fn put_str(buf: &mut Vec<u8>, s: &str) {
     let n = s.len();
     match n {
@@ -118,6 +127,7 @@ pub(crate) fn put_str(buf: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends `data` as a bin with the shortest header.
+#[inline]
 pub(crate) fn put_bin(buf: &mut Vec<u8>, data: &[u8]) {
     let n = data.len();
     match n {
@@ -131,27 +141,33 @@ pub(crate) fn put_bin(buf: &mut Vec<u8>, data: &[u8]) {
 /// The most bytes any header written here takes.
 pub(crate) const MAX_HEADER: usize = 9;
 
+#[inline]
 fn put_marked(buf: &mut Vec<u8>, marker: u8, be: &[u8]) {
     buf.push(marker);
     buf.extend_from_slice(be);
 }
 
+#[inline]
 fn len32(n: usize) -> u32 {
     u32::try_from(n).expect("msgpack strings and bins are under 4 GiB")
 }
 
+#[inline]
 fn be16(b: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes(*b.get(1..)?.first_chunk()?))
 }
 
+#[inline]
 fn be32(b: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(*b.get(1..)?.first_chunk()?))
 }
 
+#[inline]
 fn be64(b: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(*b.get(1..)?.first_chunk()?))
 }
 
+#[inline]
 fn non_negative(v: i64, rest: &[u8]) -> Option<(u64, &[u8])> {
     u64::try_from(v).ok().map(|v| (v, rest))
 }

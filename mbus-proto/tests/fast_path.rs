@@ -203,3 +203,32 @@ fn headers_at_their_limits_are_taken_and_past_them_refused() {
     let bytes = frame.to_bytes();
     assert_eq!(Frame::parse(&bytes[HEADER_LEN..]).unwrap(), frame);
 }
+
+#[test]
+fn the_brokers_stored_frame_is_the_deliver_encoding_and_its_length_exact() {
+    let mut with = BatchBuilder::new();
+    with.push(b"payload", &[("trace-id", b"7f3a")]).unwrap();
+    for (topic, data, offset) in samples().into_iter().step_by(7) {
+        for batch in [Batch::one(&data), with.batch().unwrap()] {
+            let (message, _) = batch.split_first();
+            let time = offset.rotate_left(17);
+            let mut stored = vec![0xee];
+            mbus_proto::encode_delivery(&mut stored, &topic, offset, time, &message);
+            let frame = Frame::Deliver {
+                topic: &topic,
+                offset,
+                time,
+                batch: if message.headers.is_empty() {
+                    Batch::one(message.data)
+                } else {
+                    batch
+                },
+            };
+            assert_eq!(stored[1..], frame.to_bytes()[..], "{} {offset}", topic.len());
+            assert_eq!(
+                mbus_proto::delivery_len(&topic, offset, time, &message),
+                stored.len() - 1
+            );
+        }
+    }
+}
