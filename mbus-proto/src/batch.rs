@@ -96,6 +96,7 @@ enum Repr<'a> {
 
 impl<'a> Batch<'a> {
     /// A batch of one message without headers.
+    #[inline]
     pub fn one(data: &'a [u8]) -> Self {
         Batch {
             repr: Repr::One(data),
@@ -103,6 +104,7 @@ impl<'a> Batch<'a> {
     }
 
     /// How many messages it holds.
+    #[inline]
     pub fn len(&self) -> usize {
         match self.repr {
             Repr::One(_) => 1,
@@ -116,6 +118,7 @@ impl<'a> Batch<'a> {
     }
 
     /// The payload of its only message, when it is one message without headers.
+    #[inline]
     pub fn single(&self) -> Option<&'a [u8]> {
         let mut it = self.iter();
         match (it.next(), it.next()) {
@@ -125,6 +128,7 @@ impl<'a> Batch<'a> {
     }
 
     /// The messages in order.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = MessageRef<'a>> + 'a {
         let (count, mut rest, one) = match self.repr {
             Repr::One(data) => (1, &[][..], Some(data)),
@@ -145,6 +149,7 @@ impl<'a> Batch<'a> {
     }
 
     /// Its first message, and the rest when there is more.
+    #[inline]
     pub fn split_first(&self) -> (MessageRef<'a>, Option<Batch<'a>>) {
         match self.repr {
             Repr::One(data) => (
@@ -170,6 +175,7 @@ impl<'a> Batch<'a> {
 
     /// The parts a client keeps to find the batch again in its buffer: the message count, the
     /// bytes, and whether they are a lone payload rather than encoded messages.
+    #[inline]
     pub(crate) fn parts(&self) -> (usize, &'a [u8], bool) {
         match self.repr {
             Repr::One(data) => (1, data, true),
@@ -178,6 +184,7 @@ impl<'a> Batch<'a> {
     }
 
     /// The batch [`Batch::parts`] described, over the same bytes.
+    #[inline]
     pub(crate) fn from_parts(count: usize, bytes: &'a [u8], one: bool) -> Self {
         let repr = if one {
             Repr::One(bytes)
@@ -191,6 +198,7 @@ impl<'a> Batch<'a> {
     }
 
     /// Bytes its encoding takes, the array header included.
+    #[inline]
     pub fn encoded_len(&self) -> usize {
         match self.repr {
             Repr::One(data) => 3 + bin_header_len(data.len()) + data.len(),
@@ -199,6 +207,7 @@ impl<'a> Batch<'a> {
     }
 
     /// Appends its encoding, the shortest for each header, to `buf`.
+    #[inline]
     pub fn encode(&self, buf: &mut Vec<u8>) {
         match self.repr {
             Repr::One(data) => {

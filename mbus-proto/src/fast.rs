@@ -12,6 +12,7 @@ use crate::error::DecodeError;
 use crate::header::{self, MAX_HEADER};
 
 /// Encodes `Publish` and `Deliver` bodies; returns false for every other frame.
+#[inline]
 pub(crate) fn encode(frame: &Frame<'_>, buf: &mut Vec<u8>) -> bool {
     match *frame {
         Frame::Publish { topic, batch } => {

@@ -50,6 +50,7 @@ pub fn max_publish_data(topic: &str, max_frame: u32) -> usize {
 /// Returns `Ok(Some(n))` when the first `n` bytes of `buf` are one frame (prefix included),
 /// `Ok(None)` when more bytes are needed, and [`DecodeError::TooLarge`] as soon as the prefix
 /// announces a body over `max_frame`, however little of it has arrived.
+#[inline]
 pub fn check(buf: &[u8], max_frame: u32) -> Result<Option<usize>, DecodeError> {
     let Some(prefix) = buf.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
@@ -69,6 +70,7 @@ pub fn check(buf: &[u8], max_frame: u32) -> Result<Option<usize>, DecodeError> {
 ///
 /// Returns the frame and the number of bytes it took, or `Ok(None)` while the frame is incomplete.
 /// The frame borrows from `buf`.
+#[inline]
 pub fn decode(buf: &[u8], max_frame: u32) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
     match check(buf, max_frame)? {
         Some(n) => Ok(Some((Frame::parse(&buf[HEADER_LEN..n])?, n))),
@@ -96,6 +98,7 @@ impl<'a> Frame<'a> {
     /// # Panics
     ///
     /// If the body would exceed `u32::MAX` bytes, which no receiver could accept anyway.
+    #[inline]
     pub fn encode(&self, buf: &mut Vec<u8>) {
         let start = buf.len();
         buf.extend_from_slice(&[0; HEADER_LEN]);

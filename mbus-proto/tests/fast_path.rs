@@ -224,7 +224,12 @@ fn the_brokers_stored_frame_is_the_deliver_encoding_and_its_length_exact() {
                     batch
                 },
             };
-            assert_eq!(stored[1..], frame.to_bytes()[..], "{} {offset}", topic.len());
+            assert_eq!(
+                stored[1..],
+                frame.to_bytes()[..],
+                "{} {offset}",
+                topic.len()
+            );
             assert_eq!(
                 mbus_proto::delivery_len(&topic, offset, time, &message),
                 stored.len() - 1
