@@ -18,6 +18,8 @@ use mbus_broker::store::memory::{Crash, Op as StorageOp};
 use mbus_broker::store::{Fsync, MemoryStorage};
 use mbus_proto::{Frame, Role, Start, decode};
 
+/// The time of day the core is told at the start, 2026-12-02T10:00:00Z; ticks move it on.
+const WALL: u64 = 1_796_205_600_000;
 #[derive(Debug, Arbitrary)]
 enum Op {
     Open {
@@ -33,12 +35,17 @@ enum Op {
         conn: u8,
         topic: u8,
         len: u8,
+        /// More messages in the same batch, every other one with a header.
+        more: u8,
     },
     Subscribe {
         conn: u8,
         topic: u8,
         start: Option<u8>,
         latest: bool,
+        /// The last N, or a time: `Some((true, n))` is `Last(n)`, `Some((false, t))` a time
+        /// `t` seconds after the epoch the wall clock starts at.
+        recent: Option<(bool, u8)>,
     },
     Unsubscribe {
         conn: u8,
@@ -118,11 +125,13 @@ fuzz_target!(|input: Input| {
         ..BrokerConfig::default().core()
     };
     let mut now = Instant::now();
+    let started = now;
     let storage = input.durable.map(|policy| {
         let fsync = [Fsync::Always, Fsync::Batch, Fsync::Never][usize::from(policy) % 3];
         MemoryStorage::new(fsync, 4096)
     });
     let mut core = start(&config, storage.as_ref(), now);
+    core.set_wall_clock(WALL);
     let peer = "127.0.0.1:1".parse().unwrap();
     let mut conns: Vec<(ConnId, Vec<u8>)> = Vec::new();
     let mut ready = Vec::new();
@@ -152,6 +161,7 @@ fuzz_target!(|input: Input| {
             }
             Op::Tick { secs } => {
                 now += Duration::from_secs(u64::from(secs));
+                core.set_wall_clock(WALL + (now - started).as_millis() as u64);
                 core.handle_timeout(now);
                 let mut expired = Vec::new();
                 core.take_expired(&mut expired);
@@ -184,6 +194,7 @@ fuzz_target!(|input: Input| {
                         Crash::Process
                     });
                     core = start(&config, Some(storage), now);
+                    core.set_wall_clock(WALL + (now - started).as_millis() as u64);
                 }
             }
             Op::Close { conn } => {
@@ -213,11 +224,23 @@ fuzz_target!(|input: Input| {
                     );
                 }
             }
-            Op::Publish { conn, topic, len } => {
+            Op::Publish {
+                conn,
+                topic,
+                len,
+                more,
+            } => {
                 if let Some(i) = pick(&conns, conn) {
                     let data = vec![len; usize::from(len)];
                     let topic = TOPICS[usize::from(topic) % TOPICS.len()];
-                    core.receive(conns[i].0, Frame::publish(topic, &data));
+                    let mut batch = mbus_proto::BatchBuilder::new();
+                    for k in 0..=more % 4 {
+                        let headers: &[(&str, &[u8])] =
+                            if k % 2 == 1 { &[("h", b"v")] } else { &[] };
+                        batch.push(&data, headers).expect("within the limits");
+                    }
+                    let batch = batch.batch().expect("a message");
+                    core.receive(conns[i].0, Frame::Publish { topic, batch });
                 }
             }
             Op::Subscribe {
@@ -225,12 +248,15 @@ fuzz_target!(|input: Input| {
                 topic,
                 start,
                 latest,
+                recent,
             } => {
                 if let Some(i) = pick(&conns, conn) {
-                    let start = match (start, latest) {
-                        (Some(o), _) => Start::Offset(u64::from(o)),
-                        (None, true) => Start::Latest,
-                        (None, false) => Start::Earliest,
+                    let start = match (recent, start, latest) {
+                        (Some((true, n)), _, _) => Start::Last(u64::from(n)),
+                        (Some((false, t)), _, _) => Start::Time(WALL + 1000 * u64::from(t)),
+                        (None, Some(o), _) => Start::Offset(u64::from(o)),
+                        (None, None, true) => Start::Latest,
+                        (None, None, false) => Start::Earliest,
                     };
                     let topic = TOPICS[usize::from(topic) % TOPICS.len()];
                     core.receive(conns[i].0, Frame::Subscribe { topic, start });
