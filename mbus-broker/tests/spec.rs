@@ -1,7 +1,8 @@
 //! The points PROTOCOL.md settles that a client written from it alone would otherwise have to
 //! guess, each as the core does it: a second `Subscribe`, a token nobody asked for, which error
 //! wins when a `Hello` breaks several rules, no `Confirm 0`, a client's `Error` as its first
-//! frame, where a `Pong` stands against confirms, and the smallest frame limit.
+//! frame, where a `Pong` stands against confirms, the smallest frame limit, the idle timeout Welcome announces, and the batch rules a Publish
+//! is held to.
 
 mod support;
 
@@ -169,4 +170,78 @@ fn a_frame_limit_below_what_a_hello_may_take_is_refused_at_start() {
     let mut config = BrokerConfig::ephemeral();
     config.max_frame = 4096;
     assert!(Server::bind(config).is_ok(), "the least limit is accepted");
+}
+
+#[test]
+fn welcome_announces_the_idle_timeout_in_milliseconds() {
+    let mut h = Harness::with(CoreConfig {
+        idle_timeout: std::time::Duration::from_millis(7_500),
+        ..BrokerConfig::default().core()
+    });
+    let id = h.core.open(Role::Consumer, peer());
+    h.core.receive(
+        id,
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Consumer,
+            token: None,
+        },
+    );
+    let mut ready = Vec::new();
+    h.core.take_ready(&mut ready);
+    let mut out = Vec::new();
+    while h.core.write(id, &mut out).unwrap() != mbus_broker::engine::Progress::Drained {}
+    let (frame, _) = mbus_proto::decode(&out, u32::MAX).unwrap().unwrap();
+    assert_eq!(
+        frame,
+        Frame::Welcome {
+            version: PROTOCOL_VERSION,
+            max_frame: BrokerConfig::default().core().max_frame,
+            idle_timeout: 7_500,
+        }
+    );
+}
+
+#[test]
+fn a_publish_breaking_the_batch_rules_is_malformed_and_harms_no_one_else() {
+    use std::io::Write;
+    use support::net::Client;
+    let broker = mbus_broker::Broker::spawn(BrokerConfig::ephemeral()).unwrap();
+    let mut good = Client::open(broker.producer_addr(), Role::Producer);
+    let publish = |batch: &[u8]| {
+        let body = [&[0x93, 0x03, 0xa1, b't'][..], batch].concat();
+        [&(body.len() as u32).to_be_bytes()[..], &body].concat()
+    };
+    let too_many_headers = {
+        let mut b = vec![0x91, 0x93, 0x00, 0xc4, 0x00, 0xdc, 0, 130];
+        for i in 0..65u8 {
+            b.extend_from_slice(&[0xa2, b'h', b'a' + i % 26, 0xc4, 0x00]);
+        }
+        b
+    };
+    let cases: [(&[u8], &str); 4] = [
+        (&[0x90], "empty batch"),
+        (&[0x91, 0x92, 0x07, 0xc4, 0x00], "delta 7"),
+        (&[0x91, 0x93, 0x00, 0xc4, 0x00, 0x90], "pairs"),
+        (&too_many_headers, "65 headers"),
+    ];
+    for (batch, why) in cases {
+        let mut bad = Client::open(broker.producer_addr(), Role::Producer);
+        bad.stream.write_all(&publish(batch)).unwrap();
+        match bad.recv_until_closed().last() {
+            Some(Owned::Error { code, reason }) => {
+                assert_eq!(*code, ErrorCode::Malformed, "{why}");
+                assert!(reason.contains(why), "{why}: {reason}");
+            }
+            other => panic!("{why}: {other:?}"),
+        }
+        good.send(Frame::publish("t", b"still served"));
+    }
+    let mut confirmed = 0;
+    while confirmed < 4 {
+        match good.recv() {
+            Some(Owned::Confirm(n)) => confirmed = n,
+            other => panic!("{other:?}"),
+        }
+    }
 }
