@@ -1,8 +1,8 @@
 //! The points PROTOCOL.md settles that a client written from it alone would otherwise have to
 //! guess, each as the core does it: a second `Subscribe`, a token nobody asked for, which error
 //! wins when a `Hello` breaks several rules, no `Confirm 0`, a client's `Error` as its first
-//! frame, where a `Pong` stands against confirms, the smallest frame limit, the idle timeout Welcome announces, and the batch rules a Publish
-//! is held to.
+//! frame, where a `Pong` stands against confirms, the smallest frame limit, the idle timeout
+//! `Welcome` announces, and the batch rules a `Publish` is held to.
 
 mod support;
 
