@@ -249,3 +249,45 @@ fn a_damaged_format_1_record_stays_a_corrupt_offset_and_the_rest_is_served() {
     let read = store.read(16, 1 << 20, &mut out).unwrap();
     assert_eq!(read.first, 16);
 }
+
+#[test]
+fn what_is_not_a_topic_is_carried_over_and_a_topic_that_cannot_be_read_stops_the_upgrade() {
+    let tmp = copy_fixture("upgrade-others");
+    let topics = tmp.path().join("topics");
+    fs::write(topics.join("READ ME.txt"), "notes of the operator").unwrap();
+    fs::create_dir(topics.join("not a topic")).unwrap();
+    fs::write(topics.join("not a topic/kept"), "x").unwrap();
+    mbus_broker::store::upgrade(tmp.path()).unwrap().unwrap();
+    assert_upgraded(tmp.path());
+    assert_eq!(
+        fs::read_to_string(topics.join("READ ME.txt")).unwrap(),
+        "notes of the operator"
+    );
+    assert_eq!(
+        fs::read_to_string(topics.join("not a topic/kept")).unwrap(),
+        "x"
+    );
+
+    // A segment that cannot be read: the upgrade stops with an error and leaves format 1 as it
+    // was, every byte, for the operator to repair.
+    let tmp = copy_fixture("upgrade-unreadable");
+    let bad = tmp.path().join("topics/audit.log/00000000000000000007.log");
+    fs::create_dir(&bad).unwrap();
+    assert!(mbus_broker::store::upgrade(tmp.path()).is_err());
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("VERSION")).unwrap(),
+        "1\n"
+    );
+    for (topic, _) in TOPICS {
+        let dir = format!("topics/{topic}");
+        for entry in fs::read_dir(fixture().join(&dir)).unwrap() {
+            let name = entry.unwrap().file_name();
+            let was = fs::read(fixture().join(&dir).join(&name)).unwrap();
+            assert_eq!(fs::read(tmp.path().join(&dir).join(&name)).unwrap(), was);
+        }
+    }
+    // Once it is repaired, the next start upgrades it.
+    fs::remove_dir(&bad).unwrap();
+    mbus_broker::store::upgrade(tmp.path()).unwrap().unwrap();
+    assert_upgraded(tmp.path());
+}

@@ -74,16 +74,29 @@ pub fn upgrade(data_dir: &Path) -> Result<Option<Upgraded>, StoreError> {
             for entry in fs::read_dir(&topics).at(&topics)? {
                 let entry = entry.at(&topics)?;
                 let name = entry.file_name();
+                let to = new.join(&name);
+                let is_dir = entry.file_type().at(&entry.path())?.is_dir();
                 let Some(topic) = name
                     .to_str()
-                    .filter(|t| mbus_proto::validate_topic(t).is_ok())
+                    .filter(|t| is_dir && mbus_proto::validate_topic(t).is_ok())
                 else {
-                    log::warn!("store: upgrade leaves {} alone", entry.path().display());
+                    // Not a topic: carried over as it is, for whoever put it there.
+                    log::warn!(
+                        "store: upgrade carries {} over unchanged: it is not a topic",
+                        entry.path().display()
+                    );
+                    copy_as_is(&entry.path(), &to)?;
                     continue;
                 };
-                let to = new.join(topic);
                 fs::create_dir(&to).at(&to)?;
-                upgrade_topic(&entry.path(), &to, topic, &mut report)?;
+                upgrade_topic(&entry.path(), &to, topic, &mut report).map_err(|e| {
+                    log::error!(
+                        "store: topic {topic} cannot be upgraded, so the data directory stays \
+                         format 1, unchanged; repair or move away {}: {e}",
+                        entry.path().display()
+                    );
+                    e
+                })?;
                 layout::sync_dir(&to)?;
                 report.topics += 1;
             }
@@ -112,6 +125,24 @@ pub fn upgrade(data_dir: &Path) -> Result<Option<Upgraded>, StoreError> {
         started.elapsed()
     );
     Ok(Some(report))
+}
+
+/// Copies a file, a link or a whole directory from `from` to `to` as it is.
+fn copy_as_is(from: &Path, to: &Path) -> Result<(), StoreError> {
+    let kind = fs::symlink_metadata(from).at(from)?.file_type();
+    if kind.is_symlink() {
+        let target = fs::read_link(from).at(from)?;
+        std::os::unix::fs::symlink(target, to).at(to)
+    } else if kind.is_dir() {
+        fs::create_dir(to).at(to)?;
+        for entry in fs::read_dir(from).at(from)? {
+            let entry = entry.at(from)?;
+            copy_as_is(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        fs::copy(from, to).map(drop).at(from)
+    }
 }
 
 fn remove_tree(dir: &Path) -> Result<(), StoreError> {
