@@ -52,6 +52,7 @@ impl FileStorage {
 
 impl Storage for FileStorage {
     fn topics(&mut self) -> Result<Vec<String>, StoreError> {
+        super::upgrade::upgrade(&self.data_dir)?;
         layout::prepare(&self.data_dir)?;
         let dir = self.data_dir.join(TOPICS_DIR);
         let entries = std::fs::read_dir(&dir).map_err(|source| StoreError::Io {

@@ -25,7 +25,8 @@ pub fn topic_dir(data_dir: &Path, topic: &str) -> Result<PathBuf, StoreError> {
 }
 
 /// Makes sure `data_dir` holds data of this format, writing the marker into a new data
-/// directory. A directory of format 1 is upgraded by `prepare`, at start, before this is asked.
+/// directory. A directory of format 1 is upgraded at start (`FileStorage::topics`), before this
+/// is asked.
 pub fn check_version(data_dir: &Path) -> Result<(), StoreError> {
     let path = data_dir.join(VERSION_FILE);
     match fs::read_to_string(&path) {
@@ -61,12 +62,11 @@ pub fn write_version(data_dir: &Path) -> Result<(), StoreError> {
     sync_dir(data_dir)
 }
 
-/// Makes `data_dir` ready to hold topics before anything is served: created if needed, upgraded
-/// from format 1, its format checked (or written), its `topics/` directory present, and a file written and removed
+/// Makes `data_dir` ready to hold topics before anything is served: created if needed, its format
+/// checked (or written; a directory of format 1 was upgraded first), its `topics/` directory present, and a file written and removed
 /// there, so that a directory the broker cannot write fails at start rather than at the first
 /// publish.
 pub fn prepare(data_dir: &Path) -> Result<(), StoreError> {
-    super::upgrade::upgrade(data_dir)?;
     check_version(data_dir)?;
     let topics = data_dir.join(TOPICS_DIR);
     fs::create_dir_all(&topics).at(&topics)?;

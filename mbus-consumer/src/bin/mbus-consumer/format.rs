@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use crate::output::Delivered;
+use crate::delivered::Delivered;
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]

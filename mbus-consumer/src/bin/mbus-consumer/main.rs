@@ -1,5 +1,6 @@
 //! The `mbus-consumer` command: subscribes to topics and prints each message as one line.
 
+mod delivered;
 mod format;
 mod from;
 mod output;
@@ -15,9 +16,10 @@ use log::{info, warn};
 use mbus_client::cli::{BrokerArgs, DocArgs, Progress, parse_topic};
 use mbus_consumer::{Consumer, ConsumerOptions, Event, Reconnect};
 
+use crate::delivered::Delivered;
 use crate::format::Template;
 use crate::from::From;
-use crate::output::{Delivered, Output, Style};
+use crate::output::{Output, Style};
 
 /// Print the messages of mbus topics, one line each, as they arrive.
 #[derive(Debug, Parser)]

@@ -8,18 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use mbus_consumer::Headers;
 use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
+use crate::delivered::Delivered;
 use crate::format::Template;
-
-/// A message as the consumer handed it out.
-#[derive(Debug, Clone, Copy)]
-pub struct Delivered<'a> {
-    pub topic: &'a str,
-    pub offset: u64,
-    /// When the broker stored it, in milliseconds since the Unix epoch.
-    pub time: u64,
-    pub headers: Headers<'a>,
-    pub data: &'a [u8],
-}
 
 /// How each message is printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
