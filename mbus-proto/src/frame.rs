@@ -119,7 +119,7 @@ impl<'a> Frame<'a> {
 
 /// Gives the errors that a program must tell apart their own type before serde sees the body:
 /// a kind this version does not define, and a `Hello` of another version, whose later fields
-/// need not have the shape version 1 gives them.
+/// need not have the shape this version gives them.
 fn precheck(body: &[u8]) -> Result<(), DecodeError> {
     let Some((len, rest)) = header::array_len(body) else {
         return Err(DecodeError::Malformed(

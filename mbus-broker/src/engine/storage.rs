@@ -109,7 +109,9 @@ pub enum StoreError {
         reason: String,
     },
     /// The data directory was written in a format this code does not read.
-    #[error("{path} says format version {found:?}, this store reads version 1")]
+    #[error(
+        "{path} says format version {found:?}, this store reads version 2 (and upgrades version 1)"
+    )]
     UnsupportedVersion {
         /// The version marker file.
         path: PathBuf,
