@@ -410,3 +410,89 @@ fn try_next_event_never_waits() {
         }
     );
 }
+
+#[test]
+fn a_run_is_handed_out_message_by_message_from_where_the_subscription_stands() {
+    // Offsets 4 to 7 in one delivery, the subscription at 6: 6 and 7 come out, with their times
+    // and headers; then a gap whose end falls inside the next run drops what comes before it.
+    let mut run = mbus_proto::BatchBuilder::new();
+    run.push(b"four", &[]).unwrap();
+    run.push_at(1, b"five", &[]).unwrap();
+    run.push_at(2, b"six", &[("trace-id", b"7f3a")]).unwrap();
+    run.push_at(3, b"seven", &[]).unwrap();
+    let mut next = mbus_proto::BatchBuilder::new();
+    for data in [&b"ten"[..], b"eleven", b"twelve"] {
+        next.push(data, &[]).unwrap();
+    }
+    // The scripted broker keeps its frames for as long as it runs.
+    let (run, next): (&'static _, &'static _) =
+        (Box::leak(Box::new(run)), Box::leak(Box::new(next)));
+    let addr = serving(
+        Start::Offset(6),
+        vec![
+            Frame::Subscribed {
+                topic: "orders",
+                offset: 6,
+                first: 4,
+                next: 13,
+            },
+            Frame::Deliver {
+                topic: "orders",
+                offset: 4,
+                time: 1_000,
+                batch: run.batch().unwrap(),
+            },
+            Frame::Gap {
+                topic: "orders",
+                from: 8,
+                to: 11,
+            },
+            Frame::Deliver {
+                topic: "orders",
+                offset: 10,
+                time: 2_000,
+                batch: next.batch().unwrap(),
+            },
+        ],
+    );
+    let mut consumer = Consumer::connect(addr, &options()).unwrap();
+    consumer.subscribe("orders", Start::Offset(6)).unwrap();
+    assert_eq!(
+        consumer.next_event().unwrap(),
+        Event::Subscribed {
+            topic: "orders",
+            offset: 6,
+            first: 4,
+            next: 13,
+        }
+    );
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        match consumer.next_event().unwrap() {
+            Event::Message {
+                offset,
+                time,
+                headers,
+                data,
+                ..
+            } => got.push((
+                offset,
+                time,
+                headers.get("trace-id").map(<[u8]>::to_vec),
+                data.to_vec(),
+            )),
+            Event::Gap { from, to, .. } => got.push((from, to, None, b"gap".to_vec())),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            (6, 1_002, Some(b"7f3a".to_vec()), b"six".to_vec()),
+            (7, 1_003, None, b"seven".to_vec()),
+            (8, 11, None, b"gap".to_vec()),
+            (11, 2_000, None, b"eleven".to_vec()),
+            (12, 2_000, None, b"twelve".to_vec()),
+        ]
+    );
+}
