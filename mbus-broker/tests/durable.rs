@@ -285,7 +285,7 @@ fn a_publish_the_store_refuses_is_never_delivered_and_the_topic_goes_on() {
 }
 
 #[test]
-fn a_batch_the_store_refuses_part_way_is_stored_not_at_all_nor_what_came_with_it() {
+fn a_batch_is_one_record_stored_whole_or_refused_whole() {
     let dir = TempDir::new("batch-refused");
     let mut h = durable_harness(&dir, 1 << 20);
     let (c, _) = subscribe_from_earliest(&mut h, "t");
@@ -307,9 +307,9 @@ fn a_batch_the_store_refuses_part_way_is_stored_not_at_all_nor_what_came_with_it
     assert_eq!(h.output(p1), vec![Owned::Confirm(roll - 2)]);
     assert_eq!(payloads(&h.output(c)).len() as u64, roll - 2);
 
-    // Another producer's message takes offset roll - 2; then a batch whose first message fits
-    // the segment and whose second needs the next one, which cannot be created.
-    let blocker = block_segment(&topic_dir(&dir, "t"), roll);
+    // Another producer's message fits the segment; then a batch of two, one record, which does
+    // not: the next segment cannot be created, and the batch is refused whole.
+    let blocker = block_segment(&topic_dir(&dir, "t"), roll - 1);
     let p2 = h.producer();
     h.publish(p2, "t", &[9; 100]);
     let p3 = h.producer();
@@ -325,27 +325,33 @@ fn a_batch_the_store_refuses_part_way_is_stored_not_at_all_nor_what_came_with_it
     );
     assert_internal_error(&h.output(p3), "cannot store topic t");
     h.core.commit();
-    // The topic went back to its last commit: the other producer's message is gone too, and
-    // it is told so rather than confirmed.
-    assert_internal_error(&h.output(p2), "could not store");
-    assert_eq!(
-        h.output(c),
-        vec![],
-        "nothing of the batch nor of its turn is delivered"
-    );
+    assert_eq!(h.output(p2), vec![Owned::Confirm(1)]);
+    assert_eq!(payloads(&h.output(c)), vec![(roll - 2, vec![9; 100])]);
 
+    // Once the disk takes it, a batch is one record of consecutive offsets.
     std::fs::remove_file(blocker).unwrap();
     let p4 = h.producer();
-    h.publish(p4, "t", b"after");
+    h.core.receive(
+        p4,
+        Frame::Publish {
+            topic: "t",
+            batch: batch.batch().unwrap(),
+        },
+    );
     h.core.commit();
     assert_eq!(h.output(p4), vec![Owned::Confirm(1)]);
-    assert_eq!(payloads(&h.output(c)), vec![(roll - 2, b"after".to_vec())]);
+    let want = vec![(roll - 1, vec![1; 100]), (roll, vec![2; 100])];
+    assert_eq!(payloads(&h.output(c)), want);
     drop(h);
     let mut h = durable_harness(&dir, 1 << 20);
     let (_, out) = subscribe_from_earliest(&mut h, "t");
     let got = payloads(&out);
-    assert_eq!(got.len() as u64, roll - 1);
-    assert_eq!(got.last(), Some(&(roll - 2, b"after".to_vec())));
+    assert_eq!(got.len() as u64, roll + 1);
+    assert_eq!(got[got.len() - 2..], want[..]);
+    // The second segment holds the batch alone: two index entries, both at its one record.
+    let idx = std::fs::read(topic_dir(&dir, "t").join(format!("{:020}.idx", roll - 1))).unwrap();
+    assert_eq!(idx.len(), 32);
+    assert_eq!((&idx[..8], &idx[16..24]), (&[0; 8][..], &[0; 8][..]));
 }
 
 #[test]

@@ -197,6 +197,12 @@ impl<'a> Batch<'a> {
         Batch { repr }
     }
 
+    /// Whether every message has delta 0, as in a publish: stored as it came, a batch's
+    /// messages share one time.
+    pub fn all_at_base(&self) -> bool {
+        self.iter().all(|m| m.delta == 0)
+    }
+
     /// Bytes its encoding takes, the array header included.
     #[inline]
     pub fn encoded_len(&self) -> usize {
@@ -442,31 +448,6 @@ impl BatchBuilder {
         self.count = 0;
         self.elements.clear();
     }
-}
-
-/// Appends `message` as one element of a batch, with delta 0.
-#[inline]
-pub(crate) fn put_message(buf: &mut Vec<u8>, message: &MessageRef<'_>) {
-    if message.headers.is_empty() {
-        buf.extend_from_slice(&[0x92, 0x00]);
-        header::put_bin(buf, message.data);
-    } else {
-        buf.extend_from_slice(&[0x93, 0x00]);
-        header::put_bin(buf, message.data);
-        header::put_array_len(buf, message.headers.count * 2);
-        buf.extend_from_slice(message.headers.elements);
-    }
-}
-
-/// Bytes [`put_message`] writes for `message`.
-#[inline]
-pub(crate) fn message_len(message: &MessageRef<'_>) -> usize {
-    let headers = if message.headers.is_empty() {
-        0
-    } else {
-        array_header_len(message.headers.count * 2) + message.headers.elements.len()
-    };
-    2 + bin_header_len(message.data.len()) + message.data.len() + headers
 }
 
 /// Checks headers against the protocol's limits before they are sent.

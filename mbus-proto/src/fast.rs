@@ -7,7 +7,7 @@
 //! they do too.
 
 use crate::apiv2::{Frame, kind};
-use crate::batch::{self, Batch, MessageRef};
+use crate::batch::{self, Batch};
 use crate::error::DecodeError;
 use crate::header::{self, MAX_HEADER};
 
@@ -39,17 +39,11 @@ pub(crate) fn encode(frame: &Frame<'_>, buf: &mut Vec<u8>) -> bool {
     true
 }
 
-/// Appends a whole `Deliver` frame, length prefix included, of one message stored at `time`: the
-/// frame the broker keeps for each message it stores.
+/// Appends a whole `Deliver` frame, length prefix included, of `batch` stored at `time` from
+/// `offset` on: the frame the broker keeps for each publish it stores.
 #[inline]
-pub fn encode_delivery(
-    buf: &mut Vec<u8>,
-    topic: &str,
-    offset: u64,
-    time: u64,
-    message: &MessageRef<'_>,
-) {
-    let total = delivery_len(topic, offset, time, message);
+pub fn encode_delivery(buf: &mut Vec<u8>, topic: &str, offset: u64, time: u64, batch: &Batch<'_>) {
+    let total = delivery_len(topic, offset, time, batch);
     let body = u32::try_from(total - crate::HEADER_LEN).expect("frame body over 4 GiB");
     buf.reserve(total);
     let start = buf.len();
@@ -58,22 +52,20 @@ pub fn encode_delivery(
     header::put_str(buf, topic);
     header::put_uint(buf, offset);
     header::put_uint(buf, time);
-    buf.push(0x91);
-    batch::put_message(buf, message);
+    batch.encode(buf);
     debug_assert_eq!(buf.len() - start, total, "delivery_len is exact");
 }
 
-/// The bytes [`encode_delivery`] appends for `message` of `topic` at `offset` and `time`.
+/// The bytes [`encode_delivery`] appends for `batch` of `topic` at `offset` and `time`.
 #[inline]
-pub fn delivery_len(topic: &str, offset: u64, time: u64, message: &MessageRef<'_>) -> usize {
+pub fn delivery_len(topic: &str, offset: u64, time: u64, batch: &Batch<'_>) -> usize {
     crate::HEADER_LEN
         + 2
         + header::str_len(topic.len())
         + topic.len()
         + header::uint_len(offset)
         + header::uint_len(time)
-        + 1
-        + batch::message_len(message)
+        + batch.encoded_len()
 }
 
 /// The topic, offset and time at the head of a `Deliver` body, read without walking its batch;

@@ -208,21 +208,18 @@ fn headers_at_their_limits_are_taken_and_past_them_refused() {
 fn the_brokers_stored_frame_is_the_deliver_encoding_and_its_length_exact() {
     let mut with = BatchBuilder::new();
     with.push(b"payload", &[("trace-id", b"7f3a")]).unwrap();
+    with.push(b"second", &[]).unwrap();
     for (topic, data, offset) in samples().into_iter().step_by(7) {
         for batch in [Batch::one(&data), with.batch().unwrap()] {
-            let (message, _) = batch.split_first();
             let time = offset.rotate_left(17);
+            let offset = offset.min(u64::MAX - 1);
             let mut stored = vec![0xee];
-            mbus_proto::encode_delivery(&mut stored, &topic, offset, time, &message);
+            mbus_proto::encode_delivery(&mut stored, &topic, offset, time, &batch);
             let frame = Frame::Deliver {
                 topic: &topic,
                 offset,
                 time,
-                batch: if message.headers.is_empty() {
-                    Batch::one(message.data)
-                } else {
-                    batch
-                },
+                batch,
             };
             assert_eq!(
                 stored[1..],
@@ -231,7 +228,7 @@ fn the_brokers_stored_frame_is_the_deliver_encoding_and_its_length_exact() {
                 topic.len()
             );
             assert_eq!(
-                mbus_proto::delivery_len(&topic, offset, time, &message),
+                mbus_proto::delivery_len(&topic, offset, time, &batch),
                 stored.len() - 1
             );
         }

@@ -135,7 +135,7 @@ impl Conn {
         self.control.splice(0..0, rest.iter().copied());
         self.control_data += rest.len();
         *cursor = Cursor {
-            offset: cursor.offset + 1,
+            offset: seg.frame_end(cursor.offset),
             partial: 0,
         };
     }

@@ -41,31 +41,19 @@ impl Core {
         let t = &mut self.topics[tid];
         let before = t.log.bytes();
         let mark = Mark::of(&t.log);
-        let mut bytes = 0;
-        for (i, message) in batch.iter().enumerate() {
-            let t = &mut self.topics[tid];
-            let offset = t
-                .log
-                .append(topic, self.wall_clock, &message, self.messages);
-            bytes += message.data.len() as u64;
-            let Some(store) = t.store.as_mut() else {
-                continue;
-            };
+        let offset = t.log.append(topic, self.wall_clock, &batch, self.messages);
+        if let Some(store) = t.store.as_mut() {
             let frame = t.log.frame(offset).expect("just appended");
             if let Err(e) = store.append(offset, frame) {
-                // The store took nothing of this message; neither may memory, where the next
+                // The store took nothing of the batch; neither may memory, where the next
                 // commit of the topic would show it to consumers. What the log's buffers hold
                 // may still have changed (a segment started and given back): the budget is told.
                 t.log.retract(offset);
                 self.account(tid, mark);
-                if i > 0 {
-                    // Part of the batch is stored: the topic goes back to its last commit, as
-                    // after a failed commit, and whoever published to it since is refused.
-                    self.fail_uncommitted(tid, &e);
-                }
                 return self.storage_failed(id, topic, &e);
             }
         }
+        let bytes: u64 = batch.iter().map(|m| m.data.len() as u64).sum();
         let t = &mut self.topics[tid];
         if t.store.is_some() {
             if !t.uncommitted {

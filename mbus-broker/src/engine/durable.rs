@@ -210,7 +210,7 @@ impl Core {
             // reading from disk gets no further than consumers reading from memory.
             Ok(frames) if frames.next > topic.log.visible() => {
                 let visible = topic.log.visible();
-                let keep = frame_run(&conn.control[start..], visible - offset);
+                let keep = frames_before(&conn.control[start..], visible);
                 conn.control.truncate(start + keep);
                 visible
             }
@@ -262,13 +262,18 @@ impl Core {
     }
 }
 
-/// The length of the first `count` length-prefixed frames of `bytes`, which holds at least
-/// that many whole frames.
-fn frame_run(bytes: &[u8], count: u64) -> usize {
+/// The length of the `Deliver` frames at the start of `bytes`, which holds whole ones, whose
+/// offsets are all below `end`: a frame holds offsets below `end` or none (frames end where
+/// commits do, and `end` is where one ended).
+fn frames_before(bytes: &[u8], end: u64) -> usize {
     let mut at = 0;
-    for _ in 0..count {
-        let prefix: [u8; 4] = bytes[at..at + 4].try_into().expect("a whole frame");
-        at += 4 + u32::from_be_bytes(prefix) as usize;
+    while let Some(prefix) = bytes.get(at..at + 4) {
+        let len = 4 + u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
+        let head = mbus_proto::delivery_head(&bytes[at + 4..at + len]);
+        match head {
+            Some((_, offset, _)) if offset < end => at += len,
+            _ => break,
+        }
     }
     at
 }

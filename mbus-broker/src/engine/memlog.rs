@@ -1,14 +1,15 @@
 //! A topic's log: messages stored once, as ready-to-send `Deliver` frames, in offset order.
 //!
-//! The log is a queue of segments. Each segment is one growable buffer of encoded frames plus the
-//! start position of every frame in it, so that a consumer at any offset is found by binary search
+//! The log is a queue of segments. Each segment is one growable buffer of encoded frames plus,
+//! for every offset, the start of the frame that holds it (a publish's batch is one frame of as
+//! many offsets as it has messages), so that a consumer at any offset is found by binary search
 //! and its bytes can be handed to `writev` as they are, for every consumer alike. Retention drops
 //! whole segments from the front; the count limit may also move the first offset inside a segment.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use mbus_proto::{Frame, MessageRef};
+use mbus_proto::{Batch, Frame, MessageRef};
 
 /// Bounds on what a log keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +32,8 @@ pub struct Segment {
     pub born: u64,
     /// Encoded `Deliver` frames, length prefixes included, back to back.
     pub buf: Vec<u8>,
-    /// Start of each frame in `buf`; frame `i` has offset `base + i`.
+    /// For each offset `base + i`, the start in `buf` of the frame that holds it: the offsets
+    /// of one frame share its start.
     pub starts: Vec<u32>,
 }
 
@@ -45,15 +47,26 @@ impl Segment {
         self.buf.capacity() + self.starts.capacity() * std::mem::size_of::<u32>()
     }
 
-    /// Byte range in `buf` of the frame with `offset`.
+    /// Byte range in `buf` of the frame that holds `offset`.
     pub fn frame_range(&self, offset: u64) -> std::ops::Range<usize> {
         let i = (offset - self.base) as usize;
         let start = self.starts[i] as usize;
-        let end = self
-            .starts
-            .get(i + 1)
-            .map_or(self.buf.len(), |&e| e as usize);
-        start..end
+        let prefix = self.buf[start..start + mbus_proto::HEADER_LEN]
+            .try_into()
+            .expect("a length prefix");
+        start..start + mbus_proto::HEADER_LEN + u32::from_be_bytes(prefix) as usize
+    }
+
+    /// The offset after the frame that holds `offset`.
+    pub fn frame_end(&self, offset: u64) -> u64 {
+        let start = self.starts[(offset - self.base) as usize];
+        self.base + self.starts.partition_point(|&s| s <= start) as u64
+    }
+
+    /// The first offset of the frame that holds `offset`.
+    pub fn frame_first(&self, offset: u64) -> u64 {
+        let start = self.starts[(offset - self.base) as usize];
+        self.base + self.starts.partition_point(|&s| s < start) as u64
     }
 }
 
@@ -170,15 +183,15 @@ impl Log {
         front.into_iter().chain(spare).min()
     }
 
-    /// Appends a message stored at `time` (or at the newest message's time, if that is later:
-    /// times never go back) and returns its offset; a segment it starts is stamped `born`.
-    /// Segments that retention expires are left in place until [`Log::pop_expired`] hands them
-    /// out.
-    pub fn append(&mut self, topic: &str, time: u64, message: &MessageRef<'_>, born: u64) -> u64 {
+    /// Appends a publish's batch as one frame stored at `time` (or at the newest message's
+    /// time, if that is later: times never go back) and returns the offset of its first
+    /// message; a segment it starts is stamped `born`. Segments that retention expires are left
+    /// in place until [`Log::pop_expired`] hands them out.
+    pub fn append(&mut self, topic: &str, time: u64, batch: &Batch<'_>, born: u64) -> u64 {
         let offset = self.next;
         let time = time.max(self.last_time);
         self.last_time = time;
-        let needed = mbus_proto::delivery_len(topic, offset, time, message);
+        let needed = mbus_proto::delivery_len(topic, offset, time, batch);
         let spare_before = self.spare.as_ref().map_or(0, Segment::held);
         let fits = self.segments.back().is_some_and(|s| {
             s.buf.is_empty() || s.buf.len() + needed <= self.retention.segment_bytes
@@ -209,14 +222,15 @@ impl Log {
         let seg = self.segments.back_mut().expect("a segment to append to");
         reserve_within(&mut seg.buf, needed, self.retention.segment_bytes);
         let start = seg.buf.len();
-        seg.starts
-            .push(u32::try_from(start).expect("segment over 4 GiB"));
-        mbus_proto::encode_delivery(&mut seg.buf, topic, offset, time, message);
+        let count = batch.len() as u64;
+        let at = u32::try_from(start).expect("segment over 4 GiB");
+        seg.starts.extend(std::iter::repeat_n(at, count as usize));
+        mbus_proto::encode_delivery(&mut seg.buf, topic, offset, time, batch);
         self.bytes += seg.buf.len() - start;
         self.held = self.held + seg.held() + self.spare.as_ref().map_or(0, Segment::held)
             - back_before
             - spare_before;
-        self.next += 1;
+        self.next += count;
         if !self.gated {
             self.visible = self.next;
         }
@@ -332,23 +346,29 @@ impl Log {
         Some(hi)
     }
 
-    /// Takes back the message just appended, which no consumer can have seen: the log of a
-    /// durable topic holds it only until its store has taken it too.
+    /// Takes back the frame just appended, whose first offset is `offset`, which no consumer
+    /// can have seen: the log of a durable topic holds it only until its store has taken it too.
     ///
     /// # Panics
     ///
-    /// If `offset` is not the last appended offset, or consumers may already see it.
+    /// If `offset` is not the first offset of the last frame, or consumers may already see it.
     pub fn retract(&mut self, offset: u64) {
         assert!(
-            offset + 1 == self.next && self.visible <= offset,
-            "only an unseen last message can be retracted"
+            offset < self.next && self.visible <= offset,
+            "only an unseen last frame can be retracted"
         );
-        let seg = self.segments.back_mut().expect("a message was appended");
-        let start = seg.starts.pop().expect("the last segment holds it") as usize;
-        self.bytes -= seg.buf.len() - start;
-        seg.buf.truncate(start);
+        let seg = self.segments.back_mut().expect("a frame was appended");
+        let i = (offset - seg.base) as usize;
+        let start = seg.starts[i];
+        assert!(
+            seg.starts[i..].iter().all(|&s| s == start) && (i == 0 || seg.starts[i - 1] < start),
+            "only the last frame, from its first offset, can be retracted"
+        );
+        seg.starts.truncate(i);
+        self.bytes -= seg.buf.len() - start as usize;
+        seg.buf.truncate(start as usize);
         self.next = offset;
-        // Retention may have moved `first` on for this message; it stays there, never past it.
+        // Retention may have moved `first` on for this frame; it stays there, never past it.
         self.first = self.first.min(offset);
         if seg.starts.is_empty() {
             let seg = self.segments.pop_back().expect("it is there");
@@ -370,12 +390,13 @@ impl Log {
             "only unseen messages can be retracted"
         );
         while self.next > offset {
-            if self.segments.is_empty() {
+            let Some(seg) = self.segments.back() else {
                 self.next = offset;
                 self.first = self.first.min(offset);
                 break;
-            }
-            self.retract(self.next - 1);
+            };
+            let last = seg.frame_first(self.next - 1);
+            self.retract(last);
         }
     }
 
@@ -468,11 +489,13 @@ impl Log {
                 };
             }
         }
+        // The frame `pos` falls in; the cursor names its first offset.
         let seg = &self.segments[i];
         let k = seg.starts.partition_point(|&s| s as usize <= pos) - 1;
+        let start = seg.starts[k];
         Cursor {
-            offset: seg.base + k as u64,
-            partial: pos - seg.starts[k] as usize,
+            offset: seg.frame_first(seg.base + k as u64),
+            partial: pos - start as usize,
         }
     }
 }
@@ -512,12 +535,7 @@ mod tests {
 
     /// Appends `data` as a message without headers, stored at time 0.
     fn push(log: &mut Log, topic: &str, data: &[u8], born: u64) -> u64 {
-        let message = MessageRef {
-            delta: 0,
-            data,
-            headers: mbus_proto::Headers::default(),
-        };
-        log.append(topic, 0, &message, born)
+        log.append(topic, 0, &Batch::one(data), born)
     }
 
     fn log(max_bytes: usize, max_messages: u64, segment_bytes: usize) -> Log {
@@ -713,7 +731,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "only an unseen last message can be retracted")]
+    #[should_panic(expected = "only an unseen last frame can be retracted")]
     fn a_message_consumers_may_see_cannot_be_retracted() {
         let mut log = log(usize::MAX, u64::MAX, 1024);
         let offset = push(&mut log, "t", b"x", 0);

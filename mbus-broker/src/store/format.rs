@@ -18,9 +18,8 @@ pub const IDX_EXT: &str = "idx";
 pub const CRC_LEN: usize = 4;
 /// Bytes before a record's frame body: the crc and the frame's length prefix.
 pub const RECORD_HEADER: usize = CRC_LEN + HEADER_LEN;
-/// The smallest record: the header and the body `95 08 a1 <topic byte> 00 00 91 92 00 c4 00` (a
-/// one-byte topic, offset 0, time 0, one empty message).
-pub const MIN_RECORD: u64 = RECORD_HEADER as u64 + 11;
+/// The fewest bytes a message takes inside a record: `92 00 c4 00`, no headers, no data.
+pub const MIN_MESSAGE: u64 = 4;
 /// Bytes of one index entry: a segment file position and the record's time, each u64
 /// little-endian.
 pub const IDX_ENTRY: u64 = 16;
@@ -94,11 +93,19 @@ impl Identity {
         rest.starts_with(&uint[..n])
     }
 
-    /// The offset a body of this topic claims, if it starts like one. Used to find records again
-    /// after damage; the claim is trusted only once the record's crc matches.
-    pub fn offset_of(&self, body: &[u8]) -> Option<u64> {
+    /// The first offset and the message count a body of this topic claims, if it starts like
+    /// one: it holds offsets `first..first + count`.
+    pub fn claim(&self, body: &[u8]) -> Option<(u64, u64)> {
         let rest = body.strip_prefix(self.prefix.as_slice())?;
-        read_uint(rest).map(|(v, _)| v)
+        let (first, rest) = read_uint(rest)?;
+        let (_, rest) = read_uint(rest)?;
+        let count = match *rest.first()? {
+            m @ 0x91..=0x9f => u64::from(m & 0x0f),
+            0xdc => u64::from(u16::from_be_bytes(*rest.get(1..)?.first_chunk()?)),
+            0xdd => u64::from(u32::from_be_bytes(*rest.get(1..)?.first_chunk()?)),
+            _ => return None,
+        };
+        (count > 0 && first.checked_add(count - 1).is_some()).then_some((first, count))
     }
 
     /// The time a body of this topic holds after its offset, if the body starts like one.
@@ -183,8 +190,8 @@ mod tests {
                 assert!(b.starts_with(id.prefix()), "{topic} {offset}");
                 assert!(id.matches(&b, offset), "{topic} {offset}");
                 assert!(!id.matches(&b, offset ^ 1), "{topic} {offset}");
-                assert_eq!(id.offset_of(&b), Some(offset), "{topic} {offset}");
                 assert_eq!(id.time_of(&b), Some(offset ^ 0xff), "{topic} {offset}");
+                assert_eq!(id.claim(&b), Some((offset, 1)), "{topic} {offset}");
             }
         }
         assert!(!Identity::new("orders").matches(&body("order", 3), 3));
@@ -192,15 +199,9 @@ mod tests {
     }
 
     #[test]
-    fn the_smallest_record_is_min_record() {
-        let frame = Frame::Deliver {
-            topic: "t",
-            offset: 0,
-            time: 0,
-            batch: Batch::one(b""),
-        }
-        .to_bytes();
-        assert_eq!((CRC_LEN + frame.len()) as u64, MIN_RECORD);
+    fn the_smallest_message_is_min_message() {
+        // One empty message takes the batch's array header and MIN_MESSAGE bytes.
+        assert_eq!(Batch::one(b"").encoded_len() as u64, 1 + MIN_MESSAGE);
     }
 
     #[test]

@@ -57,11 +57,20 @@ struct Disk {
     errno: Option<i32>,
 }
 
+/// One offset of a topic: the record that holds it, shared by the offsets of a batch.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// The record's first offset.
+    start: u64,
+    frame: Arc<[u8]>,
+}
+
 #[derive(Debug, Default)]
 struct Topic {
     /// The offset of `records[0]`.
     first: u64,
-    records: VecDeque<Vec<u8>>,
+    /// One slot per offset.
+    records: VecDeque<Slot>,
     bytes: u64,
     /// Offsets below this were committed: what a rollback goes back to. A sync may write
     /// more (what was appended since), as the file store's does.
@@ -85,12 +94,21 @@ impl Topic {
         self.first + self.records.len() as u64
     }
 
+    /// Removes the slot of the last offset, counting its record's bytes off with its first.
+    fn pop_back(&mut self) -> Option<Slot> {
+        let offset = self.next().checked_sub(1)?;
+        let slot = self.records.pop_back()?;
+        if slot.start == offset {
+            self.bytes -= slot.frame.len() as u64;
+        }
+        Some(slot)
+    }
+
     /// Keeps only the records below `end`.
     fn truncate(&mut self, end: u64) {
         let keep = end.saturating_sub(self.first) as usize;
         while self.records.len() > keep {
-            let rec = self.records.pop_back().expect("longer than keep");
-            self.bytes -= rec.len() as u64;
+            self.pop_back();
         }
         self.times.truncate(keep);
         self.committed = self.committed.min(end);
@@ -152,21 +170,24 @@ impl MemoryStorage {
                 .then(|| topic.records.get((end - topic.first) as usize).cloned())
                 .flatten();
             topic.truncate(end);
-            if let Some(mut rec) = torn {
-                rec.truncate(rec.len() / 2);
-                topic.bytes += rec.len() as u64;
-                topic.records.push_back(rec);
+            if let Some(slot) = torn {
+                let half: Arc<[u8]> = slot.frame[..slot.frame.len() / 2].into();
+                topic.bytes += half.len() as u64;
+                topic.records.push_back(Slot {
+                    start: end,
+                    frame: half,
+                });
                 topic.times.push_back(u64::MAX);
             }
         }
     }
 
-    /// The frame stored at `offset` of `topic`, if it is there.
+    /// The frame of the record that holds `offset` of `topic`, if it is there.
     pub fn frame(&self, topic: &str, offset: u64) -> Option<Vec<u8>> {
         let disk = self.disk();
         let t = disk.topics.get(topic)?;
         let i = offset.checked_sub(t.first)?;
-        t.records.get(i as usize).cloned()
+        t.records.get(i as usize).map(|slot| slot.frame.to_vec())
     }
 
     /// The offset the next append to `topic` gets.
@@ -231,12 +252,12 @@ impl Storage for MemoryStorage {
         // torn by a crash and is cut.
         t.torn_cut = 0;
         while let Some(last) = t.records.back() {
-            let whole = mbus_proto::check(last, u32::MAX).ok().flatten() == Some(last.len());
+            let frame = &last.frame;
+            let whole = mbus_proto::check(frame, u32::MAX).ok().flatten() == Some(frame.len());
             if whole {
                 break;
             }
-            t.bytes -= last.len() as u64;
-            t.records.pop_back();
+            t.pop_back();
             t.times.truncate(t.records.len());
             t.torn_cut += 1;
         }
@@ -302,12 +323,18 @@ impl TopicStorage for MemoryTopic {
                     got: offset,
                 });
             }
-            let time = frame_time(frame).ok_or_else(|| StoreError::InvalidFrame {
+            let (time, count) = frame_head(frame).ok_or_else(|| StoreError::InvalidFrame {
                 topic: name.clone(),
                 offset,
             })?;
-            t.records.push_back(frame.to_vec());
-            t.times.push_back(time);
+            let shared: Arc<[u8]> = frame.into();
+            for _ in 0..count {
+                t.records.push_back(Slot {
+                    start: offset,
+                    frame: shared.clone(),
+                });
+                t.times.push_back(time);
+            }
             t.bytes += frame.len() as u64;
             Ok(())
         })
@@ -365,16 +392,22 @@ impl TopicStorage for MemoryTopic {
                     until,
                 });
             }
+            // From the record that holds `offset`, which may start before it, record by
+            // record.
             let mut next = offset;
             let mut bytes = 0;
             while next < t.next() && !(next > offset && t.corrupt.contains(&next)) {
-                let rec = &t.records[(next - t.first) as usize];
-                if next > offset && bytes + rec.len() > max_bytes {
+                let slot = &t.records[(next - t.first) as usize];
+                if next > offset && bytes + slot.frame.len() > max_bytes {
                     break;
                 }
-                out.extend_from_slice(rec);
-                bytes += rec.len();
+                out.extend_from_slice(&slot.frame);
+                bytes += slot.frame.len();
+                let start = slot.start;
                 next += 1;
+                while next < t.next() && t.records[(next - t.first) as usize].start == start {
+                    next += 1;
+                }
             }
             Ok(Frames {
                 first: offset,
@@ -402,9 +435,11 @@ impl TopicStorage for MemoryTopic {
     fn enforce_retention(&mut self) -> Result<(), StoreError> {
         self.with(None, |t, disk| {
             while t.records.len() > 1 && t.bytes > disk.retention_bytes {
-                let rec = t.records.pop_front().expect("more than one record");
+                let slot = t.records.pop_front().expect("more than one record");
                 t.times.pop_front();
-                t.bytes -= rec.len() as u64;
+                if slot.start == t.first {
+                    t.bytes -= slot.frame.len() as u64;
+                }
                 t.first += 1;
             }
             t.committed = t.committed.max(t.first);
@@ -415,7 +450,10 @@ impl TopicStorage for MemoryTopic {
     }
 }
 
-/// The time of the message a stored frame holds.
-fn frame_time(frame: &[u8]) -> Option<u64> {
-    mbus_proto::delivery_head(frame.get(mbus_proto::HEADER_LEN..)?).map(|(_, _, time)| time)
+/// The time and the message count of a stored frame.
+fn frame_head(frame: &[u8]) -> Option<(u64, u64)> {
+    match mbus_proto::Frame::parse(frame.get(mbus_proto::HEADER_LEN..)?) {
+        Ok(mbus_proto::Frame::Deliver { time, batch, .. }) => Some((time, batch.len() as u64)),
+        _ => None,
+    }
 }

@@ -200,7 +200,8 @@ impl TopicStore {
         self.last_time
     }
 
-    /// Appends the encoded `Deliver` frame of `offset`, which must be `next()`.
+    /// Appends the encoded `Deliver` frame of a batch from `offset` on, which must be `next()`;
+    /// its messages take the offsets after.
     ///
     /// The frame must be exactly what the broker sends: length prefix included, encoded as
     /// `Frame::encode` does, of this topic and this offset. The record goes to the write buffer
@@ -215,7 +216,7 @@ impl TopicStore {
                 got: offset,
             });
         }
-        let Some(time) = self.own_frame_time(offset, frame) else {
+        let Some((time, count)) = self.own_frame(offset, frame) else {
             return Err(StoreError::InvalidFrame {
                 topic: self.topic.clone(),
                 offset,
@@ -226,22 +227,25 @@ impl TopicStore {
         if len > 0 && len + rec > self.config.segment_bytes {
             self.roll()?;
         }
-        self.active.append(frame, time)?;
+        self.active.append(frame, time, count)?;
         self.bytes += rec;
         self.last_time = time;
         Ok(())
     }
 
-    /// The time of `frame` if it is a whole, canonical `Deliver` of one message of this topic
-    /// at `offset`, stored no earlier than the newest record, so that every stored record can
-    /// later prove which offset it holds and the index's times never go back.
-    fn own_frame_time(&self, offset: u64, frame: &[u8]) -> Option<u64> {
+    /// The time and the message count of `frame` if it is a whole, canonical `Deliver` of this
+    /// topic from `offset` on, every message at delta 0, stored no earlier than the newest
+    /// record: so that every stored record can later prove which offsets it holds, and the
+    /// index's times, one per offset, never go back.
+    fn own_frame(&self, offset: u64, frame: &[u8]) -> Option<(u64, u64)> {
         let (prefix, body) = frame.split_first_chunk::<HEADER_LEN>()?;
-        let whole = u32::from_be_bytes(*prefix) as usize == body.len()
-            && self.id.matches(body, offset)
-            && matches!(Frame::parse(body), Ok(Frame::Deliver { batch, .. }) if batch.len() == 1);
-        let time = self.id.time_of(body).filter(|&t| t >= self.last_time);
-        time.filter(|_| whole)
+        if u32::from_be_bytes(*prefix) as usize != body.len() || !self.id.matches(body, offset) {
+            return None;
+        }
+        let Ok(Frame::Deliver { time, batch, .. }) = Frame::parse(body) else {
+            return None;
+        };
+        (time >= self.last_time && batch.all_at_base()).then_some((time, batch.len() as u64))
     }
 
     /// Seals the active segment and starts the next one. If creating it fails, the old segment

@@ -181,20 +181,21 @@ pub fn read_segment<R: ReadAt>(
 }
 
 /// Where the record of `at` starts by the log alone: 0 for a segment's first record, else
-/// right after the intact record of `at - 1`, found through its own index entry.
+/// where the intact record of `at - 1` is, found through its own index entry, if it holds `at`
+/// too, or right after it.
 fn position_from_log<R: ReadAt>(view: &View<'_, R>, at: u64) -> std::io::Result<Option<u64>> {
     if at == view.base {
         return Ok(Some(0));
     }
     let prev = position(view.idx, at - 1 - view.base)?;
-    let good = check_at(
-        view.log,
-        prev,
-        view.log_len,
-        view.id,
-        Expect::Offset(at - 1),
-    )?;
-    Ok(good.map(|g| prev + g.len))
+    let good = check_at(view.log, prev, view.log_len, view.id, Expect::Holds(at - 1))?;
+    Ok(good.map(|g| {
+        if at < g.offset + g.count {
+            prev
+        } else {
+            prev + g.len
+        }
+    }))
 }
 
 /// [`read_segment`] from log position `pos`, where the record of `at` is expected.
@@ -244,23 +245,30 @@ fn read_segment_at<R: ReadAt>(
                 ended = true;
                 break;
             }
-            let intact = len > 0
-                && frame_crc(&out[frame.clone()]) == crc
-                && view
-                    .id
-                    .matches(&out[frame.start + HEADER_LEN..frame.end], at);
-            if !intact {
+            // The first record may start before `at` (a read from inside a batch); every later
+            // one starts where the one before ended.
+            let claim = (len > 0 && frame_crc(&out[frame.clone()]) == crc)
+                .then(|| view.id.claim(&out[frame.start + HEADER_LEN..frame.end]))
+                .flatten()
+                .filter(|&(base, count)| {
+                    if first {
+                        base <= at && at - base < count
+                    } else {
+                        base == at
+                    }
+                });
+            let Some((base, count)) = claim else {
                 out.truncate(w);
                 if !first {
                     return stop(at);
                 }
                 return Err(corrupt(at, damage_end(view, at, pos + p as u64)?));
-            }
+            };
             *budget = budget.saturating_sub(frame.len());
             out.copy_within(frame.clone(), w);
             w += frame.len();
             p += rec;
-            at += 1;
+            at = base + count;
             first = false;
         }
         out.truncate(w);
@@ -271,8 +279,12 @@ fn read_segment_at<R: ReadAt>(
         if p == 0 && at < view.end {
             // The record at `pos` does not fit in the chunk: it is large, or its length is
             // damaged. Check it in place before giving it room in `out`.
-            let good =
-                check_at(view.log, pos, view.log_len, view.id, Expect::Offset(at)).at(view.path)?;
+            let expect = if first {
+                Expect::Holds(at)
+            } else {
+                Expect::Offset(at)
+            };
+            let good = check_at(view.log, pos, view.log_len, view.id, expect).at(view.path)?;
             let Some(good) = good else {
                 if !first {
                     return stop(at);
@@ -289,7 +301,7 @@ fn read_segment_at<R: ReadAt>(
                 .map_err(io)?;
             *budget = budget.saturating_sub(frame_len);
             pos += good.len;
-            at += 1;
+            at = good.offset + good.count;
             first = false;
         }
     }

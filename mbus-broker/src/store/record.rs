@@ -11,20 +11,25 @@ use super::format::{Identity, RECORD_HEADER, parse_header};
 /// Bytes read at a time while checking a record's crc, and the size of a scan's read-ahead.
 const CHUNK: usize = 64 << 10;
 
-/// Which offset the record being checked must hold.
+/// Which offsets the record being checked must hold.
 #[derive(Debug, Clone, Copy)]
 pub enum Expect {
-    /// Exactly this one.
+    /// Its first offset is this one: the record after another.
     Offset(u64),
-    /// Any offset in this range: used when looking for the next good record after damage.
+    /// It holds this offset, first or not: where a read starts.
+    Holds(u64),
+    /// Its first offset is in this range: used when looking for the next good record after
+    /// damage.
     Within(u64, u64),
 }
 
 /// A record that checked out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Good {
-    /// The offset its frame holds.
+    /// The first offset its frame holds.
     pub offset: u64,
+    /// How many offsets it holds, from `offset` on.
+    pub count: u64,
     /// The time its frame holds.
     pub time: u64,
     /// Its length in the file, crc included.
@@ -55,13 +60,17 @@ pub fn check_at(
     let mut at = pos + RECORD_HEADER as u64;
     file.read_exact_at(&mut chunk, at)?;
     // The identity is checked first: it is cheap and rejects most garbage before the crc is.
-    let offset = match expect {
-        Expect::Offset(o) => id.matches(&chunk, o).then_some(o),
-        Expect::Within(lo, hi) => id.offset_of(&chunk).filter(|o| (lo..hi).contains(o)),
-    };
-    let Some(offset) = offset else {
+    let Some((offset, count)) = id.claim(&chunk) else {
         return Ok(None);
     };
+    let expected = match expect {
+        Expect::Offset(o) => offset == o,
+        Expect::Holds(o) => offset <= o && o - offset < count,
+        Expect::Within(lo, hi) => (lo..hi).contains(&offset),
+    };
+    if !expected {
+        return Ok(None);
+    }
     let Some(time) = id.time_of(&chunk) else {
         return Ok(None);
     };
@@ -80,6 +89,7 @@ pub fn check_at(
     }
     Ok((hasher.finalize() == crc).then_some(Good {
         offset,
+        count,
         time,
         len: rec_len,
     }))

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::error::{IoContext, StoreError};
 use super::file::{AppendFile, ReadAt};
-use super::format::{IDX_ENTRY, Identity, MIN_RECORD, RECORD_HEADER, parse_header};
+use super::format::{IDX_ENTRY, Identity, MIN_MESSAGE, RECORD_HEADER, parse_header};
 use super::layout::{idx_path, list_segments, log_path};
 use super::record::{Expect, Window, check_at};
 use super::segment::{Sealed, entry, entry_at};
@@ -129,8 +129,9 @@ fn recover_segment(
     }
 
     let win = Window::new(&log, log_len);
-    let (trusted, mut pos, last_good_time) =
+    let (trusted, mut pos, last_good) =
         trusted_prefix(&idx, &win, log_len, base, entries, id).at(&log_p)?;
+    let last_good_time = last_good.map(|l| l.time);
     let mut k = trusted;
     // New entries overwrite the untrusted ones; the file is cut to length afterwards.
     let mut out = AppendFile::new(
@@ -149,18 +150,32 @@ fn recover_segment(
         out.push(&entry(pos, time));
         Ok(())
     };
+    // The last trusted entry may be one of a record's first offsets only (the index was cut
+    // inside the entries of a batch): the rest of that record's offsets get theirs.
+    if let Some(last) = last_good {
+        let end = expected.map_or(last.end, |e| last.end.min(base + e));
+        while base + k < end {
+            push(&mut out, last.at, last.time)?;
+            k += 1;
+        }
+    }
     while expected != Some(k) && pos < log_len {
         let offset = base + k;
-        if let Some(good) = check_at(&win, pos, log_len, id, Expect::Offset(offset)).at(&log_p)? {
+        let fits = |count: u64| expected.is_none_or(|e| k + count <= e);
+        let good = check_at(&win, pos, log_len, id, Expect::Offset(offset)).at(&log_p)?;
+        if let Some(good) = good.filter(|g| fits(g.count)) {
             time = good.time;
-            push(&mut out, pos, time)?;
+            for _ in 0..good.count {
+                push(&mut out, pos, time)?;
+            }
             pos += good.len;
-            k += 1;
+            k += good.count;
             continue;
         }
         // A record found after the damage cannot hold an offset beyond what the bytes in
-        // between could hold, however its frame was crafted: each offset skipped costs an entry.
-        let room = offset + 1 + (log_len - pos) / MIN_RECORD;
+        // between could hold, however its frame was crafted: each offset skipped costs an entry,
+        // and a message at least 4 bytes.
+        let room = offset + 1 + (log_len - pos) / MIN_MESSAGE;
         let hi = expected.map_or(room, |e| (base + e).min(room));
         let Some((next_pos, found)) = resync(&win, pos, log_len, id, offset + 1, hi).at(&log_p)?
         else {
@@ -238,9 +253,20 @@ fn recover_segment(
     Ok((pos, k, time))
 }
 
+/// The record the last trusted index entry points at.
+#[derive(Debug, Clone, Copy)]
+struct LastTrusted {
+    /// Its time.
+    time: u64,
+    /// Its position in the log.
+    at: u64,
+    /// The offset after its last message.
+    end: u64,
+}
+
 /// How many of the first `entries` index entries to trust, the position after the record the
-/// last trusted one points at, and that record's time. An entry is trusted when the record it
-/// points at is intact and holds the time it gives. Only the last entries are checked: earlier ones were written
+/// last trusted one points at, and that record's time, position and end offset. An entry is
+/// trusted when the record it points at is intact, holds its offset and the time it gives. Only the last entries are checked: earlier ones were written
 /// long before and a read checks each record it serves anyway.
 fn trusted_prefix(
     idx: &File,
@@ -249,16 +275,21 @@ fn trusted_prefix(
     base: u64,
     entries: u64,
     id: &Identity,
-) -> io::Result<(u64, u64, Option<u64>)> {
+) -> io::Result<(u64, u64, Option<LastTrusted>)> {
     let mut n = entries;
     for _ in 0..MAX_BACKTRACK {
         if n == 0 {
             break;
         }
         let (pos, time) = entry_at(idx, n - 1)?;
-        if let Some(good) = check_at(log, pos, log_len, id, Expect::Offset(base + n - 1))? {
+        if let Some(good) = check_at(log, pos, log_len, id, Expect::Holds(base + n - 1))? {
             if good.time == time {
-                return Ok((n, pos + good.len, Some(time)));
+                let last = LastTrusted {
+                    time,
+                    at: pos,
+                    end: good.offset + good.count,
+                };
+                return Ok((n, pos + good.len, Some(last)));
             }
         }
         n -= 1;

@@ -101,13 +101,14 @@ impl Active {
         Ok(())
     }
 
-    /// Appends one record, stored at `time`. On error nothing was appended and the segment is
-    /// unchanged.
-    pub fn append(&mut self, frame: &[u8], time: u64) -> Result<(), StoreError> {
+    /// Appends one record of `count` offsets, stored at `time`: an index entry for each. On
+    /// error nothing was appended and the segment is unchanged.
+    pub fn append(&mut self, frame: &[u8], time: u64, count: u64) -> Result<(), StoreError> {
         let crc = frame_crc(frame).to_le_bytes();
         let rec = CRC_LEN + frame.len();
         let pos = self.log.len();
-        if !self.log.fits(rec) || !self.idx.fits(IDX_ENTRY as usize) {
+        let entries = (count * IDX_ENTRY) as usize;
+        if !self.log.fits(rec) || !self.idx.fits(entries) {
             self.flush()?;
         }
         if self.log.fits(rec) {
@@ -118,8 +119,19 @@ impl Active {
             // copied into a buffer grown for it.
             self.log.write_direct(&[&crc, frame]).at(self.log.path())?;
         }
-        self.idx.push(&entry(pos, time));
-        self.count += 1;
+        let entry = entry(pos, time);
+        if self.idx.fits(entries) {
+            for _ in 0..count {
+                self.idx.push(&entry);
+            }
+        } else {
+            // More entries than the index's buffer holds: the record goes to the file first, so
+            // that no entry ever reaches it before the record it points at.
+            self.log.flush().at(self.log.path())?;
+            let all: Vec<u8> = entry.repeat(count as usize);
+            self.idx.write_direct(&[&all]).at(self.idx.path())?;
+        }
+        self.count += count;
         self.dirty = true;
         Ok(())
     }

@@ -14,7 +14,7 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-use mbus_proto::{Headers, MessageRef, encode_delivery};
+use mbus_proto::{Batch, encode_delivery};
 
 use super::error::{IoContext, StoreError};
 use super::file::AppendFile;
@@ -236,12 +236,7 @@ fn upgrade_segment(
         };
         walk = pos + len;
         frame.clear();
-        let message = MessageRef {
-            delta: 0,
-            data,
-            headers: Headers::default(),
-        };
-        encode_delivery(&mut frame, topic, offset, time, &message);
+        encode_delivery(&mut frame, topic, offset, time, &Batch::one(data));
         let crc = frame_crc(&frame).to_le_bytes();
         let at = out_log.len();
         for bytes in [&crc[..], &frame] {

@@ -55,7 +55,8 @@ pub fn payload(i: u64) -> Vec<u8> {
     (0..len).map(|j| (i as usize * 7 + j) as u8).collect()
 }
 
-/// The time the records of these tests are stored at: offset `o` at `TIME + o`.
+/// The time the records of these tests are stored at: a record whose first offset is `o` at
+/// `TIME + o`.
 pub const TIME: u64 = 1_796_205_600_000;
 
 /// The encoded `Deliver` frame of `offset` of [`TOPIC`], stored at `TIME + offset`.
@@ -67,6 +68,34 @@ pub fn frame(offset: u64, data: &[u8]) -> Vec<u8> {
         batch: mbus_proto::Batch::one(data),
     }
     .to_bytes()
+}
+
+/// The encoded `Deliver` frame of a batch of `data` from `offset` on, one record.
+pub fn batch_frame(offset: u64, data: &[Vec<u8>]) -> Vec<u8> {
+    let mut batch = mbus_proto::BatchBuilder::new();
+    for (i, d) in data.iter().enumerate() {
+        let headers: &[(&str, &[u8])] = if i % 2 == 1 { &[("k", b"v")] } else { &[] };
+        batch.push(d, headers).unwrap();
+    }
+    Frame::Deliver {
+        topic: TOPIC,
+        offset,
+        time: TIME + offset,
+        batch: batch.batch().unwrap(),
+    }
+    .to_bytes()
+}
+
+/// Appends `n` offsets with [`payload`] after what the store holds, in batches of 1 to 5
+/// messages (by the offset they start at).
+pub fn fill_batches(store: &mut TopicStore, n: u64) {
+    let end = store.next() + n;
+    while store.next() < end {
+        let at = store.next();
+        let count = (at % 5 + 1).min(end - at);
+        let data: Vec<Vec<u8>> = (at..at + count).map(payload).collect();
+        store.append(at, &batch_frame(at, &data)).unwrap();
+    }
 }
 
 pub fn open(dir: &Path, config: StoreConfig) -> TopicStore {
@@ -83,7 +112,7 @@ pub fn fill(store: &mut TopicStore, n: u64) {
     }
 }
 
-/// Splits `bytes` into `Deliver` frames and returns their offsets and payloads.
+/// Splits `bytes` into `Deliver` frames and returns the offsets and payloads of their messages.
 pub fn frames(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut rest = bytes;
@@ -99,9 +128,12 @@ pub fn frames(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
                 batch,
             } => {
                 assert_eq!(topic, TOPIC);
+                // A batch is stored at the time of its first offset, every message at delta 0.
                 assert_eq!(time, TIME + offset);
-                let data = batch.single().expect("one message per record");
-                out.push((offset, data.to_vec()));
+                for (m, offset) in batch.iter().zip(offset..) {
+                    assert_eq!(m.delta, 0);
+                    out.push((offset, m.data.to_vec()));
+                }
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -121,7 +153,9 @@ pub fn read_all(store: &mut TopicStore, max_bytes: usize) -> (Vec<(u64, Vec<u8>)
         match store.read(at, max_bytes, &mut out) {
             Ok(read) => {
                 assert!(read.count() >= 1, "no progress at {at}");
-                let got = frames(&out);
+                // The first record may be a batch that starts before `at`: a reader drops
+                // what it holds before.
+                let got: Vec<_> = frames(&out).into_iter().filter(|(o, _)| *o >= at).collect();
                 assert_eq!(got.len() as u64, read.count());
                 assert_eq!(out.len(), read.bytes);
                 assert_eq!(got[0].0, at);

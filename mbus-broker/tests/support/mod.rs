@@ -51,7 +51,7 @@ impl From<Frame<'_>> for Owned {
                 topic: topic.into(),
                 offset,
             },
-            // The broker stores and delivers each message as a batch of one.
+            // A delivery of one message; `frames` splits longer runs.
             Frame::Deliver {
                 topic,
                 offset,
@@ -78,11 +78,29 @@ impl From<Frame<'_>> for Owned {
     }
 }
 
-/// Splits a byte stream into owned frames; panics on an incomplete tail or bad bytes.
+/// Splits a byte stream into owned frames, a delivery of several messages into one
+/// `Owned::Deliver` each; panics on an incomplete tail or bad bytes.
 pub fn frames(mut bytes: &[u8]) -> Vec<Owned> {
     let mut out = Vec::new();
     while let Some((frame, n)) = decode(bytes, u32::MAX).expect("broker output decodes") {
-        out.push(frame.into());
+        match frame {
+            Frame::Deliver {
+                topic,
+                offset,
+                batch,
+                ..
+            } => out.extend(
+                batch
+                    .iter()
+                    .zip(offset..)
+                    .map(|(m, offset)| Owned::Deliver {
+                        topic: topic.into(),
+                        offset,
+                        data: m.data.into(),
+                    }),
+            ),
+            frame => out.push(frame.into()),
+        }
         bytes = &bytes[n..];
     }
     assert!(
