@@ -489,12 +489,15 @@ impl Log {
                 };
             }
         }
-        // The frame `pos` falls in; the cursor names its first offset.
+        // The frame `pos` falls in: the cursor names its first offset, or, still inside the
+        // frame it started in, the offset it named (a start inside a batch), so that offsets
+        // only move forward.
         let seg = &self.segments[i];
         let k = seg.starts.partition_point(|&s| s as usize <= pos) - 1;
         let start = seg.starts[k];
+        let first = seg.frame_first(seg.base + k as u64);
         Cursor {
-            offset: seg.frame_first(seg.base + k as u64),
+            offset: first.max(cursor.offset),
             partial: pos - start as usize,
         }
     }
@@ -585,6 +588,54 @@ mod tests {
             },
         );
         assert_eq!(offsets(&from7), vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn a_batch_is_one_frame_read_whole_from_any_of_its_offsets() {
+        let mut l = log(1 << 20, 1000, 4096);
+        push(&mut l, "t", b"zero", 0);
+        let mut batch = mbus_proto::BatchBuilder::new();
+        for data in [&b"one"[..], b"two", b"three"] {
+            batch.push(data, &[]).unwrap();
+        }
+        assert_eq!(l.append("t", 7, &batch.batch().unwrap(), 0), 1);
+        push(&mut l, "t", b"four", 0);
+        assert_eq!((l.first(), l.next()), (0, 5));
+        let whole = read_all(&l, Cursor::default());
+        assert_eq!(
+            offsets(&whole),
+            [0, 1, 4],
+            "three frames, the batch one of them"
+        );
+        for at in 1..4 {
+            let from = Cursor {
+                offset: at,
+                partial: 0,
+            };
+            assert_eq!(offsets(&read_all(&l, from)), [1, 4], "from {at}");
+            let frame = l.segment_of(at).unwrap().frame_range(at).len();
+            // Part of the frame sent: still where the consumer stands. All of it: past it.
+            let part = l.advance(from, frame - 1);
+            assert_eq!((part.offset, part.partial), (at, frame - 1));
+            assert_eq!(l.advance(from, frame).offset, 4);
+        }
+        assert_eq!(
+            l.message_at(3).map(|(t, m)| (t, m.data)),
+            Some((7, &b"three"[..]))
+        );
+        // The batch is taken back whole.
+        let retention = Retention {
+            max_bytes: 1 << 20,
+            max_messages: 1000,
+            segment_bytes: 4096,
+        };
+        let mut l2 = Log::durable(retention, 0, 0);
+        push(&mut l2, "t", b"zero", 0);
+        l2.reveal();
+        l2.append("t", 0, &batch.batch().unwrap(), 0);
+        l2.retract_to(1);
+        assert_eq!(l2.next(), 1);
+        assert_eq!(offsets(&read_all(&l2, Cursor::default())), [0]);
     }
 
     #[test]
