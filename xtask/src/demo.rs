@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: a broker, a consumer and a producer on this machine, showing orders as
-//! they are published and received, then a late consumer replaying the topic.
+//! they are published and received, then a late consumer replaying the topic, and one that
+//! prints the last two with their offsets, times and headers and exits at the end.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
@@ -48,7 +49,9 @@ pub fn run() -> anyhow::Result<()> {
         thread::sleep(PAUSE);
         let mut producer = Proc::spawn(
             "producer",
-            broker.producer(TOPIC).args(["--message", order]),
+            broker
+                .producer(TOPIC)
+                .args(["--message", order, "--header", "source=demo"]),
         )?;
         producer.finish(CLIENT_TIMEOUT)?;
         println!("producer  -> {TOPIC}: {order}");
@@ -73,6 +76,39 @@ pub fn run() -> anyhow::Result<()> {
         }
     }
     late.finish(CLIENT_TIMEOUT)?;
+
+    thread::sleep(PAUSE);
+    println!();
+    let args = [
+        "--from",
+        "-2",
+        "--exit-at-end",
+        "--format",
+        "%o %T %h %s\\n",
+    ];
+    println!(
+        "demo: the last two orders, with offset, time and headers, then exit: {}",
+        args.join(" ")
+    );
+    let mut last = Proc::spawn("last two", broker.consumer(TOPIC).args(args))?;
+    let tail = last.stdout_lines()?;
+    for (offset, order) in ORDERS.iter().enumerate().skip(ORDERS.len() - 2) {
+        let got = receive(&tail, &mut last)?;
+        println!("last      <- {TOPIC}: {got}");
+        let mut fields = got.splitn(4, ' ');
+        let shown = (fields.next(), fields.nth(1), fields.next());
+        if shown
+            != (
+                Some(&*offset.to_string()),
+                Some("source=demo"),
+                Some(*order),
+            )
+        {
+            bail!("`{got}` is not offset {offset}, its time, source=demo and `{order}`");
+        }
+    }
+    // It exits by itself once it has printed the topic up to its end.
+    last.finish(CLIENT_TIMEOUT)?;
 
     println!();
     broker.stop()?;
