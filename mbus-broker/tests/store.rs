@@ -23,9 +23,19 @@ fn frames_read_back_across_segments() {
     store.flush().unwrap();
     let files: u64 = segment_bases(tmp.path())
         .iter()
-        .map(|&b| fs::metadata(log_file(tmp.path(), b)).unwrap().len())
+        .map(|&b| {
+            fs::metadata(log_file(tmp.path(), b)).unwrap().len()
+                + fs::metadata(idx_file(tmp.path(), b)).unwrap().len()
+        })
         .sum();
-    assert_eq!(store.bytes(), files, "bytes() counts the log files");
+    assert_eq!(
+        store.bytes(),
+        files,
+        "bytes() counts the log and index files"
+    );
+    drop(store);
+    let (store, _) = TopicStore::open(tmp.path(), TOPIC, small(2000)).unwrap();
+    assert_eq!(store.bytes(), files, "and so does a store opened on them");
 }
 
 #[test]

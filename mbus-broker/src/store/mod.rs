@@ -84,7 +84,7 @@ pub struct TopicStore {
     active: Active,
     /// Where the last commit left the active segment, for [`TopicStore::rollback`].
     committed: rollback::CommitPoint,
-    /// Bytes of all segment logs, buffered ones included.
+    /// Bytes of all segment files, logs and indexes, buffered ones included.
     bytes: u64,
     /// The time of the newest record, 0 without one.
     last_time: u64,
@@ -139,7 +139,7 @@ impl TopicStore {
             None => Active::create(files, &dir, 0, config.write_buffer)?,
         };
         report.segments = report.segments.max(1);
-        let bytes = sealed.iter().map(|s| s.log_len).sum::<u64>() + active.log.len();
+        let bytes = disk_bytes(&sealed, &active);
         let store = TopicStore {
             topic: topic.to_owned(),
             data_dir: data_dir.to_owned(),
@@ -190,7 +190,9 @@ impl TopicStore {
         self.active.end()
     }
 
-    /// Bytes of all segment logs, crc headers and buffered records included.
+    /// Bytes of all segment files, logs and indexes, buffered appends included: what retention
+    /// bounds. An index takes 16 bytes an offset, which for tiny messages is more than their
+    /// records, so it counts too.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -228,7 +230,7 @@ impl TopicStore {
             self.roll()?;
         }
         self.active.append(frame, time, count)?;
-        self.bytes += rec;
+        self.bytes += rec + count * format::IDX_ENTRY;
         self.last_time = time;
         Ok(())
     }
@@ -292,6 +294,17 @@ impl TopicStore {
         }
         Ok(())
     }
+}
+
+/// The bytes of `sealed` and `active`'s files: each log, and each index's entries, one an offset.
+fn disk_bytes(sealed: &VecDeque<Sealed>, active: &Active) -> u64 {
+    let ends = sealed.iter().skip(1).map(|s| s.base).chain([active.base]);
+    let sealed_bytes: u64 = sealed
+        .iter()
+        .zip(ends)
+        .map(|(s, end)| s.log_len + (end - s.base) * format::IDX_ENTRY)
+        .sum();
+    sealed_bytes + active.log.len() + active.count * format::IDX_ENTRY
 }
 
 impl Drop for TopicStore {

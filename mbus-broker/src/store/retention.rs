@@ -40,15 +40,15 @@ impl TopicStore {
             }
             remove(&log)?;
             remove(&idx_path(&self.dir, oldest.base))?;
+            let end = self.sealed.get(1).map_or(self.active.base, |s| s.base);
+            let freed = oldest.log_len + (end - oldest.base) * super::format::IDX_ENTRY;
             log::info!(
-                "store: topic {}: deleted offsets {}..{} ({} bytes) by retention",
+                "store: topic {}: deleted offsets {}..{end} ({freed} bytes) by retention",
                 self.topic,
                 oldest.base,
-                self.sealed.get(1).map_or(self.active.base, |s| s.base),
-                oldest.log_len
             );
             self.sealed.pop_front();
-            self.bytes -= oldest.log_len;
+            self.bytes -= freed;
             self.dir_dirty = true;
         }
         Ok(self.first())

@@ -84,7 +84,7 @@ impl TopicStore {
             self.dir_dirty = true;
         }
         self.active.truncate(point.log_len, point.count)?;
-        self.bytes = self.sealed.iter().map(|s| s.log_len).sum::<u64>() + self.active.log.len();
+        self.bytes = super::disk_bytes(&self.sealed, &self.active);
         log::warn!(
             "store: topic {}: went back to offset {} after a failed commit",
             self.topic,
