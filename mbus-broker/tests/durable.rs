@@ -211,6 +211,18 @@ fn payloads(frames: &[Owned]) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
+/// Bytes a record of one message of `data` takes in a segment file of topic `t` (at a one-byte
+/// offset, time 0): STORAGE.md's records are a 4-byte checksum and the Deliver frame.
+fn record_len(data: &[u8]) -> u64 {
+    let frame = Frame::Deliver {
+        topic: "t",
+        offset: 1,
+        time: 0,
+        batch: mbus_proto::Batch::one(data),
+    };
+    4 + frame.to_bytes().len() as u64
+}
+
 fn topic_dir(dir: &TempDir, topic: &str) -> PathBuf {
     dir.path().join("topics").join(topic)
 }
@@ -241,17 +253,8 @@ fn a_publish_the_store_refuses_is_never_delivered_and_the_topic_goes_on() {
     let (c, _) = subscribe_from_earliest(&mut h, "t");
     // Messages of one size, so that the offset of the first roll follows from it.
     let (data, refused, stored) = ([7u8; 100], [0xeeu8; 100], [0x55u8; 100]);
-    // The offset whose record no longer fits the first segment file: STORAGE.md's records are
-    // a 4-byte checksum and the Deliver frame.
-    let record = 4 + Frame::Deliver {
-        topic: "t",
-        offset: 1,
-        time: 0,
-        batch: mbus_proto::Batch::one(&data),
-    }
-    .to_bytes()
-    .len() as u64;
-    let roll = STORE_SEGMENT / record;
+    // The offset whose record no longer fits the first segment file.
+    let roll = STORE_SEGMENT / record_len(&data);
     let p1 = h.producer();
     for _ in 0..roll {
         h.publish(p1, "t", &data);
@@ -290,15 +293,7 @@ fn a_batch_is_one_record_stored_whole_or_refused_whole() {
     let mut h = durable_harness(&dir, 1 << 20);
     let (c, _) = subscribe_from_earliest(&mut h, "t");
     let data = [7u8; 100];
-    let record = 4 + Frame::Deliver {
-        topic: "t",
-        offset: 1,
-        time: 0,
-        batch: mbus_proto::Batch::one(&data),
-    }
-    .to_bytes()
-    .len() as u64;
-    let roll = STORE_SEGMENT / record;
+    let roll = STORE_SEGMENT / record_len(&data);
     let p1 = h.producer();
     for _ in 0..roll - 2 {
         h.publish(p1, "t", &data);

@@ -36,6 +36,15 @@ fn core(storage: Option<Box<dyn mbus_broker::engine::storage::Storage>>) -> Harn
     Harness { core }
 }
 
+/// Storage in `dir` whose segments are small, so that 200 messages take several.
+fn files(dir: &TempDir) -> FileStorage {
+    let config = StoreConfig {
+        segment_bytes: 1024,
+        ..StoreConfig::default()
+    };
+    FileStorage::new(dir.path().to_owned(), Fsync::Always, config, 64)
+}
+
 /// Publishes 200 messages to `t`, message `i` at `T0 + 1000 * (i / 2)`: two per second.
 fn publish_200(h: &mut Harness) {
     let p = h.producer();
@@ -167,17 +176,7 @@ fn a_time_on_disk_is_found_through_the_index_reading_nothing_before_it_across_a_
 #[test]
 fn a_time_in_the_file_store_is_found_in_its_segment_across_a_restart() {
     let dir = TempDir::new("time-files");
-    let storage = || {
-        FileStorage::new(
-            dir.path().to_owned(),
-            Fsync::Always,
-            StoreConfig {
-                segment_bytes: 1024,
-                ..StoreConfig::default()
-            },
-            64,
-        )
-    };
+    let storage = || files(&dir);
     {
         let mut h = core(Some(Box::new(storage())));
         publish_200(&mut h);
@@ -230,4 +229,41 @@ fn times_never_go_back_within_a_topic_and_headers_reach_consumers() {
     assert!(h.core.message_at("t", 2).unwrap().1.headers.is_empty());
     // A batch takes consecutive offsets and counts as one publish.
     assert_eq!(h.core.topic_range("t"), Some(0..3));
+}
+
+#[test]
+fn a_time_index_that_cannot_be_read_refuses_that_subscription_only() {
+    let dir = TempDir::new("time-unreadable");
+    let storage = || files(&dir);
+    {
+        let mut h = core(Some(Box::new(storage())));
+        publish_200(&mut h);
+    }
+    let mut h = core(Some(Box::new(storage())));
+    // A sealed segment's index goes missing while the broker runs.
+    let topic = dir.path().join("topics/t");
+    let mut bases: Vec<String> = std::fs::read_dir(&topic)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".idx"))
+        .collect();
+    bases.sort();
+    std::fs::remove_file(topic.join(&bases[1])).unwrap();
+    let c = h.consumer();
+    h.core.receive(
+        c,
+        Frame::Subscribe {
+            topic: "t",
+            start: Start::Time(T0 + 1000),
+        },
+    );
+    match h.output(c).last() {
+        Some(Owned::Error { code, reason }) => {
+            assert_eq!(*code, mbus_proto::ErrorCode::Internal);
+            assert!(reason.starts_with("cannot find time"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Other subscriptions, and the topic, are served.
+    assert_eq!(subscribe(&mut h, Start::Last(2)).1, [198, 199]);
 }

@@ -10,9 +10,9 @@ use super::memlog::{Cursor, Segment};
 use super::{ConnId, Core};
 
 impl Core {
-    /// Appends a publish's batch to its topic, each message as its own record stamped with the
-    /// broker's time. With a data directory the batch is stored whole or not at all: a store
-    /// that fails part-way takes the topic back to its last commit.
+    /// Appends a publish's batch to its topic as one frame stamped with the broker's time, its
+    /// messages at consecutive offsets; with a data directory it is one record, stored whole or
+    /// not at all.
     pub(super) fn publish(&mut self, id: ConnId, topic: &str, batch: Batch<'_>) {
         let tid = match self.conns[id].last_topic {
             Some(tid) if *self.topics[tid].name == *topic => tid,

@@ -37,8 +37,8 @@ pub trait TopicStorage: fmt::Debug + Send {
     /// The offset the next append must have.
     fn next(&self) -> u64;
 
-    /// Appends the encoded `Deliver` frame of `offset`, which must be `next()`. On error
-    /// nothing was appended.
+    /// Appends the encoded `Deliver` frame of a batch from `offset` on, which must be `next()`;
+    /// its messages take that offset and the ones after. On error nothing was appended.
     fn append(&mut self, offset: u64, frame: &[u8]) -> Result<(), StoreError>;
 
     /// Makes everything appended so far as durable as a confirm promises. On error what is
@@ -54,8 +54,8 @@ pub trait TopicStorage: fmt::Debug + Send {
     /// Makes everything committed survive power loss.
     fn sync(&mut self) -> Result<(), StoreError>;
 
-    /// Appends to `out` whole frames from `offset` on, as many as fit in `max_bytes` and at
-    /// least one if `offset < next()`. A damaged record at `offset` is
+    /// Appends to `out` whole frames from the one that holds `offset` on, as many as fit in
+    /// `max_bytes` and at least one if `offset < next()`. A damaged record at `offset` is
     /// [`StoreError::Corrupt`]; an offset below `first()` is [`StoreError::Deleted`]. On error
     /// `out` is unchanged.
     fn read(
@@ -79,10 +79,12 @@ pub trait TopicStorage: fmt::Debug + Send {
     fn bytes(&self) -> u64;
 }
 
-/// What a [`TopicStorage::read`] appended: the frames of offsets `first..next`, `bytes` long.
+/// What a [`TopicStorage::read`] appended: the frames that hold offsets `first..next`, `bytes`
+/// long. The first may be a batch that starts before `first`, whose earlier messages a reader
+/// drops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frames {
-    /// The offset of the first frame appended: the offset asked for.
+    /// The offset asked for.
     pub first: u64,
     /// The offset after the last frame appended; where the next read goes on.
     pub next: u64,
@@ -91,7 +93,7 @@ pub struct Frames {
 }
 
 impl Frames {
-    /// How many frames were appended.
+    /// How many offsets, from the one asked for, the frames appended cover.
     pub fn count(&self) -> u64 {
         self.next - self.first
     }

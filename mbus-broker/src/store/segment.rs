@@ -136,6 +136,19 @@ impl Active {
         Ok(())
     }
 
+    /// Appends the index entry of an offset whose record is lost (a damaged record of format 1,
+    /// which the upgrade keeps corrupt): it points at the end of the log, where no record of
+    /// its offset is, and has the time of the records before it.
+    pub fn append_missing(&mut self, time: u64) -> Result<(), StoreError> {
+        if !self.idx.fits(IDX_ENTRY as usize) {
+            self.flush()?;
+        }
+        self.idx.push(&entry(self.log.len(), time));
+        self.count += 1;
+        self.dirty = true;
+        Ok(())
+    }
+
     /// Hands buffered bytes to the OS: the log first, so that an index entry never reaches the
     /// file before the record it points at.
     pub fn flush(&mut self) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@
 //! start, with nothing lost: the old tree is deleted last. `STORAGE.md`, section 10, lists the
 //! steps.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::Path;
 use std::time::UNIX_EPOCH;
@@ -17,10 +17,10 @@ use std::time::UNIX_EPOCH;
 use mbus_proto::{Batch, encode_delivery};
 
 use super::error::{IoContext, StoreError};
-use super::file::AppendFile;
 use super::format::{CRC_LEN, RECORD_HEADER, TOPICS_DIR, VERSION_FILE, frame_crc, parse_header};
 use super::layout::{self, idx_path, list_segments, log_path};
-use super::segment::entry;
+use super::pool::{FilePool, STANDALONE_OPEN_FILES};
+use super::segment::Active;
 
 /// The tree the upgrade writes before it takes the place of `topics/`.
 const NEW_TREE: &str = "topics.v2";
@@ -197,18 +197,8 @@ fn upgrade_segment(
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e).at(&idx_p),
     };
-    let new_log = log_path(to, base);
-    let new_idx = idx_path(to, base);
-    let create = |p: &Path| {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(p)
-            .at(p)
-    };
-    let mut out_log = AppendFile::new(create(&new_log)?, new_log.clone(), 0, 1 << 20);
-    let mut out_idx = AppendFile::new(create(&new_idx)?, new_idx.clone(), 0, 256 << 10);
+    let files = FilePool::new(STANDALONE_OPEN_FILES);
+    let mut segment = Active::create(&files, to, base, 1 << 20)?;
     let mut frame = Vec::new();
     let mut offset = base;
     // Where the walk by record lengths goes on past what the index lists.
@@ -227,39 +217,19 @@ fn upgrade_segment(
             // where no record of its offset is.
             // A sealed segment whose records ran out keeps its missing offsets the same way.
             report.corrupt += 1;
-            if !out_idx.fits(16) {
-                out_idx.flush().at(&new_idx)?;
-            }
-            out_idx.push(&entry(out_log.len(), time));
+            segment.append_missing(time)?;
             offset += 1;
             continue;
         };
         walk = pos + len;
         frame.clear();
         encode_delivery(&mut frame, topic, offset, time, &Batch::one(data));
-        let crc = frame_crc(&frame).to_le_bytes();
-        let at = out_log.len();
-        for bytes in [&crc[..], &frame] {
-            if !out_log.fits(bytes.len()) {
-                out_log.flush().at(&new_log)?;
-            }
-            if out_log.fits(bytes.len()) {
-                out_log.push(bytes);
-            } else {
-                out_log.write_direct(&[bytes]).at(&new_log)?;
-            }
-        }
-        if !out_idx.fits(16) {
-            out_idx.flush().at(&new_idx)?;
-        }
-        out_idx.push(&entry(at, time));
+        segment.append(&frame, time, 1)?;
         report.records += 1;
         offset += 1;
     }
-    out_log.flush().at(&new_log)?;
-    out_idx.flush().at(&new_idx)?;
-    out_log.sync_data().at(&new_log)?;
-    out_idx.sync_data().at(&new_idx)?;
+    // Written whole, cut to its length and synced, as a segment is sealed.
+    segment.seal()?;
     Ok(time)
 }
 
