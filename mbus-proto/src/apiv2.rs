@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
+use crate::group::{AckAction, AckRanges, GroupOptions};
 
 /// The protocol version this crate speaks, carried in [`Frame::Hello`] and [`Frame::Welcome`].
 pub const PROTOCOL_VERSION: u8 = 2;
@@ -156,6 +157,9 @@ error_codes! {
     LimitReached = 12,
     /// The broker failed in a way that is not the peer's fault.
     Internal = 13,
+    /// The group name breaks the naming rules, or a group frame asks for what the group cannot
+    /// do (a credit of 0, joining a topic the connection subscribes to plainly).
+    InvalidGroup = 14,
 }
 
 /// One protocol frame, borrowing its strings and payloads from the buffer it was decoded from.
@@ -261,6 +265,116 @@ pub enum Frame<'a> {
     Ping,
     /// `[12]`, either direction: the answer to a `Ping`.
     Pong,
+    /// `[13, topic, group, start, credit, ack_wait, max_deliver, max_ack_pending,
+    /// dead_letter]`, consumer to broker: join consumer group `group` of `topic`, holding at
+    /// most `credit` unacknowledged messages. The first member creates the group at `start` and
+    /// with the settings asked for (0, or nil for `dead_letter`, for the broker's default); a
+    /// later one gets the group's. Joining again changes the member's credit.
+    Join {
+        /// The topic whose messages the group shares.
+        topic: &'a str,
+        /// The group's name; see [`crate::validate_group`].
+        group: &'a str,
+        /// Where a new group starts; ignored when the group exists.
+        start: Start,
+        /// Messages this member may hold unacknowledged at once, at least 1.
+        credit: u32,
+        /// The settings asked for a new group.
+        options: GroupOptions<'a>,
+    },
+    /// `[14, topic, group, floor, next, ack_wait, max_deliver, max_ack_pending, dead_letter]`,
+    /// broker to consumer: the member joined. Every offset below `floor` is done; `next` is the
+    /// first the group has not given out yet. The settings are the group's.
+    Joined {
+        /// The topic.
+        topic: &'a str,
+        /// The group.
+        group: &'a str,
+        /// The group's ack floor.
+        floor: u64,
+        /// The first offset the group has not given out.
+        next: u64,
+        /// The group's settings, every field given.
+        options: GroupOptions<'a>,
+    },
+    /// `[15, topic, group]`, consumer to broker: leave the group. What the member held goes to
+    /// the other members at once.
+    Leave {
+        /// The topic.
+        topic: &'a str,
+        /// The group.
+        group: &'a str,
+    },
+    /// `[16, topic, group, action, delay, ranges]`, consumer to broker: what became of the
+    /// messages `ranges` names (see [`AckRanges`]). `delay` is the milliseconds a `Nak`ed
+    /// message waits before it is given out again, and 0 for the other actions.
+    Ack {
+        /// The topic.
+        topic: &'a str,
+        /// The group.
+        group: &'a str,
+        /// Ack, nak, progress or term.
+        action: AckAction,
+        /// For a nak, how long to wait before delivering again, in milliseconds.
+        delay: u64,
+        /// The offsets.
+        ranges: AckRanges<'a>,
+    },
+    /// `[17, topic, group, attempt, first, count]`, broker to member: the `Deliver` that comes
+    /// next is given to this member for offsets `first..first + count` only, delivered for the
+    /// `attempt`th time. The member drops the run's other messages.
+    Assign {
+        /// The topic of the `Deliver` that follows.
+        topic: &'a str,
+        /// The group.
+        group: &'a str,
+        /// 1 for a first delivery, 2 for the first redelivery, and so on.
+        attempt: u32,
+        /// The first offset given to the member.
+        first: u64,
+        /// How many offsets from `first` on, at least 1.
+        count: u32,
+    },
+    /// `[18, topic, group]`, consumer to broker: asks for a `GroupState`. Any consumer may ask.
+    GroupInfo {
+        /// The topic.
+        topic: &'a str,
+        /// The group.
+        group: &'a str,
+    },
+    /// `[19, topic, group, exists, members, floor, next, in_flight, waiting, redelivered,
+    /// dead_lettered, lost]`, broker to consumer: the answer to `GroupInfo`.
+    GroupState {
+        /// The topic.
+        topic: &'a str,
+        /// The group.
+        group: &'a str,
+        /// The group's figures; all zero when it does not exist.
+        state: GroupStats,
+    },
+}
+
+/// A consumer group's figures, as `GroupState` carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupStats {
+    /// The group exists (it is created by its first member and lasts as long as its topic).
+    pub exists: bool,
+    /// Members joined now.
+    pub members: u32,
+    /// Every offset below this one is done: acknowledged, dead-lettered or lost.
+    pub floor: u64,
+    /// The first offset the group has not given out yet.
+    pub next: u64,
+    /// Messages members hold unacknowledged.
+    pub in_flight: u64,
+    /// Messages waiting to be given out again (naked, expired, or left by a member).
+    pub waiting: u64,
+    /// Deliveries after the first, since the group was created.
+    pub redelivered: u64,
+    /// Messages sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Messages retention removed before the group was done with them.
+    pub lost: u64,
 }
 
 /// The `kind` numbers of [`Frame`] variants, the first element of every frame array.
@@ -278,9 +392,15 @@ pub mod kind {
     pub const ERROR: u8 = 10;
     pub const PING: u8 = 11;
     pub const PONG: u8 = 12;
-    /// Kinds 13 to 20 are reserved for consumer groups (`PROTOCOL.md`, section 12); this
-    /// version refuses them as unknown.
-    pub const RESERVED: std::ops::RangeInclusive<u8> = 13..=20;
+    pub const JOIN: u8 = 13;
+    pub const JOINED: u8 = 14;
+    pub const LEAVE: u8 = 15;
+    pub const ACK: u8 = 16;
+    pub const ASSIGN: u8 = 17;
+    pub const GROUP_INFO: u8 = 18;
+    pub const GROUP_STATE: u8 = 19;
+    /// The highest kind this version defines; higher ones are unknown.
+    pub const LAST: u8 = GROUP_STATE;
 }
 
 impl<'a> Frame<'a> {
@@ -307,6 +427,13 @@ impl<'a> Frame<'a> {
             Frame::Error { .. } => kind::ERROR,
             Frame::Ping => kind::PING,
             Frame::Pong => kind::PONG,
+            Frame::Join { .. } => kind::JOIN,
+            Frame::Joined { .. } => kind::JOINED,
+            Frame::Leave { .. } => kind::LEAVE,
+            Frame::Ack { .. } => kind::ACK,
+            Frame::Assign { .. } => kind::ASSIGN,
+            Frame::GroupInfo { .. } => kind::GROUP_INFO,
+            Frame::GroupState { .. } => kind::GROUP_STATE,
         }
     }
 
@@ -325,6 +452,13 @@ impl<'a> Frame<'a> {
             Frame::Error { .. } => "Error",
             Frame::Ping => "Ping",
             Frame::Pong => "Pong",
+            Frame::Join { .. } => "Join",
+            Frame::Joined { .. } => "Joined",
+            Frame::Leave { .. } => "Leave",
+            Frame::Ack { .. } => "Ack",
+            Frame::Assign { .. } => "Assign",
+            Frame::GroupInfo { .. } => "GroupInfo",
+            Frame::GroupState { .. } => "GroupState",
         }
     }
 }

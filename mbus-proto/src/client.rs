@@ -23,7 +23,9 @@
 
 mod inbound;
 
-use crate::{Batch, DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role};
+use crate::{
+    Batch, DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, GroupStats, PROTOCOL_VERSION, Role,
+};
 use inbound::Inbound;
 pub use inbound::Span;
 
@@ -91,6 +93,48 @@ pub enum Incoming {
         from: u64,
         /// The next offset delivered.
         to: u64,
+    },
+    /// The broker took this connection into a consumer group.
+    Joined {
+        /// The topic.
+        topic: Span,
+        /// The group.
+        group: Span,
+        /// Every offset below it is done.
+        floor: u64,
+        /// The first offset the group has not given out.
+        next: u64,
+        /// The group's settings: ack wait in milliseconds, max deliveries, max unacknowledged.
+        ack_wait: u64,
+        /// Deliveries before a message is dead-lettered.
+        max_deliver: u32,
+        /// Messages the group may hold unacknowledged.
+        max_ack_pending: u32,
+        /// The group's dead-letter topic.
+        dead_letter: Span,
+    },
+    /// The next `Deliver` is this member's for offsets `first..first + count`, for the
+    /// `attempt`th time.
+    Assign {
+        /// The topic.
+        topic: Span,
+        /// The group.
+        group: Span,
+        /// 1 for a first delivery.
+        attempt: u32,
+        /// The first offset given.
+        first: u64,
+        /// How many offsets.
+        count: u32,
+    },
+    /// The answer to a `GroupInfo`.
+    GroupState {
+        /// The topic.
+        topic: Span,
+        /// The group.
+        group: Span,
+        /// Its figures.
+        state: GroupStats,
     },
 }
 
@@ -283,6 +327,59 @@ impl ClientProtocol {
                     topic: self.inbound.span(topic.as_bytes()),
                     from,
                     to,
+                }),
+                (
+                    Some(_),
+                    Role::Consumer,
+                    Frame::Joined {
+                        topic,
+                        group,
+                        floor,
+                        next,
+                        options,
+                    },
+                ) => Some(Incoming::Joined {
+                    topic: self.inbound.span(topic.as_bytes()),
+                    group: self.inbound.span(group.as_bytes()),
+                    floor,
+                    next,
+                    ack_wait: options.ack_wait,
+                    max_deliver: options.max_deliver,
+                    max_ack_pending: options.max_ack_pending,
+                    // A broker always names it; an empty span (within the frame) if not.
+                    dead_letter: self
+                        .inbound
+                        .span(options.dead_letter.unwrap_or(&topic[..0]).as_bytes()),
+                }),
+                (
+                    Some(_),
+                    Role::Consumer,
+                    Frame::Assign {
+                        topic,
+                        group,
+                        attempt,
+                        first,
+                        count,
+                    },
+                ) => Some(Incoming::Assign {
+                    topic: self.inbound.span(topic.as_bytes()),
+                    group: self.inbound.span(group.as_bytes()),
+                    attempt,
+                    first,
+                    count,
+                }),
+                (
+                    Some(_),
+                    Role::Consumer,
+                    Frame::GroupState {
+                        topic,
+                        group,
+                        state,
+                    },
+                ) => Some(Incoming::GroupState {
+                    topic: self.inbound.span(topic.as_bytes()),
+                    group: self.inbound.span(group.as_bytes()),
+                    state,
                 }),
                 (Some(_), _, other) => return Err(ProtocolError::UnexpectedFrame(other.name())),
             };

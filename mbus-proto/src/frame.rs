@@ -132,8 +132,7 @@ fn precheck(body: &[u8]) -> Result<(), DecodeError> {
     let Some((k, rest)) = header::uint(rest) else {
         return Ok(()); // Not an unsigned integer: serde reports the type error.
     };
-    if k == 0 || k > u64::from(kind::PONG) {
-        // Kinds reserved for consumer groups are unknown to this version too.
+    if k == 0 || k > u64::from(kind::LAST) {
         return Err(DecodeError::UnknownKind(u8::try_from(k).unwrap_or(u8::MAX)));
     }
     if k == u64::from(kind::HELLO) && len >= 2 {

@@ -10,8 +10,9 @@ use serde::ser::{SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_bytes::Bytes;
 
-use crate::apiv2::{ErrorCode, Frame, Role, Start, kind};
+use crate::apiv2::{ErrorCode, Frame, GroupStats, Role, Start, kind};
 use crate::batch::{Batch, Headers, MessageRef};
+use crate::group::{AckAction, AckRanges, GroupOptions};
 
 impl Serialize for Role {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -121,6 +122,35 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
+/// A field that must be a msgpack bin, borrowed from the input.
+struct Bin<'a>(&'a [u8]);
+
+impl<'de> Deserialize<'de> for Bin<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct BinVisitor;
+        impl<'de> Visitor<'de> for BinVisitor {
+            type Value = Bin<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a msgpack bin")
+            }
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Bin<'de>, E> {
+                Ok(Bin(v))
+            }
+        }
+        d.deserialize_bytes(BinVisitor)
+    }
+}
+
+/// The four settings fields of `Join` and `Joined`.
+fn options<'de, A: SeqAccess<'de>>(s: &mut A, frame: &str) -> Result<GroupOptions<'de>, A::Error> {
+    Ok(GroupOptions {
+        ack_wait: field(s, frame, "ack_wait")?,
+        max_deliver: field(s, frame, "max_deliver")?,
+        max_ack_pending: field(s, frame, "max_ack_pending")?,
+        dead_letter: field::<Option<Str>, _>(s, frame, "dead_letter")?.map(|t| t.0),
+    })
+}
+
 /// Writes `[kind, fields...]` as one msgpack array.
 macro_rules! tuple {
     ($s:expr, $kind:expr $(, $field:expr)*) => {{
@@ -164,6 +194,86 @@ impl Serialize for Frame<'_> {
             Frame::Gap { topic, from, to } => tuple!(s, k, topic, from, to),
             Frame::Error { code, reason } => tuple!(s, k, code, reason),
             Frame::Ping | Frame::Pong => tuple!(s, k),
+            Frame::Join {
+                topic,
+                group,
+                start,
+                credit,
+                options: o,
+            } => tuple!(
+                s,
+                k,
+                topic,
+                group,
+                start,
+                credit,
+                o.ack_wait,
+                o.max_deliver,
+                o.max_ack_pending,
+                o.dead_letter
+            ),
+            Frame::Joined {
+                topic,
+                group,
+                floor,
+                next,
+                options: o,
+            } => tuple!(
+                s,
+                k,
+                topic,
+                group,
+                floor,
+                next,
+                o.ack_wait,
+                o.max_deliver,
+                o.max_ack_pending,
+                o.dead_letter
+            ),
+            Frame::Leave { topic, group } | Frame::GroupInfo { topic, group } => {
+                tuple!(s, k, topic, group)
+            }
+            Frame::Ack {
+                topic,
+                group,
+                action,
+                delay,
+                ranges,
+            } => tuple!(
+                s,
+                k,
+                topic,
+                group,
+                action.to_u8(),
+                delay,
+                Bytes::new(ranges.as_bytes())
+            ),
+            Frame::Assign {
+                topic,
+                group,
+                attempt,
+                first,
+                count,
+            } => tuple!(s, k, topic, group, attempt, first, count),
+            Frame::GroupState {
+                topic,
+                group,
+                state: g,
+            } => tuple!(
+                s,
+                k,
+                topic,
+                group,
+                g.exists,
+                g.members,
+                g.floor,
+                g.next,
+                g.in_flight,
+                g.waiting,
+                g.redelivered,
+                g.dead_lettered,
+                g.lost
+            ),
         }
     }
 }
@@ -242,6 +352,69 @@ impl<'de> Visitor<'de> for FrameVisitor {
             },
             kind::PING => Frame::Ping,
             kind::PONG => Frame::Pong,
+            kind::JOIN => Frame::Join {
+                topic: field::<Str, _>(s, "Join", "topic")?.0,
+                group: field::<Str, _>(s, "Join", "group")?.0,
+                start: field(s, "Join", "start")?,
+                credit: field(s, "Join", "credit")?,
+                options: options(s, "Join")?,
+            },
+            kind::JOINED => Frame::Joined {
+                topic: field::<Str, _>(s, "Joined", "topic")?.0,
+                group: field::<Str, _>(s, "Joined", "group")?.0,
+                floor: field(s, "Joined", "floor")?,
+                next: field(s, "Joined", "next")?,
+                options: options(s, "Joined")?,
+            },
+            kind::LEAVE => Frame::Leave {
+                topic: field::<Str, _>(s, "Leave", "topic")?.0,
+                group: field::<Str, _>(s, "Leave", "group")?.0,
+            },
+            kind::ACK => {
+                let topic = field::<Str, _>(s, "Ack", "topic")?.0;
+                let group = field::<Str, _>(s, "Ack", "group")?.0;
+                let action: u8 = field(s, "Ack", "action")?;
+                let action = AckAction::from_u8(action).ok_or_else(|| {
+                    de::Error::custom(format_args!("Ack: field `action`: unknown action {action}"))
+                })?;
+                let delay = field(s, "Ack", "delay")?;
+                let ranges = field::<Bin, _>(s, "Ack", "ranges")?.0;
+                let ranges = AckRanges::new(ranges)
+                    .map_err(|e| de::Error::custom(format_args!("Ack: field `ranges`: {e}")))?;
+                Frame::Ack {
+                    topic,
+                    group,
+                    action,
+                    delay,
+                    ranges,
+                }
+            }
+            kind::ASSIGN => Frame::Assign {
+                topic: field::<Str, _>(s, "Assign", "topic")?.0,
+                group: field::<Str, _>(s, "Assign", "group")?.0,
+                attempt: field(s, "Assign", "attempt")?,
+                first: field(s, "Assign", "first")?,
+                count: field(s, "Assign", "count")?,
+            },
+            kind::GROUP_INFO => Frame::GroupInfo {
+                topic: field::<Str, _>(s, "GroupInfo", "topic")?.0,
+                group: field::<Str, _>(s, "GroupInfo", "group")?.0,
+            },
+            kind::GROUP_STATE => Frame::GroupState {
+                topic: field::<Str, _>(s, "GroupState", "topic")?.0,
+                group: field::<Str, _>(s, "GroupState", "group")?.0,
+                state: GroupStats {
+                    exists: field(s, "GroupState", "exists")?,
+                    members: field(s, "GroupState", "members")?,
+                    floor: field(s, "GroupState", "floor")?,
+                    next: field(s, "GroupState", "next")?,
+                    in_flight: field(s, "GroupState", "in_flight")?,
+                    waiting: field(s, "GroupState", "waiting")?,
+                    redelivered: field(s, "GroupState", "redelivered")?,
+                    dead_lettered: field(s, "GroupState", "dead_lettered")?,
+                    lost: field(s, "GroupState", "lost")?,
+                },
+            },
             // `Publish` and `Deliver` are decoded by `fast.rs`, which keeps their batches as
             // the bytes they came in.
             other => {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use common::{hex, unhex};
 use mbus_proto::{
-    Batch, BatchBuilder, DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, Role,
-    Start, check, decode,
+    AckAction, AckRanges, Batch, BatchBuilder, DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame,
+    GroupOptions, GroupStats, PROTOCOL_VERSION, Role, Start, check, decode,
 };
 
 /// 2026-12-02T10:00:00Z, the time of the examples.
@@ -145,7 +145,103 @@ fn examples() -> Vec<(&'static str, Frame<'static>)> {
         ),
         ("ping", Frame::Ping),
         ("pong", Frame::Pong),
+        (
+            "join",
+            Frame::Join {
+                topic: "jobs",
+                group: "workers",
+                start: Start::Earliest,
+                credit: 100,
+                options: GroupOptions::default(),
+            },
+        ),
+        (
+            "joined",
+            Frame::Joined {
+                topic: "jobs",
+                group: "workers",
+                floor: 40,
+                next: 42,
+                options: GroupOptions {
+                    ack_wait: 30_000,
+                    max_deliver: 5,
+                    max_ack_pending: 1000,
+                    dead_letter: Some("jobs.dlq"),
+                },
+            },
+        ),
+        (
+            "leave",
+            Frame::Leave {
+                topic: "jobs",
+                group: "workers",
+            },
+        ),
+        (
+            "ack",
+            Frame::Ack {
+                topic: "jobs",
+                group: "workers",
+                action: AckAction::Ack,
+                delay: 0,
+                ranges: ack_ranges(&[40, 41, 42, 45]),
+            },
+        ),
+        (
+            "nak-delay",
+            Frame::Ack {
+                topic: "jobs",
+                group: "workers",
+                action: AckAction::Nak,
+                delay: 5000,
+                ranges: ack_ranges(&[43]),
+            },
+        ),
+        (
+            "assign",
+            Frame::Assign {
+                topic: "jobs",
+                group: "workers",
+                attempt: 2,
+                first: 43,
+                count: 1,
+            },
+        ),
+        (
+            "group-info",
+            Frame::GroupInfo {
+                topic: "jobs",
+                group: "workers",
+            },
+        ),
+        (
+            "group-state",
+            Frame::GroupState {
+                topic: "jobs",
+                group: "workers",
+                state: GroupStats {
+                    exists: true,
+                    members: 2,
+                    floor: 43,
+                    next: 46,
+                    in_flight: 1,
+                    waiting: 1,
+                    redelivered: 1,
+                    dead_lettered: 0,
+                    lost: 0,
+                },
+            },
+        ),
     ]
+}
+
+/// The ack ranges of `offsets`, consecutive ones merged.
+fn ack_ranges(offsets: &[u64]) -> AckRanges<'static> {
+    let mut buf = Vec::new();
+    for &o in offsets {
+        AckRanges::push(&mut buf, o);
+    }
+    AckRanges::new(Box::leak(buf.into_boxed_slice())).unwrap()
 }
 
 /// The frame in Rust debug form, with payloads written as byte strings so that people can
@@ -165,6 +261,17 @@ fn describe(frame: &Frame<'_>) -> String {
         } => format!(
             "Frame::Deliver {{ topic: {topic:?}, offset: {offset}, time: {time}, batch: {} }}",
             describe_batch(batch)
+        ),
+        Frame::Ack {
+            topic,
+            group,
+            action,
+            delay,
+            ranges,
+        } => format!(
+            "Frame::Ack {{ topic: {topic:?}, group: {group:?}, action: {action:?}, \
+             delay: {delay}, ranges: {:?} }}",
+            ranges.iter().collect::<Vec<_>>()
         ),
         _ => format!("Frame::{frame:?}"),
     }
@@ -288,7 +395,7 @@ fn every_golden_file_is_an_example_and_every_kind_has_one() {
     let mut kinds: Vec<u8> = examples().iter().map(|(_, f)| f.kind()).collect();
     kinds.sort_unstable();
     kinds.dedup();
-    assert_eq!(kinds, (1..=12).collect::<Vec<u8>>());
+    assert_eq!(kinds, (1..=19).collect::<Vec<u8>>());
 }
 
 #[test]

@@ -5,8 +5,8 @@ mod common;
 
 use common::with_prefix;
 use mbus_proto::{
-    Batch, BatchBuilder, DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame, HEADER_LEN,
-    MAX_TOPIC_LEN, Role, Start, decode,
+    AckAction, AckRanges, Batch, BatchBuilder, DEFAULT_MAX_FRAME, DecodeError, ErrorCode, Frame,
+    HEADER_LEN, MAX_TOPIC_LEN, Role, Start, decode,
 };
 
 /// xorshift64*: deterministic, so a failure reproduces, and small enough to need no crate.
@@ -87,6 +87,8 @@ struct Parts {
     choice: u64,
     /// A batch of a few messages, some with headers, for the frames that carry one.
     batch: BatchBuilder,
+    /// Ack ranges: a few random offsets.
+    ranges: Vec<u8>,
 }
 
 impl Parts {
@@ -113,6 +115,13 @@ impl Parts {
             b: rng.int(),
             choice: rng.next(),
             batch,
+            ranges: {
+                let mut ranges = Vec::new();
+                for _ in 0..1 + rng.below(5) {
+                    AckRanges::push(&mut ranges, rng.int().min(u64::MAX - 1));
+                }
+                ranges
+            },
         }
     }
 
@@ -132,7 +141,7 @@ impl Parts {
         // A batch of one payload, or of several messages with deltas and headers.
         let several = self.choice & 16 == 0;
         let code = ErrorCode::from_u16(self.b as u16);
-        match (self.choice >> 8) % 12 {
+        match (self.choice >> 8) % 19 {
             0 => Frame::Hello {
                 version: mbus_proto::PROTOCOL_VERSION,
                 role,
@@ -176,7 +185,67 @@ impl Parts {
                 reason: &self.text,
             },
             10 => Frame::Ping,
-            _ => Frame::Pong,
+            11 => Frame::Pong,
+            12 => Frame::Join {
+                topic: &self.topic,
+                group: &self.topic,
+                start,
+                credit: self.a as u32,
+                options: self.options(),
+            },
+            13 => Frame::Joined {
+                topic: &self.topic,
+                group: &self.topic,
+                floor: self.a,
+                next: self.b,
+                options: self.options(),
+            },
+            14 => Frame::Leave {
+                topic: &self.topic,
+                group: &self.topic,
+            },
+            15 => Frame::Ack {
+                topic: &self.topic,
+                group: &self.topic,
+                action: AckAction::from_u8((self.choice >> 20) as u8 % 4).unwrap(),
+                delay: self.b,
+                ranges: AckRanges::new(&self.ranges).unwrap(),
+            },
+            16 => Frame::Assign {
+                topic: &self.topic,
+                group: &self.topic,
+                attempt: self.b as u32,
+                first: self.a,
+                count: self.b as u32,
+            },
+            17 => Frame::GroupInfo {
+                topic: &self.topic,
+                group: &self.topic,
+            },
+            _ => Frame::GroupState {
+                topic: &self.topic,
+                group: &self.topic,
+                state: mbus_proto::GroupStats {
+                    exists: self.choice & 32 == 0,
+                    members: self.b as u32,
+                    floor: self.a,
+                    next: self.b,
+                    in_flight: self.a,
+                    waiting: self.b,
+                    redelivered: self.a,
+                    dead_lettered: self.b,
+                    lost: self.a,
+                },
+            },
+        }
+    }
+
+    fn options(&self) -> mbus_proto::GroupOptions<'_> {
+        mbus_proto::GroupOptions {
+            ack_wait: self.a,
+            max_deliver: self.b as u32,
+            max_ack_pending: self.a as u32,
+            dead_letter: (self.choice & 64 == 0).then_some(self.text.as_str()),
         }
     }
 }
@@ -358,7 +427,7 @@ fn damaged_message_frames_decode_to_frames_that_round_trip_or_are_refused() {
 #[test]
 fn random_valid_frames_round_trip() {
     let mut rng = Rng::new(0xdead_beef);
-    let mut kinds = [0u32; 13];
+    let mut kinds = [0u32; 20];
     for _ in 0..20_000 {
         let parts = Parts::random(&mut rng);
         let frame = parts.frame();

@@ -5,7 +5,8 @@
 use std::sync::LazyLock;
 
 use mbus_proto::{
-    DEFAULT_MAX_FRAME, ErrorCode, Frame, MAX_TOPIC_LEN, PROTOCOL_VERSION, Role, Start,
+    AckAction, AckRanges, DEFAULT_MAX_FRAME, ErrorCode, Frame, GroupOptions, GroupStats,
+    MAX_TOPIC_LEN, PROTOCOL_VERSION, Role, Start,
 };
 
 /// 70,000 bytes: past the 65,535 that fit a msgpack bin 16, so `bin 32` is exercised too.
@@ -32,7 +33,7 @@ pub const UINT_EDGES: [u64; 11] = [
 ];
 
 /// Every code `ErrorCode` names, with its number on the wire.
-pub const NAMED_CODES: [(ErrorCode, u16); 13] = [
+pub const NAMED_CODES: [(ErrorCode, u16); 14] = [
     (ErrorCode::Malformed, 1),
     (ErrorCode::FrameTooLarge, 2),
     (ErrorCode::UnknownKind, 3),
@@ -46,6 +47,7 @@ pub const NAMED_CODES: [(ErrorCode, u16); 13] = [
     (ErrorCode::ShuttingDown, 11),
     (ErrorCode::LimitReached, 12),
     (ErrorCode::Internal, 13),
+    (ErrorCode::InvalidGroup, 14),
 ];
 
 /// At least one frame of every kind, with the field values most likely to break an encoder:
@@ -162,7 +164,7 @@ pub fn every_frame() -> Vec<Frame<'static>> {
             reason: "something went wrong",
         });
     }
-    for n in [0, 14, 1000, u16::MAX] {
+    for n in [0, 15, 1000, u16::MAX] {
         frames.push(Frame::Error {
             code: ErrorCode::Other(n),
             reason: "",
@@ -173,6 +175,110 @@ pub fn every_frame() -> Vec<Frame<'static>> {
         reason: "naïve ✓ reasons are UTF-8",
     });
     frames.extend([Frame::Ping, Frame::Pong]);
+    frames.extend(group_frames(long_topic));
+    frames
+}
+
+/// The consumer-group frames, with their edge values.
+fn group_frames(long_topic: &'static str) -> Vec<Frame<'static>> {
+    let options = GroupOptions {
+        ack_wait: 30_000,
+        max_deliver: 5,
+        max_ack_pending: 1000,
+        dead_letter: Some("jobs.dlq"),
+    };
+    let edges = GroupOptions {
+        ack_wait: u64::MAX,
+        max_deliver: u32::MAX,
+        max_ack_pending: 0,
+        dead_letter: None,
+    };
+    let ranges: &'static [u8] = Box::leak(
+        [0u64, 7, u64::MAX - 2]
+            .iter()
+            .flat_map(|o| {
+                let mut r = o.to_be_bytes().to_vec();
+                r.extend_from_slice(&1u32.to_be_bytes());
+                r
+            })
+            .collect::<Vec<u8>>()
+            .into_boxed_slice(),
+    );
+    let mut frames = Vec::new();
+    for (start, options) in [(Start::Earliest, options), (Start::Last(10), edges)] {
+        frames.push(Frame::Join {
+            topic: "jobs",
+            group: "workers",
+            start,
+            credit: 1,
+            options,
+        });
+        frames.push(Frame::Joined {
+            topic: long_topic,
+            group: long_topic,
+            floor: 0,
+            next: u64::MAX,
+            options,
+        });
+    }
+    for action in [
+        AckAction::Ack,
+        AckAction::Nak,
+        AckAction::Progress,
+        AckAction::Term,
+    ] {
+        frames.push(Frame::Ack {
+            topic: "jobs",
+            group: "workers",
+            action,
+            delay: if action == AckAction::Nak { 5000 } else { 0 },
+            ranges: AckRanges::new(ranges).unwrap(),
+        });
+    }
+    frames.extend([
+        Frame::Leave {
+            topic: "jobs",
+            group: "workers",
+        },
+        Frame::Assign {
+            topic: "jobs",
+            group: "workers",
+            attempt: 1,
+            first: 0,
+            count: 1,
+        },
+        Frame::Assign {
+            topic: "jobs",
+            group: "workers",
+            attempt: u32::MAX,
+            first: u64::MAX - 1,
+            count: u32::MAX,
+        },
+        Frame::GroupInfo {
+            topic: "jobs",
+            group: "workers",
+        },
+        Frame::GroupState {
+            topic: "jobs",
+            group: "workers",
+            state: GroupStats::default(),
+        },
+        Frame::GroupState {
+            topic: "jobs",
+            group: "workers",
+            state: GroupStats {
+                exists: true,
+                members: 3,
+                floor: 100,
+                next: 1 << 40,
+                in_flight: 12,
+                waiting: 1,
+                redelivered: 65_536,
+                dead_lettered: u64::MAX,
+                lost: 0,
+            },
+        },
+    ]);
     frames
 }
 
