@@ -70,6 +70,18 @@ pub struct BrokerConfig {
     /// Silence after which a peer is pinged, and again after which it is dropped.
     #[cfg_attr(feature = "cli", arg(long, default_value = "60s", value_parser = parse_duration))]
     pub idle_timeout: Duration,
+    /// How long a consumer-group member may hold a message unacknowledged before it is
+    /// given to another member: the default of every new group, and the most a Join may ask.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "30s", value_parser = parse_duration))]
+    pub ack_wait: Duration,
+    /// Deliveries of a message to a group's members before it goes to the group's
+    /// dead-letter topic: the default, and the most a Join may ask.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..)))]
+    pub max_deliver: u32,
+    /// Messages a consumer group may hold unacknowledged at once: the default, and the most a
+    /// Join may ask. A group tracks at most 16 times as many offsets past its ack floor.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000)))]
+    pub max_ack_pending: u32,
     /// Token that clients must present in their Hello; none means no authentication.
     #[cfg_attr(
         feature = "cli",
@@ -143,6 +155,9 @@ impl Default for BrokerConfig {
             max_subscriptions: 1_000,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+            max_ack_pending: 1000,
             auth_token: None,
             data_dir: None,
             fsync: Fsync::Always,
@@ -211,6 +226,11 @@ impl BrokerConfig {
             idle_timeout: self.idle_timeout,
             auth_token: self.auth_token.clone(),
             max_topics: self.max_topics,
+            groups: crate::engine::groups::GroupLimits {
+                ack_wait: self.ack_wait,
+                max_deliver: self.max_deliver,
+                max_ack_pending: self.max_ack_pending,
+            },
             max_subscriptions: self.max_subscriptions,
             max_memory: self.memory_budget(),
         }

@@ -40,7 +40,11 @@ impl Core {
             .topics
             .find(name)
             .ok_or_else(|| DeleteError::NotFound(name.to_owned()))?;
-        let subscribers = self.topics[tid].subscribers.clone();
+        let mut subscribers = self.topics[tid].subscribers.clone();
+        // Group members read it too.
+        for g in &self.topics[tid].groups {
+            subscribers.extend(g.members.iter().map(|m| m.conn));
+        }
         if !subscribers.is_empty() && !force {
             return Err(DeleteError::Subscribed {
                 name: name.to_owned(),
@@ -55,9 +59,13 @@ impl Core {
                 conn.subs.remove(i);
                 conn.next_sub = 0;
             }
+            self.conns[cid].groups.retain(|m| m.topic != tid);
+            self.conns[cid].next_group = 0;
             self.reject(cid, ErrorCode::InvalidTopic, &reason);
         }
         self.topics[tid].subscribers.clear();
+        self.topics[tid].groups.clear();
+        self.commit.groups.retain(|&t| t != tid);
         for (_, conn) in self.conns.iter_mut() {
             if conn.last_topic == Some(tid) {
                 conn.last_topic = None;

@@ -63,6 +63,10 @@ pub struct Conn {
     pub subs: Vec<Sub>,
     /// Where the next write starts its round over `subs`, so that no topic starves the others.
     pub next_sub: usize,
+    /// The consumer groups it is a member of, at most one per topic, none of a topic in `subs`.
+    pub groups: Vec<super::groups::Membership>,
+    /// Where the next fill starts its round over `groups`.
+    pub next_group: usize,
     /// In the core's ready list already.
     pub queued: bool,
     /// The last write hit `WouldBlock`; the event loop reports when the socket is writable.
@@ -96,6 +100,8 @@ impl Conn {
             control_data: 0,
             subs: Vec::new(),
             next_sub: 0,
+            groups: Vec::new(),
+            next_group: 0,
             queued: false,
             blocked: false,
             opened: now,

@@ -9,6 +9,15 @@ use super::conn::Sub;
 use super::memlog::{Cursor, Segment};
 use super::{ConnId, Core};
 
+/// Why a batch could not be appended to a topic.
+#[derive(Debug)]
+pub(super) enum AppendError {
+    /// The topic's storage failed earlier; it takes nothing until a restart.
+    Failed(String),
+    /// The store refused this batch; the topic goes on.
+    Store(super::storage::StoreError),
+}
+
 impl Core {
     /// Appends a publish's batch to its topic as one frame stamped with the broker's time, its
     /// messages at consecutive offsets; with a data directory it is one record, stored whole or
@@ -24,24 +33,53 @@ impl Core {
                 tid
             }
         };
+        if let Err(e) = self.append_batch(tid, &batch) {
+            return match e {
+                AppendError::Failed(failure) => {
+                    let reason = format!(
+                        "topic {topic} takes no messages since its storage failed ({failure}); \
+                         the broker must be restarted"
+                    );
+                    self.reject(id, ErrorCode::Internal, &reason)
+                }
+                AppendError::Store(e) => self.storage_failed(id, topic, &e),
+            };
+        }
+        let t = &mut self.topics[tid];
+        if t.store.is_some() && t.publishers.last() != Some(&id) {
+            t.publishers.push(id);
+        }
+        let conn = &mut self.conns[id];
+        conn.published += 1;
+        if !self.topics.is_durable() {
+            conn.durable = conn.published;
+            self.mark(id);
+        } else if !conn.uncommitted {
+            conn.uncommitted = true;
+            self.commit.producers.push(id);
+        }
+    }
+
+    /// Appends `batch` to topic `tid` as one frame stamped with the broker's time, and to its
+    /// store as one record, whole or not at all; the next commit makes it durable. A durable
+    /// topic that has no files yet gets them now.
+    pub(super) fn append_batch(
+        &mut self,
+        tid: TopicId,
+        batch: &Batch<'_>,
+    ) -> Result<u64, AppendError> {
         let t = &mut self.topics[tid];
         if let Some(failure) = &t.failure {
-            let reason = format!(
-                "topic {topic} takes no messages since its storage failed ({failure}); \
-                 the broker must be restarted"
-            );
-            return self.reject(id, ErrorCode::Internal, &reason);
+            return Err(AppendError::Failed(failure.clone()));
         }
         if t.store.is_none() && t.unavailable.is_none() && self.topics.is_durable() {
             // Subscribed to before anyone published: its files come with its first message.
-            if let Err(e) = self.topics.open_files(tid) {
-                return self.storage_failed(id, topic, &e);
-            }
+            self.topics.open_files(tid).map_err(AppendError::Store)?;
         }
         let t = &mut self.topics[tid];
         let before = t.log.bytes();
         let mark = Mark::of(&t.log);
-        let offset = t.log.append(topic, self.wall_clock, &batch, self.messages);
+        let offset = t.log.append(&t.name, self.wall_clock, batch, self.messages);
         if let Some(store) = t.store.as_mut() {
             let frame = t.log.frame(offset).expect("just appended");
             if let Err(e) = store.append(offset, frame) {
@@ -50,19 +88,14 @@ impl Core {
                 // may still have changed (a segment started and given back): the budget is told.
                 t.log.retract(offset);
                 self.account(tid, mark);
-                return self.storage_failed(id, topic, &e);
+                return Err(AppendError::Store(e));
             }
         }
         let bytes: u64 = batch.iter().map(|m| m.data.len() as u64).sum();
         let t = &mut self.topics[tid];
-        if t.store.is_some() {
-            if !t.uncommitted {
-                t.uncommitted = true;
-                self.commit.topics.push(tid);
-            }
-            if t.publishers.last() != Some(&id) {
-                t.publishers.push(id);
-            }
+        if t.store.is_some() && !t.uncommitted {
+            t.uncommitted = true;
+            self.commit.topics.push(tid);
         }
         self.appended += t.log.bytes() - before;
         while let Some(seg) = self.topics[tid].log.pop_expired() {
@@ -77,15 +110,7 @@ impl Core {
         }
         self.messages += batch.len() as u64;
         self.counters.published_bytes += bytes;
-        let conn = &mut self.conns[id];
-        conn.published += 1;
-        if !self.topics.is_durable() {
-            conn.durable = conn.published;
-            self.mark(id);
-        } else if !conn.uncommitted {
-            conn.uncommitted = true;
-            self.commit.producers.push(id);
-        }
+        Ok(offset)
     }
 
     /// Lets go of `seg`, which topic `tid`'s log no longer holds: a subscriber half-way through
@@ -111,7 +136,7 @@ impl Core {
     /// The topic a publish or subscription names, created if it is new. A name that breaks the
     /// rules, a new topic beyond `max_topics`, or storage that fails gets the connection
     /// refused, and `None`.
-    fn topic_for(&mut self, id: ConnId, topic: &str, files: bool) -> Option<TopicId> {
+    pub(super) fn topic_for(&mut self, id: ConnId, topic: &str, files: bool) -> Option<TopicId> {
         if let Some(tid) = self.topics.find(topic) {
             if let Some(why) = &self.topics[tid].unavailable {
                 let reason = format!("topic {topic} is unavailable: {why}");
@@ -143,7 +168,12 @@ impl Core {
 
     /// Refuses a publish or subscription the topic's storage could not take. The store took
     /// nothing, so the topic goes on; the next publish tries again.
-    fn storage_failed(&mut self, id: ConnId, topic: &str, e: &super::storage::StoreError) {
+    pub(super) fn storage_failed(
+        &mut self,
+        id: ConnId,
+        topic: &str,
+        e: &super::storage::StoreError,
+    ) {
         log::error!("topic {topic}: {e}");
         // Running out of descriptors is a limit the broker reached, not a fault of the store.
         let (code, reason) = if e.is_out_of_descriptors() {
@@ -177,19 +207,9 @@ impl Core {
         };
         let first = self.topics[tid].first();
         let next = self.topics[tid].log.visible();
-        let offset = match start {
-            Start::Earliest => first,
-            Start::Latest => next,
-            Start::Offset(o) => o,
-            Start::Last(n) => next.saturating_sub(n).max(first),
-            Start::Time(ms) => match self.offset_at_time(tid, ms) {
-                Ok(offset) => offset.min(next),
-                Err(e) => {
-                    log::error!("topic {topic}: finding time {ms}: {e}");
-                    let reason = format!("cannot find time {ms} in topic {topic}: {e}");
-                    return self.reject(id, ErrorCode::Internal, &reason);
-                }
-            },
+        let offset = match self.resolve_start(tid, start) {
+            Ok(offset) => offset,
+            Err(reason) => return self.reject(id, ErrorCode::Internal, &reason),
         };
         let log = &self.topics[tid].log;
         let conn = &mut self.conns[id];
@@ -216,6 +236,27 @@ impl Core {
                 next,
             },
         );
+    }
+
+    /// The offset a subscription or a new group of topic `tid` starts at; the error says why a
+    /// time could not be found.
+    pub(super) fn resolve_start(&mut self, tid: TopicId, start: Start) -> Result<u64, String> {
+        let first = self.topics[tid].first();
+        let next = self.topics[tid].log.visible();
+        Ok(match start {
+            Start::Earliest => first,
+            Start::Latest => next,
+            Start::Offset(o) => o,
+            Start::Last(n) => next.saturating_sub(n).max(first),
+            Start::Time(ms) => match self.offset_at_time(tid, ms) {
+                Ok(offset) => offset.min(next),
+                Err(e) => {
+                    let topic = &self.topics[tid].name;
+                    log::error!("topic {topic}: finding time {ms}: {e}");
+                    return Err(format!("cannot find time {ms} in topic {topic}: {e}"));
+                }
+            },
+        })
     }
 
     /// The first offset of topic `tid` stored at or after `ms`, or the next offset when none

@@ -28,6 +28,8 @@ pub(super) struct Commit {
     pub producers: Vec<ConnId>,
     /// Topics committed but not synced, when the storage syncs on a timer.
     pub unsynced: Vec<TopicId>,
+    /// Topics whose consumer groups changed since the last commit.
+    pub groups: Vec<TopicId>,
 }
 
 impl Core {
@@ -51,6 +53,7 @@ impl Core {
                     continue;
                 }
             };
+            self.restore_groups(tid);
             // A crash may have left committed messages unsynced, past the time their sync was
             // due: the first turn after recovery syncs them.
             if sync_interval.is_some() && !self.topics[tid].unsynced {
@@ -100,6 +103,7 @@ impl Core {
                 }
             }
         }
+        self.save_groups();
         if let Some(interval) = sync_interval {
             if !self.commit.unsynced.is_empty() && self.timers.sync.is_none() {
                 self.timers.sync = Some(self.now + interval);

@@ -504,7 +504,7 @@ impl Log {
 }
 
 /// The time and the message `offset` of `frame`, a `Deliver` frame the log encoded.
-fn record_message(frame: &[u8], offset: u64) -> Option<(u64, MessageRef<'_>)> {
+pub(super) fn record_message(frame: &[u8], offset: u64) -> Option<(u64, MessageRef<'_>)> {
     match Frame::parse(&frame[mbus_proto::HEADER_LEN..]) {
         Ok(Frame::Deliver {
             offset: base,

@@ -9,6 +9,9 @@ mod budget;
 mod conn;
 mod dispatch;
 pub mod durable;
+pub mod group;
+mod group_state;
+pub mod groups;
 mod ids;
 pub mod inspect;
 pub mod memlog;
@@ -63,6 +66,8 @@ pub struct CoreConfig {
     /// The most bytes all topics' logs may hold in memory together; past it the oldest buffers
     /// across topics are taken back (see `budget.rs`).
     pub max_memory: usize,
+    /// The defaults, and caps, of consumer groups' settings.
+    pub groups: groups::GroupLimits,
 }
 
 /// Counters for the shutdown summary and for tests.
@@ -175,6 +180,10 @@ impl Core {
         for sub in conn.subs {
             self.topics[sub.topic].subscribers.retain(|&c| c != id);
         }
+        // What a member held goes to the other members at once.
+        for m in conn.groups {
+            self.leave_group(id, m.topic, m.group);
+        }
     }
 
     /// True once the connection has been told why it is being closed, or said it is closing; the
@@ -263,6 +272,32 @@ impl Core {
                 self.subscribe(id, topic, start)
             }
             (_, Role::Consumer, Frame::Unsubscribe { topic }) => self.unsubscribe(id, topic),
+            (
+                _,
+                Role::Consumer,
+                Frame::Join {
+                    topic,
+                    group,
+                    start,
+                    credit,
+                    options,
+                },
+            ) => self.join(id, topic, group, start, credit, options),
+            (_, Role::Consumer, Frame::Leave { topic, group }) => self.leave(id, topic, group),
+            (
+                _,
+                Role::Consumer,
+                Frame::Ack {
+                    topic,
+                    group,
+                    action,
+                    delay,
+                    ranges,
+                },
+            ) => self.ack(id, topic, group, action, delay, ranges),
+            (_, Role::Consumer, Frame::GroupInfo { topic, group }) => {
+                self.group_info(id, topic, group)
+            }
             (_, _, Frame::Ping) => self.send(id, Frame::Pong),
             (_, _, Frame::Pong) => {}
             (_, role, other) => {
@@ -366,6 +401,15 @@ impl Core {
                 if !conn.queued && !conn.blocked {
                     conn.queued = true;
                     out.push(cid);
+                }
+            }
+            for g in &topic.groups {
+                for (i, m) in g.members.iter().enumerate() {
+                    let conn = &mut self.conns[m.conn];
+                    if g.can_give(i) && !conn.queued && !conn.blocked {
+                        conn.queued = true;
+                        out.push(m.conn);
+                    }
                 }
             }
         }

@@ -121,6 +121,10 @@ impl Core {
                             break;
                         }
                     }
+                    // A group member's messages come through the control buffer too.
+                    if self.conns[id].control_pending() == 0 && !self.conns[id].groups.is_empty() {
+                        self.fill_groups(id);
+                    }
                 }
             }
             sources.clear();
@@ -212,11 +216,17 @@ impl Core {
 impl Core {
     /// True while some connection has control frames unsent or deliveries it has not taken.
     pub fn owes_output(&self) -> bool {
-        self.conns.iter().any(|(_, conn)| {
+        self.conns.iter().any(|(id, conn)| {
             conn.control_pending() > 0
                 || conn.subs.iter().any(|sub| {
                     let log = &self.topics[sub.topic].log;
                     sub.cursor.partial > 0 || sub.cursor.offset < log.visible()
+                })
+                || conn.groups.iter().any(|m| {
+                    let t = &self.topics[m.topic];
+                    let g = &t.groups[m.group];
+                    g.member(id).is_some_and(|i| g.can_give(i))
+                        && g.next_offset(self.now, t.log.visible()).is_some()
                 })
         })
     }

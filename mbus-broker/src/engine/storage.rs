@@ -77,6 +77,15 @@ pub trait TopicStorage: fmt::Debug + Send {
 
     /// Bytes the topic takes in storage.
     fn bytes(&self) -> u64;
+
+    /// The consumer groups saved with the topic: each one's name and the state it last saved,
+    /// as [`TopicStorage::save_group`] was given it.
+    fn groups(&mut self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// Saves `state` as group `name`'s, as durable as a commit: it survives a crash of the
+    /// process once this returns, and power loss under `--fsync always` or after the next
+    /// [`TopicStorage::sync`]. On error the last state saved before stands.
+    fn save_group(&mut self, name: &str, state: &[u8]) -> Result<(), StoreError>;
 }
 
 /// What a [`TopicStorage::read`] appended: the frames that hold offsets `first..next`, `bytes`

@@ -23,16 +23,23 @@ pub(super) struct Timers {
     pub sync: Option<Instant>,
     /// The next retention pass over durable topics.
     pub retention: Option<Instant>,
+    /// A consumer group's ack wait may pass, or a nak's delay end.
+    pub groups: Option<Instant>,
 }
 
 impl Core {
     /// The earliest time at which [`Core::handle_timeout`] has something to do, or `None` when
     /// no timer is set. The event loop sleeps until then unless a socket wakes it first.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.conns, self.timers.sync, self.timers.retention]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.conns,
+            self.timers.sync,
+            self.timers.retention,
+            self.timers.groups,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Tells the engine the time and fires every timer that is due: a connection without
@@ -48,6 +55,9 @@ impl Core {
         if self.timers.sync.is_some_and(|t| t <= now) {
             self.timers.sync = None;
             self.sync_committed();
+        }
+        if self.timers.groups.is_some_and(|t| t <= now) {
+            self.expire_groups();
         }
         if self.timers.retention.is_some_and(|t| t <= now) {
             self.timers.retention = Some(now + RETENTION_INTERVAL);

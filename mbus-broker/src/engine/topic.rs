@@ -41,6 +41,10 @@ pub struct Topic {
     /// Deleted: its id stays valid, but it has no name, messages, subscribers or files, and
     /// no iteration shows it.
     pub deleted: bool,
+    /// Its consumer groups; a group keeps its index for as long as the topic exists.
+    pub groups: Vec<super::group::Group>,
+    /// On the commit's list of topics whose groups changed.
+    pub groups_uncommitted: bool,
 }
 
 impl Topic {
@@ -140,6 +144,8 @@ impl Topics {
             damage_logged: Vec::new(),
             failure: None,
             deleted: false,
+            groups: Vec::new(),
+            groups_uncommitted: false,
         });
         self.by_name.insert(name.into(), id);
         Ok(id)
@@ -174,6 +180,8 @@ impl Topics {
             damage_logged: Vec::new(),
             failure: None,
             deleted: false,
+            groups: Vec::new(),
+            groups_uncommitted: false,
         });
         self.by_name.insert(name.into(), id);
         self.unavailable += 1;

@@ -86,6 +86,7 @@ impl Storage for FileStorage {
         Ok(Box::new(FileTopic {
             store,
             fsync: self.fsync,
+            unsynced_groups: Vec::new(),
         }))
     }
 
@@ -116,6 +117,8 @@ impl Storage for FileStorage {
 struct FileTopic {
     store: TopicStore,
     fsync: Fsync,
+    /// Groups saved since the last sync, under `--fsync batch`.
+    unsynced_groups: Vec<String>,
 }
 
 impl TopicStorage for FileTopic {
@@ -140,7 +143,11 @@ impl TopicStorage for FileTopic {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
-        self.store.sync()
+        self.store.sync()?;
+        for name in std::mem::take(&mut self.unsynced_groups) {
+            super::groups::sync(self.store.dir(), &name)?;
+        }
+        Ok(())
     }
 
     fn read(
@@ -166,5 +173,18 @@ impl TopicStorage for FileTopic {
 
     fn offset_at_time(&mut self, ms: u64) -> Result<u64, StoreError> {
         self.store.offset_at_time(ms)
+    }
+
+    fn groups(&mut self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        super::groups::load(self.store.dir())
+    }
+
+    fn save_group(&mut self, name: &str, state: &[u8]) -> Result<(), StoreError> {
+        let sync = self.fsync == Fsync::Always;
+        super::groups::save(self.store.dir(), name, state, sync)?;
+        if self.fsync == Fsync::Batch && !self.unsynced_groups.iter().any(|g| g == name) {
+            self.unsynced_groups.push(name.to_owned());
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,8 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const VERSION_FILE: &str = "VERSION";
 /// The directory under the data directory that holds one directory per topic.
 pub const TOPICS_DIR: &str = "topics";
+/// The directory in a topic's directory that holds its consumer groups' files.
+pub const GROUPS_DIR: &str = "groups";
 /// Extension of segment files, which hold the records.
 pub const LOG_EXT: &str = "log";
 /// Extension of index files, which hold one record position and time per offset.

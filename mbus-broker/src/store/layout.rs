@@ -117,6 +117,9 @@ pub fn list_segments(dir: &Path) -> Result<Listing, StoreError> {
     for entry in fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
+        if name == super::format::GROUPS_DIR {
+            continue;
+        }
         match name.to_str().and_then(parse_segment_name) {
             Some((base, LOG_EXT)) => logs.push(base),
             Some((base, _)) => indexes.push(base),

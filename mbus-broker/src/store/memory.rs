@@ -87,6 +87,9 @@ struct Topic {
     times: VecDeque<u64>,
     /// The offset each read started at, oldest first, so that a test can see what was read.
     reads: Vec<u64>,
+    /// Each consumer group's saved state: the last saved, which a crash of the process keeps,
+    /// and the last synced, which a power loss keeps.
+    groups: BTreeMap<String, (Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Topic {
@@ -170,6 +173,15 @@ impl MemoryStorage {
                 .then(|| topic.records.get((end - topic.first) as usize).cloned())
                 .flatten();
             topic.truncate(end);
+            if crash == Crash::PowerLoss {
+                topic.groups.retain(|_, (saved, synced)| match synced {
+                    Some(s) => {
+                        *saved = s.clone();
+                        true
+                    }
+                    None => false,
+                });
+            }
             if let Some(slot) = torn {
                 let half: Arc<[u8]> = slot.frame[..slot.frame.len() / 2].into();
                 topic.bytes += half.len() as u64;
@@ -362,6 +374,9 @@ impl TopicStorage for MemoryTopic {
         self.with(Some(Op::Sync), |t, _| {
             t.written = t.next();
             t.synced = t.next();
+            for (saved, synced) in t.groups.values_mut() {
+                *synced = Some(saved.clone());
+            }
             Ok(())
         })
     }
@@ -429,6 +444,26 @@ impl TopicStorage for MemoryTopic {
     fn offset_at_time(&mut self, ms: u64) -> Result<u64, StoreError> {
         self.with(None, |t, _| {
             Ok(t.first + t.times.partition_point(|&time| time < ms) as u64)
+        })
+    }
+
+    fn groups(&mut self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.with(Some(Op::Read), |t, _| {
+            Ok(t.groups
+                .iter()
+                .map(|(name, (saved, _))| (name.clone(), saved.clone()))
+                .collect())
+        })
+    }
+
+    fn save_group(&mut self, name: &str, state: &[u8]) -> Result<(), StoreError> {
+        self.with(Some(Op::Commit), |t, disk| {
+            let entry = t.groups.entry(name.to_owned()).or_default();
+            entry.0 = state.to_vec();
+            if disk.fsync == Fsync::Always {
+                entry.1 = Some(state.to_vec());
+            }
+            Ok(())
         })
     }
 

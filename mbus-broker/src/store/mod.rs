@@ -13,6 +13,7 @@ mod error;
 mod file;
 mod files;
 mod format;
+mod groups;
 mod layout;
 pub mod memory;
 mod pool;
@@ -173,6 +174,11 @@ impl TopicStore {
             report.elapsed
         );
         Ok((store, report))
+    }
+
+    /// The topic's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The topic's name.

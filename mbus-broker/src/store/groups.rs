@@ -1,0 +1,169 @@
+//! A topic's consumer groups on disk: `groups/<name>` in the topic's directory, a file of
+//! checksummed records each holding the group's whole state, the last whole one being what
+//! counts (`STORAGE.md`, "Consumer groups").
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+use super::error::IoContext;
+use super::format::GROUPS_DIR;
+use super::layout;
+
+/// Bytes before a record's body: its length and its crc32, both little-endian.
+pub const GROUP_RECORD_HEADER: usize = 8;
+/// A group file past this size is rewritten as its last record alone.
+pub const REWRITE_BYTES: u64 = 1 << 20;
+/// The suffix of a group file being rewritten; no group name holds it.
+const REWRITE_SUFFIX: &str = "~";
+
+/// The path of group `name`'s file in topic directory `dir`.
+fn path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(GROUPS_DIR).join(name)
+}
+
+/// Appends a record of `body` to `out`.
+fn record(out: &mut Vec<u8>, body: &[u8]) {
+    let len = u32::try_from(body.len()).expect("a group state under 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    out.extend_from_slice(body);
+}
+
+/// The body of the last whole record of a group file's bytes, if it has one. Reading stops at
+/// the first record that is cut short or fails its checksum: a crash tears only the last.
+pub fn last_record(mut bytes: &[u8]) -> Option<&[u8]> {
+    let mut last = None;
+    while bytes.len() >= GROUP_RECORD_HEADER {
+        let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+        let Some(body) = bytes.get(GROUP_RECORD_HEADER..GROUP_RECORD_HEADER + len) else {
+            break;
+        };
+        if crc32fast::hash(body) != crc {
+            break;
+        }
+        last = Some(body);
+        bytes = &bytes[GROUP_RECORD_HEADER + len..];
+    }
+    last
+}
+
+/// Every group saved in topic directory `dir`, with the body of its last whole record.
+/// Files left by a rewrite that did not finish are removed; a file without a whole record is
+/// reported and skipped.
+pub fn load(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let groups = dir.join(GROUPS_DIR);
+    let entries = match fs::read_dir(&groups) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other.at(&groups)?,
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.at(&groups)?;
+        let file = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            log::warn!("store: ignoring {} in {}", file.display(), groups.display());
+            continue;
+        };
+        if name.ends_with(REWRITE_SUFFIX) {
+            // The rename that ends a rewrite never happened: the old file still holds the state.
+            fs::remove_file(&file).at(&file)?;
+            continue;
+        }
+        if mbus_proto::validate_group(&name).is_err() {
+            log::warn!("store: ignoring {} in {}", name, groups.display());
+            continue;
+        }
+        let mut bytes = Vec::new();
+        File::open(&file)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .at(&file)?;
+        match last_record(&bytes) {
+            Some(body) => out.push((name, body.to_vec())),
+            None => log::error!(
+                "store: group file {} holds no whole record; the group starts anew",
+                file.display()
+            ),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Saves `body` as the state of group `name` in topic directory `dir`: appended to its file, or,
+/// once the file is past [`REWRITE_BYTES`], written alone to a new file renamed over it. With
+/// `sync`, the record survives power loss when this returns.
+pub fn save(dir: &Path, name: &str, body: &[u8], sync: bool) -> Result<(), StoreError> {
+    let file = path(dir, name);
+    let mut bytes = Vec::with_capacity(GROUP_RECORD_HEADER + body.len());
+    record(&mut bytes, body);
+    let len = match fs::metadata(&file) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let groups = dir.join(GROUPS_DIR);
+            if !groups.exists() {
+                fs::create_dir_all(&groups).at(&groups)?;
+                layout::sync_dir(dir)?;
+            }
+            0
+        }
+        Err(e) => return Err(e).at(&file),
+    };
+    if len > REWRITE_BYTES {
+        let fresh = file.with_file_name(format!("{name}{REWRITE_SUFFIX}"));
+        let mut f = File::create(&fresh).at(&fresh)?;
+        f.write_all(&bytes).at(&fresh)?;
+        if sync {
+            f.sync_data().at(&fresh)?;
+        }
+        fs::rename(&fresh, &file).at(&file)?;
+        if sync {
+            layout::sync_dir(&dir.join(GROUPS_DIR))?;
+        }
+        return Ok(());
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .at(&file)?;
+    f.write_all(&bytes).at(&file)?;
+    if sync {
+        f.sync_data().at(&file)?;
+        if len == 0 {
+            layout::sync_dir(&dir.join(GROUPS_DIR))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes the saved state of group `name` survive power loss.
+pub fn sync(dir: &Path, name: &str) -> Result<(), StoreError> {
+    let file = path(dir, name);
+    File::open(&file).and_then(|f| f.sync_data()).at(&file)?;
+    layout::sync_dir(&dir.join(GROUPS_DIR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_whole_record_counts() {
+        let mut bytes = Vec::new();
+        record(&mut bytes, b"first");
+        record(&mut bytes, b"second");
+        assert_eq!(last_record(&bytes), Some(&b"second"[..]));
+        // Torn in the middle of the second record: the first holds.
+        for cut in 1..GROUP_RECORD_HEADER + 6 {
+            let n = bytes.len() - cut;
+            assert_eq!(last_record(&bytes[..n]), Some(&b"first"[..]), "{cut}");
+        }
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_eq!(last_record(&bytes), Some(&b"first"[..]));
+        assert_eq!(last_record(&[]), None);
+    }
+}
