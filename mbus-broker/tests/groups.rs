@@ -189,8 +189,8 @@ fn joined_names_the_groups_settings_capped_by_the_broker() {
     assert_eq!(
         got.other,
         vec![Owned::Other(
-            "Joined { topic: \"jobs\", group: \"workers\", floor: 0, next: 0, options: \
-             GroupOptions { ack_wait: 30000, max_deliver: 2, max_ack_pending: 50, \
+            "Joined { topic: \"jobs\", group: \"workers\", floor: 0, next: 0, end: 0, \
+             options: GroupOptions { ack_wait: 30000, max_deliver: 2, max_ack_pending: 50, \
              dead_letter: Some(\"failed-jobs\") } }"
                 .into()
         )]

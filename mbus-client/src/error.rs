@@ -5,7 +5,8 @@ use mbus_proto::{DecodeError, ErrorCode, TopicError};
 
 /// Why a client call failed.
 ///
-/// [`ClientError::InvalidTopic`] and [`ClientError::Timeout`] leave the connection usable;
+/// [`ClientError::InvalidTopic`], [`ClientError::InvalidGroup`], [`ClientError::NotMember`] and
+/// [`ClientError::Timeout`] leave the connection usable;
 /// every other variant means it is gone.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -27,6 +28,12 @@ pub enum ClientError {
     /// The topic name breaks the naming rules; nothing was sent.
     #[error("invalid topic")]
     InvalidTopic(#[from] TopicError),
+    /// The group name breaks the naming rules; nothing was sent.
+    #[error("invalid group name: {0}")]
+    InvalidGroup(TopicError),
+    /// An ack, nak, progress or term for a group the consumer has not joined; nothing was sent.
+    #[error("not a member of group {0}")]
+    NotMember(String),
     /// The broker closed the connection without saying why.
     #[error("the broker closed the connection")]
     Closed,

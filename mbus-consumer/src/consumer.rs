@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use mbus_client::Connection;
 use mbus_proto::client::{BatchSpan, Incoming, Span};
-use mbus_proto::{Frame, Role, Start, validate_topic};
+use mbus_proto::{
+    AckAction, AckRanges, Frame, GroupOptions, Role, Start, validate_group, validate_topic,
+};
 
 use mbus_proto::ErrorCode;
 
@@ -26,7 +28,43 @@ pub struct Consumer {
     subs: Vec<Subscription>,
     /// What is left to hand out of the delivery last read.
     pending: Option<Pending>,
+    /// Each group joined, and its acks not yet sent.
+    groups: Vec<Membership>,
+    /// The group and offsets the next `Deliver` gives this consumer, from the `Assign` before it.
+    assigned: Option<Assigned>,
 }
+
+/// A group joined, and how to join it again after a reconnect.
+#[derive(Debug)]
+struct Membership {
+    topic: String,
+    group: String,
+    start: Start,
+    credit: u32,
+    ack_wait: u64,
+    max_deliver: u32,
+    max_ack_pending: u32,
+    dead_letter: Option<String>,
+    /// Offsets acknowledged and not yet sent, as `AckRanges` bytes.
+    acks: Vec<u8>,
+}
+
+/// What an `Assign` gave: offsets `first..end` of the next run, for the `attempt`th time, by
+/// group `groups[group]`.
+#[derive(Debug, Clone, Copy)]
+struct Assigned {
+    group: usize,
+    attempt: u32,
+    first: u64,
+    end: u64,
+}
+
+/// A message to hand out: its topic, offset, base time, and the batch it starts.
+type MessageAt = (Span, u64, u64, BatchSpan);
+
+/// Most acks held before they are sent whatever else happens: a consumer that never waits for
+/// the broker still acks at least this often.
+const ACK_BATCH: usize = 1024;
 
 /// A topic subscribed to, and where to subscribe it again.
 #[derive(Debug)]
@@ -48,6 +86,8 @@ struct Pending {
     /// The delivery's base time.
     time: u64,
     rest: BatchSpan,
+    /// The group assignment the delivery answers, if it does.
+    assigned: Option<Assigned>,
 }
 
 /// How long a call may wait for the broker.
@@ -72,6 +112,169 @@ impl Consumer {
             options: options.clone(),
             subs: Vec::new(),
             pending: None,
+            groups: Vec::new(),
+            assigned: None,
+        })
+    }
+
+    /// Joins consumer group `group` of `topic`, holding at most `credit` unacknowledged
+    /// messages; the first member creates the group at `start` with `options` (zeros ask for
+    /// the broker's defaults). The answer, [`Event::Joined`] or an error, comes from
+    /// [`Consumer::next_event`]; the group's messages then come as [`Event::Message`]s naming
+    /// it, each to be settled with [`Consumer::ack`], [`Consumer::nak`],
+    /// [`Consumer::in_progress`] or [`Consumer::term`]. With reconnect on, the consumer joins
+    /// again after a lost connection, and what it had not acknowledged is delivered again.
+    pub fn join(
+        &mut self,
+        topic: &str,
+        group: &str,
+        start: Start,
+        credit: u32,
+        options: GroupOptions<'_>,
+    ) -> Result<(), ConsumerError> {
+        validate_topic(topic)?;
+        validate_group(group).map_err(ConsumerError::InvalidGroup)?;
+        let membership = Membership {
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            start,
+            credit,
+            ack_wait: options.ack_wait,
+            max_deliver: options.max_deliver,
+            max_ack_pending: options.max_ack_pending,
+            dead_letter: options.dead_letter.map(str::to_owned),
+            acks: Vec::new(),
+        };
+        match self.groups.iter_mut().find(|m| m.topic == topic) {
+            Some(m) => m.credit = credit,
+            None => self.groups.push(membership),
+        }
+        self.send(Frame::Join {
+            topic,
+            group,
+            start,
+            credit,
+            options,
+        })
+    }
+
+    /// Leaves group `group` of `topic`, sending the acks held for it first; what this consumer
+    /// held unacknowledged goes to the group's other members.
+    pub fn leave(&mut self, topic: &str, group: &str) -> Result<(), ConsumerError> {
+        self.flush_acks()?;
+        self.groups
+            .retain(|m| !(m.topic == topic && m.group == group));
+        self.send(Frame::Leave { topic, group })
+    }
+
+    /// Acknowledges the message at `offset` that group `group` of `topic` gave this consumer:
+    /// it is done. Acks are held and sent many to a frame, before the consumer next waits for
+    /// the broker (or [`Consumer::flush_acks`]), so acking each message costs no round trip.
+    pub fn ack(&mut self, topic: &str, group: &str, offset: u64) -> Result<(), ConsumerError> {
+        let Some(m) = self
+            .groups
+            .iter_mut()
+            .find(|m| m.topic == topic && m.group == group)
+        else {
+            return Err(ConsumerError::NotMember(format!("{group} of {topic}")));
+        };
+        AckRanges::push(&mut m.acks, offset);
+        if m.acks.len() >= ACK_BATCH * mbus_proto::group::ACK_RANGE_LEN {
+            self.flush_acks()?;
+        }
+        Ok(())
+    }
+
+    /// Gives the message at `offset` back to the group, to be delivered again after `delay`.
+    pub fn nak(
+        &mut self,
+        topic: &str,
+        group: &str,
+        offset: u64,
+        delay: Duration,
+    ) -> Result<(), ConsumerError> {
+        let delay = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.settle(topic, group, AckAction::Nak, delay, offset)
+    }
+
+    /// Says the message at `offset` is still being worked on: its ack wait starts again.
+    pub fn in_progress(
+        &mut self,
+        topic: &str,
+        group: &str,
+        offset: u64,
+    ) -> Result<(), ConsumerError> {
+        self.settle(topic, group, AckAction::Progress, 0, offset)
+    }
+
+    /// Says the message at `offset` must never be delivered again: the broker sends it to the
+    /// group's dead-letter topic.
+    pub fn term(&mut self, topic: &str, group: &str, offset: u64) -> Result<(), ConsumerError> {
+        self.settle(topic, group, AckAction::Term, 0, offset)
+    }
+
+    /// Asks the broker for the figures of group `group` of `topic`; the answer comes as
+    /// [`Event::GroupState`].
+    pub fn group_info(&mut self, topic: &str, group: &str) -> Result<(), ConsumerError> {
+        validate_topic(topic)?;
+        validate_group(group).map_err(ConsumerError::InvalidGroup)?;
+        self.send(Frame::GroupInfo { topic, group })
+    }
+
+    /// Sends the acks held, one frame per group.
+    pub fn flush_acks(&mut self) -> Result<(), ConsumerError> {
+        if self.queue_acks() {
+            self.conn.write_all()?;
+        }
+        Ok(())
+    }
+
+    /// Queues an `Ack` frame for each group's held acks; true if there were any.
+    fn queue_acks(&mut self) -> bool {
+        let mut any = false;
+        for m in &mut self.groups {
+            if m.acks.is_empty() {
+                continue;
+            }
+            let ranges = AckRanges::new(&m.acks).expect("acks pushed one by one are valid");
+            self.conn.protocol().send(Frame::Ack {
+                topic: &m.topic,
+                group: &m.group,
+                action: AckAction::Ack,
+                delay: 0,
+                ranges,
+            });
+            m.acks.clear();
+            any = true;
+        }
+        any
+    }
+
+    /// Sends one action of a member on one message, after the acks held (in order).
+    fn settle(
+        &mut self,
+        topic: &str,
+        group: &str,
+        action: AckAction,
+        delay: u64,
+        offset: u64,
+    ) -> Result<(), ConsumerError> {
+        if !self
+            .groups
+            .iter()
+            .any(|m| m.topic == topic && m.group == group)
+        {
+            return Err(ConsumerError::NotMember(format!("{group} of {topic}")));
+        }
+        self.queue_acks();
+        let mut ranges = Vec::new();
+        AckRanges::push(&mut ranges, offset);
+        self.send(Frame::Ack {
+            topic,
+            group,
+            action,
+            delay,
+            ranges: AckRanges::new(&ranges).expect("one offset"),
         })
     }
 
@@ -128,8 +331,13 @@ impl Consumer {
     fn event(&mut self, wait: Wait) -> Result<Option<Event<'_>>, ConsumerError> {
         loop {
             if let Some(pending) = self.pending.take() {
-                if let Some(message) = self.next_message(pending) {
-                    return Ok(Some(message_event(self.conn.protocol_ref(), message)));
+                if let Some((message, group)) = self.next_message(pending) {
+                    let group = group.map(|a| (self.groups[a.group].group.as_str(), a.attempt));
+                    return Ok(Some(message_event(
+                        self.conn.protocol_ref(),
+                        message,
+                        group,
+                    )));
                 }
                 continue;
             }
@@ -154,8 +362,64 @@ impl Consumer {
                         offset,
                         time,
                         rest: batch,
+                        assigned: self.assigned.take(),
                     });
                     continue;
+                }
+                Incoming::Assign {
+                    topic,
+                    attempt,
+                    first,
+                    count,
+                    ..
+                } => {
+                    let protocol = self.conn.protocol_ref();
+                    let topic = protocol.text(topic);
+                    let group = self.groups.iter().position(|m| m.topic == topic);
+                    // A group this consumer left: its messages are dropped, and go to others.
+                    self.assigned = group.map(|group| Assigned {
+                        group,
+                        attempt,
+                        first,
+                        end: first + u64::from(count),
+                    });
+                    continue;
+                }
+                Incoming::Joined {
+                    topic,
+                    group,
+                    floor,
+                    next,
+                    end,
+                    ack_wait,
+                    max_deliver,
+                    max_ack_pending,
+                    dead_letter,
+                } => {
+                    let protocol = self.conn.protocol_ref();
+                    return Ok(Some(Event::Joined {
+                        topic: protocol.text(topic),
+                        group: protocol.text(group),
+                        floor,
+                        next,
+                        end,
+                        ack_wait,
+                        max_deliver,
+                        max_ack_pending,
+                        dead_letter: protocol.text(dead_letter),
+                    }));
+                }
+                Incoming::GroupState {
+                    topic,
+                    group,
+                    state,
+                } => {
+                    let protocol = self.conn.protocol_ref();
+                    return Ok(Some(Event::GroupState {
+                        topic: protocol.text(topic),
+                        group: protocol.text(group),
+                        state,
+                    }));
                 }
                 Incoming::Gap { topic, to, .. } => (topic, to),
                 Incoming::Subscribed { topic, offset, .. } => (topic, offset),
@@ -196,7 +460,7 @@ impl Consumer {
     /// Takes the first message of `pending`, keeping the rest for the next call; `None` when
     /// that message is one the subscription already passed (before its start, or handed out
     /// before a reconnect), which is dropped.
-    fn next_message(&mut self, pending: Pending) -> Option<(Span, u64, u64, BatchSpan)> {
+    fn next_message(&mut self, pending: Pending) -> Option<(MessageAt, Option<Assigned>)> {
         let protocol = self.conn.protocol_ref();
         let batch = protocol.batch(pending.rest);
         let (_, rest) = batch.split_first();
@@ -207,6 +471,11 @@ impl Consumer {
         });
         let topic = protocol.text(pending.topic);
         let offset = pending.offset;
+        if let Some(a) = pending.assigned {
+            // A group's run: only the offsets assigned are this consumer's.
+            let mine = (a.first..a.end).contains(&offset);
+            return mine.then_some(((pending.topic, offset, pending.time, pending.rest), Some(a)));
+        }
         if let Some(sub) = self.subs.iter_mut().find(|s| s.topic == topic) {
             if sub.next.is_some_and(|next| offset < next) {
                 return None;
@@ -214,7 +483,7 @@ impl Consumer {
             sub.next = Some(offset + 1);
             sub.resume = Start::Offset(offset + 1);
         }
-        Some((pending.topic, offset, pending.time, pending.rest))
+        Some(((pending.topic, offset, pending.time, pending.rest), None))
     }
 
     /// The next incoming frame, reading as `wait` allows; `None` when none came in time.
@@ -226,6 +495,8 @@ impl Consumer {
             if polled.is_some() {
                 return Ok(polled);
             }
+            // Before waiting for the broker, it gets the acks held: it may wait for them.
+            self.flush_acks()?;
             let read = match wait {
                 Wait::No => self.conn.try_read()?,
                 Wait::Until(deadline) => self.conn.read_until(deadline)?,
@@ -270,6 +541,23 @@ impl Consumer {
                 start: sub.resume,
             });
         }
+        // The acks held go out after the join: a member's ack of what is now waiting counts.
+        self.assigned = None;
+        for m in &self.groups {
+            self.conn.protocol().send(Frame::Join {
+                topic: &m.topic,
+                group: &m.group,
+                start: m.start,
+                credit: m.credit,
+                options: GroupOptions {
+                    ack_wait: m.ack_wait,
+                    max_deliver: m.max_deliver,
+                    max_ack_pending: m.max_ack_pending,
+                    dead_letter: m.dead_letter.as_deref(),
+                },
+            });
+        }
+        self.queue_acks();
         self.conn.write_all()
     }
 
@@ -281,10 +569,11 @@ impl Consumer {
 
 /// The event of the first message of `batch`, a message of `topic` at `offset` in a delivery
 /// of base time `time`.
-fn message_event(
-    protocol: &mbus_proto::client::ClientProtocol,
+fn message_event<'a>(
+    protocol: &'a mbus_proto::client::ClientProtocol,
     (topic, offset, time, batch): (Span, u64, u64, BatchSpan),
-) -> Event<'_> {
+    group: Option<(&'a str, u32)>,
+) -> Event<'a> {
     let (message, _) = protocol.batch(batch).split_first();
     Event::Message {
         topic: protocol.text(topic),
@@ -292,6 +581,8 @@ fn message_event(
         time: time + u64::from(message.delta),
         headers: message.headers,
         data: message.data,
+        group: group.map(|g| g.0),
+        attempt: group.map_or(1, |g| g.1),
     }
 }
 

@@ -1,6 +1,6 @@
 //! What a consumer hands out: messages, gaps and subscription answers.
 
-use mbus_proto::Headers;
+use mbus_proto::{GroupStats, Headers};
 
 /// One thing the broker told the consumer, borrowed from the consumer's read buffer.
 ///
@@ -21,7 +21,9 @@ pub enum Event<'a> {
         /// wants what the topic held then stops before it.
         next: u64,
     },
-    /// One message of a subscribed topic. Each topic's messages come in offset order.
+    /// One message of a subscribed topic, or given to this consumer by a group it joined. A
+    /// subscription's messages come in offset order; a group's come in offset order too, except
+    /// for redeliveries, which come first.
     Message {
         /// The topic it was published to.
         topic: &'a str,
@@ -33,6 +35,42 @@ pub enum Event<'a> {
         headers: Headers<'a>,
         /// The payload.
         data: &'a [u8],
+        /// The group that gave it to this consumer, which waits for its ack
+        /// ([`crate::Consumer::ack`]); `None` for a subscription's message.
+        group: Option<&'a str>,
+        /// How many times the group delivered it, this time included; 1 for a subscription's.
+        attempt: u32,
+    },
+    /// The broker took the consumer into a group ([`crate::Consumer::join`]).
+    Joined {
+        /// The topic.
+        topic: &'a str,
+        /// The group.
+        group: &'a str,
+        /// Every offset below it is done.
+        floor: u64,
+        /// The first offset the group has not given out yet.
+        next: u64,
+        /// The offset the topic's next message was to get when the consumer joined: a member
+        /// that wants what the topic held then is done once the group gave out that much.
+        end: u64,
+        /// The group's ack wait, in milliseconds.
+        ack_wait: u64,
+        /// Deliveries of a message before it is dead-lettered.
+        max_deliver: u32,
+        /// Messages the group may hold unacknowledged.
+        max_ack_pending: u32,
+        /// Where the group's dead letters go.
+        dead_letter: &'a str,
+    },
+    /// The answer to [`crate::Consumer::group_info`].
+    GroupState {
+        /// The topic.
+        topic: &'a str,
+        /// The group.
+        group: &'a str,
+        /// Its figures.
+        state: GroupStats,
     },
     /// Messages `from..to` (end excluded) of `topic` were removed by retention before this
     /// consumer read them; delivery goes on at `to`.

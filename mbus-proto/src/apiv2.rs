@@ -282,9 +282,10 @@ pub enum Frame<'a> {
         /// The settings asked for a new group.
         options: GroupOptions<'a>,
     },
-    /// `[14, topic, group, floor, next, ack_wait, max_deliver, max_ack_pending, dead_letter]`,
-    /// broker to consumer: the member joined. Every offset below `floor` is done; `next` is the
-    /// first the group has not given out yet. The settings are the group's.
+    /// `[14, topic, group, floor, next, end, ack_wait, max_deliver, max_ack_pending,
+    /// dead_letter]`, broker to consumer: the member joined. Every offset below `floor` is done;
+    /// `next` is the first the group has not given out yet; `end` the offset the topic's next
+    /// message was to get at that moment. The settings are the group's.
     Joined {
         /// The topic.
         topic: &'a str,
@@ -294,6 +295,8 @@ pub enum Frame<'a> {
         floor: u64,
         /// The first offset the group has not given out.
         next: u64,
+        /// The topic's next offset when the member joined.
+        end: u64,
         /// The group's settings, every field given.
         options: GroupOptions<'a>,
     },

@@ -104,6 +104,8 @@ pub enum Incoming {
         floor: u64,
         /// The first offset the group has not given out.
         next: u64,
+        /// The topic's next offset when the member joined.
+        end: u64,
         /// The group's settings: ack wait in milliseconds, max deliveries, max unacknowledged.
         ack_wait: u64,
         /// Deliveries before a message is dead-lettered.
@@ -336,6 +338,7 @@ impl ClientProtocol {
                         group,
                         floor,
                         next,
+                        end,
                         options,
                     },
                 ) => Some(Incoming::Joined {
@@ -343,6 +346,7 @@ impl ClientProtocol {
                     group: self.inbound.span(group.as_bytes()),
                     floor,
                     next,
+                    end,
                     ack_wait: options.ack_wait,
                     max_deliver: options.max_deliver,
                     max_ack_pending: options.max_ack_pending,

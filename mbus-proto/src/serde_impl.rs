@@ -217,6 +217,7 @@ impl Serialize for Frame<'_> {
                 group,
                 floor,
                 next,
+                end,
                 options: o,
             } => tuple!(
                 s,
@@ -225,6 +226,7 @@ impl Serialize for Frame<'_> {
                 group,
                 floor,
                 next,
+                end,
                 o.ack_wait,
                 o.max_deliver,
                 o.max_ack_pending,
@@ -364,6 +366,7 @@ impl<'de> Visitor<'de> for FrameVisitor {
                 group: field::<Str, _>(s, "Joined", "group")?.0,
                 floor: field(s, "Joined", "floor")?,
                 next: field(s, "Joined", "next")?,
+                end: field(s, "Joined", "end")?,
                 options: options(s, "Joined")?,
             },
             kind::LEAVE => Frame::Leave {

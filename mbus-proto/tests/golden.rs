@@ -162,6 +162,7 @@ fn examples() -> Vec<(&'static str, Frame<'static>)> {
                 group: "workers",
                 floor: 40,
                 next: 42,
+                end: 50,
                 options: GroupOptions {
                     ack_wait: 30_000,
                     max_deliver: 5,

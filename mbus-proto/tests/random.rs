@@ -198,6 +198,7 @@ impl Parts {
                 group: &self.topic,
                 floor: self.a,
                 next: self.b,
+                end: self.b,
                 options: self.options(),
             },
             14 => Frame::Leave {

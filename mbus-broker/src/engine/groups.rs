@@ -126,6 +126,7 @@ impl Core {
         let g = &mut self.topics[tid].groups[gidx];
         g.join(id, credit);
         let (floor, next, settings) = (g.floor(), g.next(), g.settings.clone());
+        let end = self.topics[tid].log.visible();
         if existing.is_none() {
             self.conns[id].groups.push(Membership {
                 topic: tid,
@@ -139,6 +140,7 @@ impl Core {
                 group,
                 floor,
                 next,
+                end,
                 options: GroupOptions {
                     ack_wait: millis(settings.ack_wait),
                     max_deliver: settings.max_deliver,

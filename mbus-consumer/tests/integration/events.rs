@@ -117,6 +117,8 @@ fn subscribed_messages_and_gaps_arrive_in_order() {
             time: 0,
             headers: mbus_proto::Headers::default(),
             data: b"five",
+            group: None,
+            attempt: 1,
         },
         Event::Gap {
             topic: "orders",
@@ -129,6 +131,8 @@ fn subscribed_messages_and_gaps_arrive_in_order() {
             time: 0,
             headers: mbus_proto::Headers::default(),
             data: &[0xff, 0],
+            group: None,
+            attempt: 1,
         },
     ];
     for event in want {
@@ -160,6 +164,8 @@ fn a_ping_is_answered_while_waiting_for_messages() {
             time: 0,
             headers: mbus_proto::Headers::default(),
             data: b"after the pong",
+            group: None,
+            attempt: 1,
         }
     );
 }
@@ -278,6 +284,8 @@ fn many_messages_cross_read_boundaries_intact() {
                 time: 0,
                 headers: mbus_proto::Headers::default(),
                 data: want.as_bytes(),
+                group: None,
+                attempt: 1,
             }
         );
     }

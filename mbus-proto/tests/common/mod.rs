@@ -218,6 +218,7 @@ fn group_frames(long_topic: &'static str) -> Vec<Frame<'static>> {
             group: long_topic,
             floor: 0,
             next: u64::MAX,
+            end: u64::MAX,
             options,
         });
     }

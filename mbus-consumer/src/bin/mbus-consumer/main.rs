@@ -1,6 +1,7 @@
 //! The `mbus-consumer` command: subscribes to topics and prints each message as one line.
 
 mod delivered;
+mod exec;
 mod format;
 mod from;
 mod output;
@@ -8,13 +9,14 @@ mod output;
 use std::collections::HashMap;
 use std::io;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use log::{info, warn};
 use mbus_client::cli::{BrokerArgs, DocArgs, Progress, parse_topic};
-use mbus_consumer::{Consumer, ConsumerOptions, Event, Reconnect};
+use mbus_consumer::{Consumer, ConsumerError, ConsumerOptions, Event, Reconnect};
+use mbus_proto::GroupOptions;
 
 use crate::delivered::Delivered;
 use crate::format::Template;
@@ -41,9 +43,30 @@ struct Cli {
     /// Exit after printing this many messages.
     #[arg(short, long)]
     count: Option<u64>,
-    /// Exit once every topic is printed up to where it ended when subscribed ("dump and exit").
+    /// Exit once every topic is printed up to where it ended when subscribed ("dump and exit");
+    /// with --group, once the group has given out everything the topic held when this consumer
+    /// joined and has nothing waiting to be given out again.
     #[arg(short = 'e', long)]
     exit_at_end: bool,
+    /// Share each topic's messages with the other members of this consumer group instead of
+    /// reading all of them: each message goes to one member, and is acknowledged once it is
+    /// written to stdout (or once --exec succeeded), so that what a member did not finish goes
+    /// to another. The first member creates the group where --from says.
+    #[arg(short = 'g', long, value_parser = parse_topic)]
+    group: Option<String>,
+    /// With --group: the most messages this member holds unacknowledged (default 1,000; 1
+    /// with --exec, so that a busy worker leaves the rest to the others).
+    #[arg(long, requires = "group", value_parser = clap::value_parser!(u32).range(1..))]
+    credit: Option<u32>,
+    /// With --group: run this shell command for each message, its payload on the command's
+    /// stdin and MBUS_TOPIC, MBUS_OFFSET, MBUS_GROUP, MBUS_ATTEMPT and MBUS_TIME in its
+    /// environment. Exit 0 acknowledges the message; anything else gives it back to the group,
+    /// to be delivered again after --nak-delay. Messages are not printed.
+    #[arg(short = 'x', long, requires = "group", value_name = "CMD")]
+    exec: Option<String>,
+    /// With --exec: how long a message whose command failed waits before it is delivered again.
+    #[arg(long, requires = "exec", default_value = "0s", value_parser = humantime::parse_duration)]
+    nak_delay: Duration,
     /// Print a JSON object per message: {"topic", "offset", "time", "headers", "data"}, with
     /// "data_base64" in place of "data" when the payload is not UTF-8, and "headers" (a list of
     /// {"name", "value"}) only when the message has some.
@@ -76,6 +99,8 @@ fn main() -> ExitCode {
 }
 
 const RECEIVE: &str = "cannot receive from the broker";
+/// How often an idle member with `--exit-at-end` asks whether its group is at its end.
+const IDLE_ASK: Duration = Duration::from_millis(200);
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     if cli
@@ -97,9 +122,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .with_context(|| format!("cannot connect to the broker at {host}:{}", cli.port))?;
     let start = cli.from.resolve(SystemTime::now());
     for topic in &cli.topics {
-        consumer
-            .subscribe(topic, start)
-            .with_context(|| format!("cannot subscribe to `{topic}`"))?;
+        match &cli.group {
+            Some(group) => {
+                let credit = cli
+                    .credit
+                    .unwrap_or(if cli.exec.is_some() { 1 } else { 1000 });
+                consumer
+                    .join(topic, group, start, credit, GroupOptions::default())
+                    .with_context(|| format!("cannot join group `{group}` of `{topic}`"))?
+            }
+            None => consumer
+                .subscribe(topic, start)
+                .with_context(|| format!("cannot subscribe to `{topic}`"))?,
+        }
     }
     let style = match (&cli.format, cli.json) {
         (Some(template), _) => Style::Format(template.clone()),
@@ -122,6 +157,11 @@ fn consume(
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
     let mut ends = Ends::default();
+    // Messages of a group written to the output and not yet flushed: acked once they are.
+    let mut printed: Vec<(String, u64)> = Vec::new();
+    // A group's exit at its end waits for GroupState answers to this many GroupInfos.
+    let mut asked = 0;
+    let mut last_ask: Option<Instant> = None;
     while cli.count.is_none_or(|count| progress.messages() < count)
         && !(cli.exit_at_end && ends.all_reached(cli.topics.len()))
     {
@@ -130,10 +170,26 @@ fn consume(
         let event = match consumer.try_next_event().context(RECEIVE)? {
             Some(event) => event,
             None => {
-                if !still_open(out.flush())? {
+                if !flush_and_ack(cli, consumer, out, &mut printed)? {
                     return Ok(());
                 }
-                consumer.next_event().context(RECEIVE)?
+                match &cli.group {
+                    Some(group) if cli.exit_at_end => {
+                        // Asked at most five times a second while idle.
+                        if asked == 0 && last_ask.is_none_or(|t| t.elapsed() >= IDLE_ASK) {
+                            for topic in &cli.topics {
+                                consumer.group_info(topic, group).context(RECEIVE)?;
+                            }
+                            asked = cli.topics.len();
+                            last_ask = Some(Instant::now());
+                        }
+                        match consumer.next_event_timeout(IDLE_ASK) {
+                            Err(ConsumerError::Timeout) => continue,
+                            other => other.context(RECEIVE)?,
+                        }
+                    }
+                    _ => consumer.next_event().context(RECEIVE)?,
+                }
             }
         };
         match event {
@@ -143,6 +199,8 @@ fn consume(
                 time,
                 headers,
                 data,
+                group,
+                attempt,
             } => {
                 let m = Delivered {
                     topic,
@@ -151,11 +209,59 @@ fn consume(
                     headers,
                     data,
                 };
-                if !still_open(out.message(&m))? {
-                    return Ok(());
+                match (group, &cli.exec) {
+                    (Some(group), Some(command)) => {
+                        let (topic, group) = (topic.to_owned(), group.to_owned());
+                        progress.add(data.len());
+                        match exec::run(command, &m, &group, attempt)? {
+                            exec::Verdict::Done => consumer.ack(&topic, &group, offset),
+                            exec::Verdict::Failed => {
+                                consumer.nak(&topic, &group, offset, cli.nak_delay)
+                            }
+                        }
+                        .context(RECEIVE)?;
+                        continue;
+                    }
+                    (Some(_), None) => {
+                        if !still_open(out.message(&m))? {
+                            return Ok(());
+                        }
+                        progress.add(data.len());
+                        printed.push((topic.to_owned(), offset));
+                        if printed.len() >= 1024
+                            && !flush_and_ack(cli, consumer, out, &mut printed)?
+                        {
+                            return Ok(());
+                        }
+                    }
+                    (None, _) => {
+                        if !still_open(out.message(&m))? {
+                            return Ok(());
+                        }
+                        progress.add(data.len());
+                        ends.reached(topic, offset + 1);
+                    }
                 }
-                progress.add(data.len());
-                ends.reached(topic, offset + 1);
+            }
+            Event::Joined {
+                topic,
+                group,
+                floor,
+                next,
+                end,
+                ack_wait,
+                max_deliver,
+                dead_letter,
+                ..
+            } => {
+                info!(
+                    "joined group `{group}` of `{topic}`: offsets below {floor} are done, {next} is                      the next to give out, the topic ends at {end}; ack wait {ack_wait} ms, {max_deliver}                      deliveries, dead letters to `{dead_letter}`"
+                );
+                ends.joined(topic, end);
+            }
+            Event::GroupState { topic, state, .. } => {
+                asked = asked.saturating_sub(1);
+                ends.group_state(topic, state.next, state.waiting);
             }
             Event::Gap { topic, from, to } => {
                 warn!(
@@ -180,8 +286,28 @@ fn consume(
             other => info!("{other:?}"),
         }
     }
-    still_open(out.flush())?;
+    flush_and_ack(cli, consumer, out, &mut printed)?;
     Ok(())
+}
+
+/// Flushes the output and then acknowledges the group messages it held, sending the acks at
+/// once; false when stdout is gone (its messages are not acked, and go to other members).
+fn flush_and_ack(
+    cli: &Cli,
+    consumer: &mut Consumer,
+    out: &mut Output<io::StdoutLock<'_>>,
+    printed: &mut Vec<(String, u64)>,
+) -> anyhow::Result<bool> {
+    if !still_open(out.flush())? {
+        return Ok(false);
+    }
+    if let Some(group) = &cli.group {
+        for (topic, offset) in printed.drain(..) {
+            consumer.ack(&topic, group, offset).context(RECEIVE)?;
+        }
+        consumer.flush_acks().context(RECEIVE)?;
+    }
+    Ok(true)
 }
 
 /// Where each topic ended when it was subscribed, and whether the output got there.
@@ -191,6 +317,9 @@ struct Ends {
     topics: HashMap<String, (u64, u64)>,
     /// Topics at their end.
     reached: usize,
+    /// Topics read through a group that are not at their end yet, with where they ended when
+    /// the group was joined.
+    groups: HashMap<String, u64>,
 }
 
 impl Ends {
@@ -208,6 +337,26 @@ impl Ends {
             let before = *position >= *end;
             *position = (*position).max(at);
             self.reached += usize::from(!before && *position >= *end);
+        }
+    }
+
+    /// Records that a group of `topic` was joined when the topic ended at `end`: it is at its
+    /// end once a `GroupState` says the group gave out that much, whatever this member printed.
+    fn joined(&mut self, topic: &str, end: u64) {
+        self.groups.insert(topic.to_owned(), end);
+    }
+
+    /// Records that the group of `topic` has given out everything up to the end it was joined
+    /// at, if `next` is that far and nothing waits to be given out again.
+    fn group_state(&mut self, topic: &str, next: u64, waiting: u64) {
+        if self
+            .groups
+            .get(topic)
+            .is_some_and(|&end| next >= end && waiting == 0)
+        {
+            self.groups.remove(topic);
+            self.topics.insert(topic.to_owned(), (0, 0));
+            self.reached += 1;
         }
     }
 
