@@ -1,5 +1,7 @@
-//! `cargo xtask crash`: the broker's SIGKILL crash test (`mbus-broker/tests/crash.rs`) with as
-//! many kill-and-restart cycles as asked; the ordinary test suite runs it with 20.
+//! `cargo xtask crash`: the broker's SIGKILL crash tests with as many kill-and-restart cycles as
+//! asked: `mbus-broker/tests/crash.rs` (confirmed messages survive), or with `--groups`
+//! `mbus-broker/tests/crash_groups.rs` (a consumer group's workers lose nothing and get nothing
+//! acked again). The ordinary test suite runs each with 20.
 
 use xtask::workspace;
 
@@ -8,11 +10,27 @@ pub struct Args {
     /// Kill-and-restart cycles
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     cycles: u32,
+    /// Crash a broker serving a consumer group of three workers, which are killed too
+    #[arg(long)]
+    groups: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    let cycles = [("MBUS_CRASH_CYCLES", args.cycles.to_string())];
+    if args.groups {
+        println!(
+            "crash: {} cycles of SIGKILL and restart under a consumer group",
+            args.cycles
+        );
+        workspace::broker_test("crash_groups", &cycles)?;
+        println!(
+            "crash: every confirmed job was processed and none acked durably came back, over {} crashes",
+            args.cycles
+        );
+        return Ok(());
+    }
     println!("crash: {} cycles of SIGKILL and restart", args.cycles);
-    workspace::broker_test("crash", &[("MBUS_CRASH_CYCLES", args.cycles.to_string())])?;
+    workspace::broker_test("crash", &cycles)?;
     println!(
         "crash: every confirmed message survived {} crashes",
         args.cycles
