@@ -9,7 +9,11 @@
 //! - each consumer gets each topic in offset order from where it subscribed, and every offset
 //!   it does not get is announced by a `Gap` first: loss is never silent;
 //! - every producer's messages arrive in the order it sent them;
-//! - every buffer stays within its bound.
+//! - every buffer stays within its bound;
+//! - consumers that join group `g` of a topic get only offsets they were assigned, and ack,
+//!   nak, term or hold each; after a crash, no offset whose ack a commit had saved is ever
+//!   delivered again; and at the end every message of a topic whose group has a member is
+//!   acked, dead-lettered or lost, never forgotten.
 //!
 //! A failing run prints its seed; `MBUS_SIM_SEED=<seed>` replays exactly that run (add
 //! `MBUS_SIM_TRACE=1` to print what it did), and `MBUS_SIM_SEEDS=<n>` from
@@ -18,7 +22,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
@@ -30,7 +34,7 @@ use mbus_broker::engine::storage::Storage;
 use mbus_broker::engine::{ConnId, Core, CoreConfig, Progress};
 use mbus_broker::store::memory::{Crash, Op};
 use mbus_broker::store::{Fsync, MemoryStorage};
-use mbus_proto::{BatchBuilder, Frame, Role, Start, decode};
+use mbus_proto::{AckAction, AckRanges, BatchBuilder, Frame, GroupOptions, Role, Start, decode};
 use support::{Owned, Throttled, peer};
 
 /// Seeds a plain `cargo test` runs, and steps per seed.
@@ -38,6 +42,8 @@ const SEEDS: u64 = 48;
 const STEPS: usize = 1_500;
 const TOPICS: [&str; 3] = ["a", "b", "c"];
 const MAX_FRAME: u32 = 4096;
+/// The consumer group the simulation's members join.
+const GROUP: &str = "g";
 
 /// SplitMix64: small, fast and the same everywhere, so that a seed means one run.
 struct Rng(u64);
@@ -91,6 +97,26 @@ struct Client {
     expect: BTreeMap<&'static str, u64>,
     /// Per topic and producer, the last sequence number it received.
     seen: HashMap<(&'static str, u64), u64>,
+    /// The topics whose group this consumer joined, with the assignment its next `Deliver`
+    /// answers (attempt and offsets) and the offsets it holds without having settled them.
+    groups: BTreeMap<&'static str, Member>,
+}
+
+#[derive(Default)]
+struct Member {
+    assigned: Option<(u32, std::ops::Range<u64>)>,
+    held: BTreeSet<u64>,
+}
+
+/// What the simulation knows of the acks of each topic's group.
+#[derive(Default)]
+struct Acks {
+    /// Acked since the last commit.
+    pending: Vec<u64>,
+    /// Acked and saved by a commit of this life of the core.
+    committed: BTreeSet<u64>,
+    /// Saved by a commit before the last crash: never to be delivered again.
+    durable: BTreeSet<u64>,
 }
 
 /// One publish: the topic and payload of each of its messages.
@@ -119,6 +145,10 @@ struct Sim {
     sync_faults: u32,
     /// Every write takes all it is given: the drain at the end of a seed.
     draining: bool,
+    /// Per topic, what its group's members acked.
+    acks: HashMap<&'static str, Acks>,
+    /// Messages given to group members, and of those, how many after a restart.
+    group_messages: u64,
     trace: String,
 }
 
@@ -134,6 +164,11 @@ fn config() -> CoreConfig {
         write_budget: 16 << 10,
         handshake_timeout: Duration::from_secs(2),
         idle_timeout: Duration::from_secs(5),
+        groups: mbus_broker::engine::groups::GroupLimits {
+            ack_wait: Duration::from_secs(2),
+            max_deliver: 3,
+            max_ack_pending: 50,
+        },
         ..BrokerConfig::default().core()
     }
 }
@@ -176,6 +211,8 @@ impl Sim {
             confirmed: Vec::new(),
             sync_faults: 0,
             draining: false,
+            acks: HashMap::new(),
+            group_messages: 0,
             trace: String::new(),
         }
     }
@@ -193,7 +230,8 @@ impl Sim {
             0..=5 => self.connect(Role::Producer),
             6..=10 => self.connect(Role::Consumer),
             11..=40 => self.publish(),
-            41..=48 => self.subscribe(),
+            41..=45 => self.subscribe(),
+            46..=48 => self.join(),
             49..=51 => self.close_one(),
             52..=70 => self.turn()?,
             71..=80 => self.tick(),
@@ -236,6 +274,7 @@ impl Sim {
             messages: 0,
             expect: BTreeMap::new(),
             seen: HashMap::new(),
+            groups: BTreeMap::new(),
         });
     }
 
@@ -313,6 +352,105 @@ impl Sim {
         self.core.receive(id, Frame::Subscribe { topic, start });
     }
 
+    /// A consumer joins group `g` of a topic it does not subscribe to plainly.
+    fn join(&mut self) {
+        let Some(i) = self.client_of(Role::Consumer) else {
+            return;
+        };
+        let topic = *self.rng.pick(&TOPICS);
+        let c = &mut self.clients[i];
+        if c.expect.contains_key(topic) {
+            return;
+        }
+        c.groups.entry(topic).or_default();
+        let credit = 1 + self.rng.below(20) as u32;
+        let id = c.id;
+        let _ = writeln!(self.trace, "join {id:?} {topic} credit {credit}");
+        self.core.receive(
+            id,
+            Frame::Join {
+                topic,
+                group: GROUP,
+                start: Start::Earliest,
+                credit,
+                options: GroupOptions::default(),
+            },
+        );
+    }
+
+    /// Member `i` was given `offset` of `topic` for the `attempt`th time: it checks that no
+    /// durable ack is undone, then acks, naks, terms or holds it.
+    fn on_group_message(
+        &mut self,
+        i: usize,
+        topic: &'static str,
+        offset: u64,
+    ) -> Result<(), String> {
+        self.group_messages += 1;
+        let acks = self.acks.entry(topic).or_default();
+        if acks.durable.contains(&offset) {
+            return Err(format!(
+                "{topic} offset {offset} delivered again after its ack was saved and the broker \
+                 restarted"
+            ));
+        }
+        let action = match self.rng.below(100) {
+            _ if self.draining => Some(AckAction::Ack),
+            0..=64 => Some(AckAction::Ack),
+            65..=76 => Some(AckAction::Nak),
+            77..=80 => Some(AckAction::Term),
+            _ => None,
+        };
+        let c = &mut self.clients[i];
+        let member = c
+            .groups
+            .get_mut(topic)
+            .ok_or("a group message of a topic not joined")?;
+        let Some(action) = action else {
+            member.held.insert(offset);
+            return Ok(());
+        };
+        member.held.remove(&offset);
+        let id = c.id;
+        let delay = if action == AckAction::Nak {
+            self.rng.below(500)
+        } else {
+            0
+        };
+        self.settle(id, topic, action, delay, &[offset]);
+        Ok(())
+    }
+
+    /// Sends one `Ack` frame from `id`.
+    fn settle(
+        &mut self,
+        id: ConnId,
+        topic: &'static str,
+        action: AckAction,
+        delay: u64,
+        offsets: &[u64],
+    ) {
+        let mut ranges = Vec::new();
+        for &o in offsets {
+            AckRanges::push(&mut ranges, o);
+        }
+        // A closing connection's frames are not read: its acks count for nothing.
+        if action == AckAction::Ack && !self.core.is_closing(id) {
+            self.acks.entry(topic).or_default().pending.extend(offsets);
+        }
+        let _ = writeln!(self.trace, "{} {id:?} {topic} {offsets:?}", action.as_str());
+        self.core.receive(
+            id,
+            Frame::Ack {
+                topic,
+                group: GROUP,
+                action,
+                delay,
+                ranges: AckRanges::new(&ranges).expect("at least one offset"),
+            },
+        );
+    }
+
     fn close_one(&mut self) {
         if self.clients.is_empty() {
             return;
@@ -371,6 +509,12 @@ impl Sim {
         };
         let _ = writeln!(self.trace, "crash {crash:?}");
         self.clients.clear();
+        // What a commit saved survives; what was acked since did not reach the files.
+        for acks in self.acks.values_mut() {
+            acks.pending.clear();
+            let committed = std::mem::take(&mut acks.committed);
+            acks.durable.extend(committed);
+        }
         // The old core goes first, as the process it stands for does.
         self.core = Core::new(self.config.clone(), self.now);
         storage.crash(crash);
@@ -388,6 +532,12 @@ impl Sim {
             }
         }
         self.core.commit();
+        if self.storage.is_some() {
+            for acks in self.acks.values_mut() {
+                let pending = std::mem::take(&mut acks.pending);
+                acks.committed.extend(pending);
+            }
+        }
         let _ = writeln!(self.trace, "commit at {:?}", self.now);
         let mut expired = Vec::new();
         self.core.take_expired(&mut expired);
@@ -433,10 +583,13 @@ impl Sim {
     fn receive(&mut self, i: usize) -> Result<(), String> {
         let mut used = 0;
         loop {
+            // Out of the client while a frame borrows its buffer; put back after the match.
+            let mut groups = std::mem::take(&mut self.clients[i].groups);
             let c = &self.clients[i];
             let Some((frame, n)) =
                 decode(&c.inbound[used..], u32::MAX).map_err(|e| format!("undecodable: {e}"))?
             else {
+                self.clients[i].groups = groups;
                 break;
             };
             used += n;
@@ -444,7 +597,46 @@ impl Sim {
             // the run that holds that offset (a start or a gap inside a batch), and are
             // dropped, as a consumer drops them.
             let mut owned = Vec::new();
+            let mut group_messages = Vec::new();
             match frame {
+                Frame::Assign {
+                    topic,
+                    attempt,
+                    first,
+                    count,
+                    ..
+                } => {
+                    let topic = *TOPICS
+                        .iter()
+                        .find(|t| **t == topic)
+                        .ok_or("unknown topic")?;
+                    let member = groups
+                        .get_mut(topic)
+                        .ok_or("an Assign for a topic not joined")?;
+                    if member.assigned.is_some() {
+                        return Err("two Assigns in a row".into());
+                    }
+                    member.assigned = Some((attempt, first..first + u64::from(count)));
+                }
+                Frame::Deliver {
+                    topic,
+                    offset: first,
+                    batch,
+                    ..
+                } if TOPICS
+                    .iter()
+                    .find(|t| **t == topic)
+                    .is_some_and(|t| groups.get(t).is_some_and(|m| m.assigned.is_some())) =>
+                {
+                    let topic = *TOPICS.iter().find(|t| **t == topic).expect("known");
+                    let member = groups.get_mut(topic).expect("joined");
+                    let (_, range) = member.assigned.take().expect("assigned");
+                    let end = first + batch.len() as u64;
+                    if range.start < first || range.end > end || range.is_empty() {
+                        return Err(format!("assigned {range:?} outside the run {first}..{end}"));
+                    }
+                    group_messages.extend(range.map(|o| (topic, o)));
+                }
                 Frame::Deliver {
                     topic,
                     offset: first,
@@ -474,6 +666,10 @@ impl Sim {
                     }
                 }
                 frame => owned.push(Owned::from(frame)),
+            }
+            self.clients[i].groups = groups;
+            for (topic, offset) in group_messages {
+                self.on_group_message(i, topic, offset)?;
             }
             for frame in owned {
                 self.on_frame(i, frame)?;
@@ -517,6 +713,10 @@ impl Sim {
                     .iter()
                     .find(|t| **t == topic)
                     .ok_or("unknown topic")?;
+                if c.groups.contains_key(topic) {
+                    // Retention took what the group had not finished; the group counts it.
+                    return Ok(());
+                }
                 let expect = c.expect.get_mut(topic).ok_or("gap before Subscribed")?;
                 if from != *expect || to <= from {
                     return Err(format!(
@@ -574,6 +774,7 @@ impl Sim {
                 }
             }
             Owned::Other(ping) if ping == "Ping" => c.pinged = true,
+            Owned::Other(joined) if joined.starts_with("Joined") => {}
             Owned::Error { .. } | Owned::Pong | Owned::Welcome { .. } => {}
             Owned::Other(other) => return Err(format!("unexpected frame {other}")),
         }
@@ -585,7 +786,26 @@ impl Sim {
     /// it is owed, or a gap for it, never came.
     fn drain(&mut self) -> Result<(), String> {
         self.draining = true;
-        for _ in 0..200 {
+        // Members settle what they held back: from here on, everything given is acked.
+        for i in 0..self.clients.len() {
+            let id = self.clients[i].id;
+            let held: Vec<(&'static str, Vec<u64>)> = self.clients[i]
+                .groups
+                .iter_mut()
+                .map(|(t, m)| (*t, std::mem::take(&mut m.held).into_iter().collect()))
+                .collect();
+            for (topic, offsets) in held {
+                if !offsets.is_empty() {
+                    self.settle(id, topic, AckAction::Ack, 0, &offsets);
+                }
+            }
+        }
+        // A member with a credit of 1 takes one message per turn (its ack comes back with the
+        // next), so the drain goes on while a group has work, within a bound.
+        for turn in 0..5_000 {
+            if turn >= 200 && !self.groups_unsettled() {
+                break;
+            }
             for c in &mut self.clients {
                 c.blocked = false;
                 self.core.writable(c.id);
@@ -613,7 +833,43 @@ impl Sim {
                 }
             }
         }
-        Ok(())
+        match self.groups_unsettled_state() {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a group with a member has messages not yet settled.
+    fn groups_unsettled(&self) -> bool {
+        self.groups_unsettled_state().is_some()
+    }
+
+    /// What a group with a member has left unsettled: every message must end acked,
+    /// dead-lettered or lost.
+    fn groups_unsettled_state(&self) -> Option<String> {
+        for topic in TOPICS {
+            let served = self.clients.iter().any(|c| {
+                c.role == Role::Consumer
+                    && !self.core.is_closing(c.id)
+                    && c.groups.contains_key(topic)
+            });
+            let state = self.core.group_stats(topic, GROUP);
+            if !served || !state.exists {
+                continue;
+            }
+            // What consumers may be given: with storage, what it holds committed (a topic whose
+            // storage failed shows nothing past its last good commit).
+            let mut end = self.core.topic_range(topic).map_or(0, |r| r.end);
+            if let Some(storage) = &self.storage {
+                end = end.min(storage.survives(topic, Crash::Process).end);
+            }
+            if state.floor < end || state.in_flight > 0 || state.waiting > 0 {
+                return Some(format!(
+                    "group {GROUP} of {topic} left messages unsettled: {state:?}, the topic ends at {end}"
+                ));
+            }
+        }
+        None
     }
 
     /// The promises that hold between any two steps.
@@ -729,7 +985,7 @@ fn parse(data: &[u8]) -> Option<(u64, u64)> {
 
 /// Runs one seed; the error names the step that broke a promise. Returns how many buffers the
 /// memory budget took back in the core's last life.
-fn run(seed: u64) -> Result<u64, String> {
+fn run(seed: u64) -> Result<(u64, u64), String> {
     let mut sim = Sim::new(seed);
     for step in 0..STEPS {
         let outcome = catch_unwind(AssertUnwindSafe(|| sim.step()));
@@ -754,7 +1010,7 @@ fn run(seed: u64) -> Result<u64, String> {
         }
         Err(_) => return Err(format!("{:?}, drain: the core panicked", sim.mode)),
     }
-    Ok(sim.core.stats().memory_evicted)
+    Ok((sim.core.stats().memory_evicted, sim.group_messages))
 }
 
 #[test]
@@ -771,18 +1027,26 @@ fn the_broker_keeps_its_promises_under_random_traffic_faults_and_crashes() {
             (base..base + n).collect()
         }
     };
-    let mut evicted = 0;
+    let (mut evicted, mut group_messages) = (0, 0);
     for &seed in &seeds {
         match run(seed) {
-            Ok(n) => evicted += n,
+            Ok((n, g)) => {
+                evicted += n;
+                group_messages += g;
+            }
             Err(e) => panic!(
                 "simulation seed {seed} failed: {e}\nreplay: MBUS_SIM_SEED={seed} cargo test -p mbus-broker --test sim"
             ),
         }
     }
     eprintln!(
-        "{} seeds x {STEPS} steps; the memory budget took back {evicted} buffers",
+        "{} seeds x {STEPS} steps; the memory budget took back {evicted} buffers; groups gave \
+         out {group_messages} messages",
         seeds.len()
+    );
+    assert!(
+        seeds.len() < 8 || group_messages > 1000,
+        "groups were hardly used: {group_messages} messages"
     );
     // Two seeds in three run under a small budget: the promises were checked while it acted.
     assert!(

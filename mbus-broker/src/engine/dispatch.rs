@@ -205,6 +205,12 @@ impl Core {
         let Some(tid) = self.topic_for(id, topic, false) else {
             return;
         };
+        if self.conns[id].groups.iter().any(|m| m.topic == tid) {
+            let reason = format!(
+                "this connection reads topic {topic} through a group: it cannot also subscribe to it"
+            );
+            return self.reject(id, ErrorCode::InvalidGroup, &reason);
+        }
         let first = self.topics[tid].first();
         let next = self.topics[tid].log.visible();
         let offset = match self.resolve_start(tid, start) {

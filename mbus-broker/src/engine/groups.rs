@@ -291,13 +291,10 @@ impl Core {
         }
     }
 
-    /// `GroupInfo`: answers with the group's figures.
-    pub(super) fn group_info(&mut self, id: ConnId, topic: &str, group: &str) {
-        if !self.group_names_valid(id, topic, group) {
-            return;
-        }
-        let state = self
-            .topics
+    /// The figures of group `group` of topic `topic`, as `GroupState` carries them (all zero
+    /// when there is no such group), for monitoring and tests.
+    pub fn group_stats(&self, topic: &str, group: &str) -> GroupStats {
+        self.topics
             .find(topic)
             .and_then(|tid| {
                 let g = self.topics[tid].groups.iter().find(|g| *g.name == *group)?;
@@ -313,7 +310,15 @@ impl Core {
                     lost: g.lost,
                 })
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// `GroupInfo`: answers with the group's figures.
+    pub(super) fn group_info(&mut self, id: ConnId, topic: &str, group: &str) {
+        if !self.group_names_valid(id, topic, group) {
+            return;
+        }
+        let state = self.group_stats(topic, group);
         self.send(
             id,
             Frame::GroupState {
