@@ -17,6 +17,7 @@ mod memory;
 mod nats;
 mod peer;
 mod plan;
+mod queue;
 mod record;
 mod redis;
 mod relay;
@@ -61,6 +62,11 @@ pub struct Args {
     /// --workload names it
     #[arg(long)]
     durable: bool,
+    /// Bench a work queue: 1 publisher and 4 workers acking each message, against an mbus
+    /// consumer group, a JetStream work-queue stream with a pull consumer, and a Redis Streams
+    /// consumer group; no other workload unless --workload names it
+    #[arg(long)]
+    queue: bool,
     /// Run mbus with its monitoring port on (`--http`) and scrape `/metrics` once a second
     /// during every run, as a Prometheus would
     #[arg(long)]
@@ -143,7 +149,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .copied()
         .filter(|w| {
             if args.workload.is_empty() {
-                !args.durable
+                !args.durable && !args.queue
             } else {
                 args.workload.contains(w)
             }
@@ -152,7 +158,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     // The durable mode alone needs no Redis.
     let wanted = |kind: Kind| {
         (args.only.is_empty() || args.only.contains(&kind))
-            && (!workloads.is_empty() || durable::has_setup(kind))
+            && (!workloads.is_empty()
+                || (args.durable && durable::has_setup(kind))
+                || (args.queue && kind != Kind::Relay))
     };
     let columns = columns(wanted);
     if columns.is_empty() {
@@ -235,7 +243,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
     let durable = args.durable.then(|| bench.durable(&columns, &mut failures));
 
-    let text = render(&bench, &columns, &tallies, durable.as_ref(), &failures);
+    let queue = args.queue.then(|| bench.queue(&columns, &mut failures));
+    let mut text = render(&bench, &columns, &tallies, durable.as_ref(), &failures);
+    if let Some(queue) = queue {
+        text += "\n";
+        text += &queue;
+    }
     println!("{text}");
     let path = bench.scratch.join("bench.md");
     std::fs::write(&path, &text).with_context(|| format!("cannot write {}", show(&path)))?;

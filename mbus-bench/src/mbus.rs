@@ -106,6 +106,17 @@ pub fn start(
     })
 }
 
+impl Mbus {
+    /// The broker's producer and consumer addresses.
+    pub fn addrs(&self) -> (SocketAddr, SocketAddr) {
+        let (p, c) = self.broker.ports();
+        (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, p)),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, c)),
+        )
+    }
+}
+
 /// `mbus-broker` keeping its topics in `data_dir` with `--fsync <fsync>`; its subscribers read
 /// the topic from the oldest message on.
 pub fn start_durable(

@@ -56,6 +56,13 @@ pub fn start(exe: &Path, scratch: &Path) -> anyhow::Result<Redis> {
     })
 }
 
+impl Redis {
+    /// Where it listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.peer.addr
+    }
+}
+
 impl Target for Redis {
     fn name(&self) -> &'static str {
         "redis-server"

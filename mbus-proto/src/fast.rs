@@ -56,6 +56,33 @@ pub fn encode_delivery(buf: &mut Vec<u8>, topic: &str, offset: u64, time: u64, b
     debug_assert_eq!(buf.len() - start, total, "delivery_len is exact");
 }
 
+/// Appends a whole `Assign` frame, length prefix included: the notice the broker writes before
+/// each run it gives a group member, once per run, so it is written byte by byte too. The
+/// bytes are those of [`Frame::encode`].
+#[inline]
+pub fn encode_assign(
+    buf: &mut Vec<u8>,
+    topic: &str,
+    group: &str,
+    attempt: u32,
+    first: u64,
+    count: u32,
+) {
+    let start = buf.len();
+    buf.reserve(
+        crate::HEADER_LEN + 2 + 2 * MAX_HEADER + topic.len() + group.len() + 3 * MAX_HEADER,
+    );
+    buf.extend_from_slice(&[0; crate::HEADER_LEN]);
+    buf.extend_from_slice(&[0x96, kind::ASSIGN]);
+    header::put_str(buf, topic);
+    header::put_str(buf, group);
+    header::put_uint(buf, u64::from(attempt));
+    header::put_uint(buf, first);
+    header::put_uint(buf, u64::from(count));
+    let body = u32::try_from(buf.len() - start - crate::HEADER_LEN).expect("a small frame");
+    buf[start..start + crate::HEADER_LEN].copy_from_slice(&body.to_be_bytes());
+}
+
 /// The bytes [`encode_delivery`] appends for `batch` of `topic` at `offset` and `time`.
 #[inline]
 pub fn delivery_len(topic: &str, offset: u64, time: u64, batch: &Batch<'_>) -> usize {

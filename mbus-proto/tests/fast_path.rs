@@ -234,3 +234,26 @@ fn the_brokers_stored_frame_is_the_deliver_encoding_and_its_length_exact() {
         }
     }
 }
+
+#[test]
+fn encode_assign_writes_what_the_serde_encoder_writes() {
+    for (attempt, first, count) in [
+        (1, 0, 1),
+        (2, 43, 1),
+        (u32::MAX, u64::MAX - 1, u32::MAX),
+        (300, 70_000, 65_536),
+    ] {
+        for (topic, group) in [("jobs", "workers"), (&*"t".repeat(255), &*"g".repeat(40))] {
+            let mut fast = Vec::new();
+            mbus_proto::encode_assign(&mut fast, topic, group, attempt, first, count);
+            let frame = mbus_proto::Frame::Assign {
+                topic,
+                group,
+                attempt,
+                first,
+                count,
+            };
+            assert_eq!(fast, frame.to_bytes(), "{frame:?}");
+        }
+    }
+}

@@ -412,16 +412,23 @@ impl Core {
                 return;
             };
             let before = out.len();
-            // The Assign goes in front of the frame once the offsets it gives are known.
-            let frame = match self.copy_frame(m.topic, offset, out) {
+            // The run that holds it, from memory without a copy, or read from disk.
+            let t = &mut self.topics[m.topic];
+            let in_memory = (offset >= t.log.first())
+                .then(|| t.log.segment_of(offset))
+                .flatten();
+            let from_memory = in_memory.is_some();
+            let frame = match in_memory {
+                Some(seg) => Ok(seg.frame_first(offset)..seg.frame_end(offset)),
+                None => self.disk_frame(m.topic, offset),
+            };
+            let frame = match frame {
                 Ok(frame) => frame,
                 Err(Missing::Gone) => {
-                    out.truncate(before);
                     self.lose(id, m.topic, m.group, offset, out);
                     continue;
                 }
                 Err(Missing::Failed(e)) => {
-                    out.truncate(before);
                     let reason = format!(
                         "cannot read topic {} from disk: {e}",
                         self.topics[m.topic].name
@@ -436,21 +443,35 @@ impl Core {
             let g = &mut t.groups[m.group];
             let grant = g.give(i, offset, frame.end, now);
             let deadline = now + g.settings.ack_wait;
-            let mut assign = Vec::with_capacity(32 + t.name.len() + g.name.len());
-            Frame::Assign {
-                topic: &t.name,
-                group: &g.name,
-                attempt: grant.attempt,
-                first: grant.first,
-                count: grant.count,
+            mbus_proto::encode_assign(
+                out,
+                &t.name,
+                &g.name,
+                grant.attempt,
+                grant.first,
+                grant.count,
+            );
+            if from_memory {
+                let seg = t.log.segment_of(offset).expect("found above");
+                out.extend_from_slice(&seg.buf[seg.frame_range(offset)]);
+            } else {
+                out.extend_from_slice(&self.scratch);
             }
-            .encode(&mut assign);
-            out.splice(before..before, assign);
             self.counters.delivered += u64::from(grant.count);
             self.counters.delivered_bytes += (out.len() - before) as u64;
             self.schedule_groups(deadline);
             self.note_group_change(m.topic);
         }
+    }
+
+    /// Reads the stored frame that holds `offset` of topic `tid` from disk into the core's
+    /// scratch buffer, and returns the offsets it holds.
+    fn disk_frame(&mut self, tid: TopicId, offset: u64) -> Result<std::ops::Range<u64>, Missing> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let frame = self.copy_frame(tid, offset, &mut scratch);
+        self.scratch = scratch;
+        frame
     }
 
     /// Appends to `out` the whole stored frame that holds `offset` of topic `tid`, from memory
@@ -462,8 +483,10 @@ impl Core {
         out: &mut Vec<u8>,
     ) -> Result<std::ops::Range<u64>, Missing> {
         let t = &mut self.topics[tid];
-        if offset >= t.log.first() {
-            let seg = t.log.segment_of(offset).ok_or(Missing::Gone)?;
+        if let Some(seg) = (offset >= t.log.first())
+            .then(|| t.log.segment_of(offset))
+            .flatten()
+        {
             out.extend_from_slice(&seg.buf[seg.frame_range(offset)]);
             return Ok(seg.frame_first(offset)..seg.frame_end(offset));
         }

@@ -119,6 +119,8 @@ pub struct Core {
     budget: budget::Budget,
     /// Totals for monitoring.
     counters: inspect::Counters,
+    /// A frame read from disk for a group member, on its way to the member's buffer.
+    scratch: Vec<u8>,
 }
 
 impl Core {
@@ -155,6 +157,7 @@ impl Core {
             write_budget: config.write_budget,
             budget: budget::Budget::new(config.max_memory),
             counters: inspect::Counters::default(),
+            scratch: Vec::new(),
             topics: Topics::new(config.retention, storage),
             config,
             conns: Conns::default(),
