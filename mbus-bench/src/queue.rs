@@ -42,7 +42,8 @@ impl Bench {
     pub fn queue(&self, columns: &[Column], failures: &mut Vec<String>) -> String {
         let count = self.scale.count(MESSAGES);
         let mut servers: Vec<(Kind, Server, Figures)> = Vec::new();
-        for column in columns {
+        // The relay forwards frames and nothing else: it has no queue to share.
+        for column in columns.iter().filter(|c| c.kind != Kind::Relay) {
             match Server::start(self, column) {
                 Ok(server) => servers.push((column.kind, server, Figures::default())),
                 Err(e) => failures.push(format!("queue: starting {}: {e:#}", column.kind.name())),
@@ -158,6 +159,7 @@ impl Server {
         let deadline = Instant::now() + timeout;
         let acked = AtomicU64::new(0);
         let done = AtomicBool::new(false);
+        self.prepare(&queue)?;
         let started = Instant::now();
         let (acked, done) = (&acked, &done);
         thread::scope(|s| -> anyhow::Result<()> {
@@ -172,8 +174,6 @@ impl Server {
                     })
                 })
                 .collect();
-            // The group or consumer exists before the first publish.
-            thread::sleep(Duration::from_millis(200));
             let published = self.publish(&queue, count, deadline);
             if published.is_err() {
                 done.store(true, Ordering::Relaxed);
@@ -191,6 +191,50 @@ impl Server {
             elapsed: started.elapsed(),
             acked,
         })
+    }
+
+    /// Creates the queue before anything is published: the JetStream stream and its consumer,
+    /// the Redis stream and its group. An mbus group is created by its first member, at the
+    /// topic's start.
+    fn prepare(&self, queue: &str) -> anyhow::Result<()> {
+        match self.kind {
+            Served::Mbus(..) => Ok(()),
+            Served::Nats(addr) => {
+                let stream = format!(
+                    "{{\"name\":\"{queue}\",\"subjects\":[\"{queue}\"],\"retention\":\"workqueue\",\"storage\":\"memory\"}}"
+                );
+                js_request(addr, &format!("$JS.API.STREAM.CREATE.{queue}"), &stream)?;
+                let consumer = format!(
+                    "{{\"stream_name\":\"{queue}\",\"config\":{{\"durable_name\":\"workers\",\"ack_policy\":\"explicit\",\"max_ack_pending\":{IN_FLIGHT}}}}}"
+                );
+                js_request(
+                    addr,
+                    &format!("$JS.API.CONSUMER.DURABLE.CREATE.{queue}.workers"),
+                    &consumer,
+                )
+            }
+            Served::Redis(addr) => {
+                let mut s = connect(addr)?;
+                let mut out = Vec::new();
+                let create: [&[u8]; 6] = [
+                    b"XGROUP",
+                    b"CREATE",
+                    queue.as_bytes(),
+                    b"workers",
+                    b"$",
+                    b"MKSTREAM",
+                ];
+                command(&mut out, &create);
+                s.write_all(&out)?;
+                replies(
+                    &mut s,
+                    &mut Vec::new(),
+                    1,
+                    Instant::now() + Duration::from_secs(10),
+                )?;
+                Ok(())
+            }
+        }
     }
 
     fn publish(&self, queue: &str, count: u64, deadline: Instant) -> anyhow::Result<()> {
@@ -546,7 +590,8 @@ fn js_publish(addr: SocketAddr, queue: &str, count: u64, deadline: Instant) -> a
                         confirmed += 1;
                     }
                     NatsIn::Ping => s.write_all(b"PONG\r\n")?,
-                    _ => {}
+                    NatsIn::Status => bail!("a publish was answered with a status, not a PubAck"),
+                    NatsIn::Other => {}
                 }
             }
             buf.drain(..at);
@@ -556,22 +601,6 @@ fn js_publish(addr: SocketAddr, queue: &str, count: u64, deadline: Instant) -> a
 }
 
 fn js_work(addr: SocketAddr, queue: &str, k: usize, until: &Until<'_>) -> anyhow::Result<()> {
-    if k == 0 {
-        let stream = format!(
-            "{{\"name\":\"{queue}\",\"subjects\":[\"{queue}\"],\"retention\":\"workqueue\",\"storage\":\"memory\"}}"
-        );
-        js_request(addr, &format!("$JS.API.STREAM.CREATE.{queue}"), &stream)?;
-        let consumer = format!(
-            "{{\"stream_name\":\"{queue}\",\"config\":{{\"durable_name\":\"workers\",\"ack_policy\":\"explicit\",\"max_ack_pending\":{IN_FLIGHT}}}}}"
-        );
-        js_request(
-            addr,
-            &format!("$JS.API.CONSUMER.DURABLE.CREATE.{queue}.workers"),
-            &consumer,
-        )?;
-    } else {
-        thread::sleep(Duration::from_millis(100));
-    }
     let inbox = format!("_INBOX.queue-pull-{k}");
     let (mut s, mut buf) = nats_open(addr, &format!("SUB {inbox} 3\r\n"))?;
     let batch = IN_FLIGHT as usize / WORKERS / 2;
@@ -749,24 +778,6 @@ fn redis_work(addr: SocketAddr, queue: &str, k: usize, until: &Until<'_>) -> any
     let mut s = connect(addr)?;
     let mut buf = Vec::new();
     let mut out = Vec::new();
-    if k == 0 {
-        command(
-            &mut out,
-            &[
-                b"XGROUP",
-                b"CREATE",
-                queue.as_bytes(),
-                b"workers",
-                b"$",
-                b"MKSTREAM",
-            ],
-        );
-        s.write_all(&out)?;
-        out.clear();
-        replies(&mut s, &mut buf, 1, until.deadline)?;
-    } else {
-        thread::sleep(Duration::from_millis(100));
-    }
     let name = format!("w{k}");
     let count = (IN_FLIGHT as usize / WORKERS).to_string();
     let read = |out: &mut Vec<u8>| {
