@@ -82,5 +82,6 @@ fn the_protocol_documents_sessions_replay_against_the_broker() {
     // The consumer session reads what the producer session published.
     replay(broker.producers, "producer-session.txt");
     replay(broker.consumers, "consumer-session.txt");
+    replay(broker.consumers, "group-session.txt");
     replay(broker.producers, "refused-version.txt");
 }
