@@ -1,7 +1,7 @@
 //! Fuzzes the broker core: a sequence of frames, raw bytes, partial writes, closes and clock
-//! ticks from several fake connections, in memory or on the in-memory storage with commits,
-//! storage faults and crash-restarts, must never panic, and every byte the core writes must
-//! decode.
+//! ticks from several fake connections, consumer groups among them, in memory or on the
+//! in-memory storage with commits, storage faults and crash-restarts, must never panic, and
+//! every byte the core writes must decode.
 
 #![no_main]
 
@@ -48,6 +48,32 @@ enum Op {
         recent: Option<(bool, u8)>,
     },
     Unsubscribe {
+        conn: u8,
+        topic: u8,
+    },
+    /// Joins group `g` or `h` of a topic with a small credit and settings.
+    Join {
+        conn: u8,
+        topic: u8,
+        second: bool,
+        credit: u8,
+        ack_wait_ms: u16,
+        max_deliver: u8,
+    },
+    /// Acks, naks, progresses or terms `count` offsets from `first`.
+    Ack {
+        conn: u8,
+        topic: u8,
+        action: u8,
+        first: u8,
+        count: u8,
+        delay_ms: u16,
+    },
+    Leave {
+        conn: u8,
+        topic: u8,
+    },
+    GroupInfo {
         conn: u8,
         topic: u8,
     },
@@ -266,6 +292,68 @@ fuzz_target!(|input: Input| {
                 if let Some(i) = pick(&conns, conn) {
                     let topic = TOPICS[usize::from(topic) % TOPICS.len()];
                     core.receive(conns[i].0, Frame::Unsubscribe { topic });
+                }
+            }
+            Op::Join {
+                conn,
+                topic,
+                second,
+                credit,
+                ack_wait_ms,
+                max_deliver,
+            } => {
+                if let Some(i) = pick(&conns, conn) {
+                    let topic = TOPICS[usize::from(topic) % TOPICS.len()];
+                    let options = mbus_proto::GroupOptions {
+                        ack_wait: u64::from(ack_wait_ms),
+                        max_deliver: u32::from(max_deliver % 8),
+                        ..mbus_proto::GroupOptions::default()
+                    };
+                    let frame = Frame::Join {
+                        topic,
+                        group: if second { "h" } else { "g" },
+                        start: Start::Earliest,
+                        credit: u32::from(credit % 16),
+                        options,
+                    };
+                    core.receive(conns[i].0, frame);
+                }
+            }
+            Op::Ack {
+                conn,
+                topic,
+                action,
+                first,
+                count,
+                delay_ms,
+            } => {
+                if let Some(i) = pick(&conns, conn) {
+                    let topic = TOPICS[usize::from(topic) % TOPICS.len()];
+                    let mut ranges = Vec::new();
+                    for o in 0..=u64::from(count % 32) {
+                        mbus_proto::AckRanges::push(&mut ranges, u64::from(first) + o);
+                    }
+                    let action = mbus_proto::AckAction::from_u8(action % 4).expect("0 to 3");
+                    let frame = Frame::Ack {
+                        topic,
+                        group: "g",
+                        action,
+                        delay: u64::from(delay_ms),
+                        ranges: mbus_proto::AckRanges::new(&ranges).expect("pushed"),
+                    };
+                    core.receive(conns[i].0, frame);
+                }
+            }
+            Op::Leave { conn, topic } => {
+                if let Some(i) = pick(&conns, conn) {
+                    let topic = TOPICS[usize::from(topic) % TOPICS.len()];
+                    core.receive(conns[i].0, Frame::Leave { topic, group: "g" });
+                }
+            }
+            Op::GroupInfo { conn, topic } => {
+                if let Some(i) = pick(&conns, conn) {
+                    let topic = TOPICS[usize::from(topic) % TOPICS.len()];
+                    core.receive(conns[i].0, Frame::GroupInfo { topic, group: "g" });
                 }
             }
             Op::Ping { conn } => {

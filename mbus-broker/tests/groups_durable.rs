@@ -230,3 +230,27 @@ fn storage_md_quotes_a_group_record_as_the_store_writes_it() {
     let shown: Vec<String> = written.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(quoted, written, "the store wrote {}", shown.join(" "));
 }
+
+#[test]
+fn a_save_that_fails_is_made_again_at_the_next_commit() {
+    let dir = TempDir::new("groups-save-fails");
+    let now = Instant::now();
+    let mut h = file_core(&dir, Fsync::Always, now);
+    publish(&mut h, 3);
+    let c = join(&mut h, 10, 0);
+    take(&mut h.core, c);
+    h.core.commit();
+    // The groups directory becomes a file: the next save cannot be written.
+    let groups = dir.path().join("topics/jobs/groups");
+    std::fs::remove_dir_all(&groups).unwrap();
+    std::fs::write(&groups, b"in the way").unwrap();
+    act(&mut h, c, AckAction::Ack, [0, 1]);
+    h.core.commit();
+    // The broker goes on; the group is still to be saved, and is once the disk allows.
+    std::fs::remove_file(&groups).unwrap();
+    h.core.commit();
+    drop(h);
+    let mut h = file_core(&dir, Fsync::Always, now);
+    let c = join(&mut h, 10, 0);
+    assert_eq!(take(&mut h.core, c).offsets(), vec![2]);
+}

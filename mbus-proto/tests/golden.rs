@@ -448,7 +448,11 @@ fn transcripts() -> Vec<(String, String)> {
 #[test]
 fn every_transcript_frame_is_what_the_encoder_writes_and_its_comment_names() {
     let all = transcripts();
-    assert_eq!(all.len(), 4, "the sessions of PROTOCOL.md sections 11 and 12");
+    assert_eq!(
+        all.len(),
+        4,
+        "the sessions of PROTOCOL.md sections 11 and 12"
+    );
     for (name, text) in all {
         for step in mbus_proto::transcript::parse(&text).unwrap() {
             let Some(bytes) = step.bytes.clone() else {
