@@ -494,18 +494,17 @@ impl Core {
         let start = out.len();
         match store.read(offset, 0, out) {
             Ok(_) => {
+                // One frame only, whatever else the read brought.
                 let frame = &out[start..];
-                let body = &frame[mbus_proto::HEADER_LEN..];
-                match Frame::parse(body) {
+                let len = mbus_proto::HEADER_LEN
+                    + u32::from_be_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
+                match Frame::parse(&frame[mbus_proto::HEADER_LEN..len]) {
                     Ok(Frame::Deliver {
                         offset: first,
                         batch,
                         ..
                     }) => {
                         let end = first + batch.len() as u64;
-                        // One frame only: a read may bring more than asked.
-                        let len = mbus_proto::HEADER_LEN
-                            + u32::from_be_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
                         out.truncate(start + len);
                         Ok(first..end)
                     }
