@@ -298,25 +298,31 @@ fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
     Ok(s)
 }
 
-/// Reads what arrived into `buf`; false on a read timeout.
-fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<bool> {
-    let mut chunk = [0u8; 64 << 10];
-    match s.read(&mut chunk) {
+/// Reads what arrived into `space`: the byte count, or `None` on a read timeout.
+fn read_into(s: &mut TcpStream, space: &mut [u8]) -> anyhow::Result<Option<usize>> {
+    match s.read(space) {
         Ok(0) => bail!("the server closed the connection"),
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            Ok(true)
-        }
+        Ok(n) => Ok(Some(n)),
         Err(e)
             if matches!(
                 e.kind(),
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             ) =>
         {
-            Ok(false)
+            Ok(None)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Reads what arrived into `buf`; false on a read timeout.
+fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<bool> {
+    let mut chunk = [0u8; 64 << 10];
+    let n = read_into(s, &mut chunk)?;
+    if let Some(n) = n {
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(n.is_some())
 }
 
 // mbus: the protocol crate's client state machine over a blocking socket.
@@ -342,22 +348,11 @@ fn mbus_flush(s: &mut TcpStream, p: &mut ClientProtocol) -> anyhow::Result<()> {
 }
 
 fn mbus_read(s: &mut TcpStream, p: &mut ClientProtocol) -> anyhow::Result<bool> {
-    match s.read(p.read_space()) {
-        Ok(0) => bail!("the broker closed the connection"),
-        Ok(n) => {
-            p.filled(n);
-            Ok(true)
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
+    let n = read_into(s, p.read_space())?;
+    if let Some(n) = n {
+        p.filled(n);
     }
+    Ok(n.is_some())
 }
 
 fn mbus_publish(
