@@ -341,6 +341,24 @@ fn garbage_after_the_last_record_is_cut() {
     assert_eq!(read_all(&mut store, 1000), (expected(0..n), vec![]));
 }
 
+/// A sync makes only the newest segment's log durable, not its index: after a power loss the
+/// index may have its size and none of its data. Recovery rebuilds it from the log.
+#[test]
+fn an_index_of_zeros_after_a_power_loss_is_rebuilt_from_its_log() {
+    let tmp = TempDir::new("zero-idx");
+    let n = 30;
+    let bases = build(tmp.path(), n);
+    let last = *bases.last().unwrap();
+    let path = idx_file(tmp.path(), last);
+    let len = fs::metadata(&path).unwrap().len();
+    fs::write(&path, vec![0; len as usize]).unwrap();
+    let (mut store, recovery) = TopicStore::open(tmp.path(), TOPIC, CONFIG).unwrap();
+    assert_eq!((recovery.first, recovery.next), (0, n));
+    assert_eq!(recovery.reindexed, len / 16);
+    assert!(recovery.lost.is_empty(), "{:?}", recovery.lost);
+    assert_eq!(read_all(&mut store, 1000), (expected(0..n), vec![]));
+}
+
 #[test]
 fn an_index_pointing_past_its_log_keeps_its_offsets_as_lost() {
     let tmp = TempDir::new("idx-ahead");

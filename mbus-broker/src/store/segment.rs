@@ -162,23 +162,26 @@ impl Active {
         self.idx.release();
     }
 
-    /// Flushes, then makes both files' data durable if anything was written since the last sync.
+    /// Flushes, then makes the log's data durable if anything was written since the last sync:
+    /// one fdatasync. The index is not synced here: recovery rebuilds whatever part of the
+    /// newest segment's index a power loss took from its log (STORAGE.md, section 7).
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.flush()?;
         if self.dirty {
             self.log.sync_data().at(self.log.path())?;
-            self.idx.sync_data().at(self.idx.path())?;
             self.dirty = false;
         }
         Ok(())
     }
 
-    /// Makes the segment complete and durable before a later one is created, so that only the
-    /// newest segment can ever be found torn after a crash. Costs one fdatasync per segment.
+    /// Makes the segment complete and durable, its index included, before a later one is
+    /// created, so that only the newest segment can ever be found torn after a crash, and only
+    /// the newest segment's index ever needs rebuilding. Costs two fdatasyncs per segment.
     pub fn seal(&mut self) -> Result<Sealed, StoreError> {
         self.log.trim().at(self.log.path())?;
         self.dirty = true;
         self.sync()?;
+        self.idx.sync_data().at(self.idx.path())?;
         Ok(Sealed {
             base: self.base,
             log_len: self.log.len(),
