@@ -525,7 +525,7 @@ fn render(
     }
     if let Some(durable) = durable {
         text += "\n";
-        text += &durable::render(durable, scale.count(durable::MESSAGES));
+        text += &durable::render(durable, scale);
     }
     if !failures.is_empty() {
         text += "\nFailed runs:\n\n";

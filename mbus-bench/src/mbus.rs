@@ -24,8 +24,36 @@ pub struct Mbus {
     broker: Broker,
     /// Where subscribers start: from now on, or from the oldest message held (durable mode).
     start: Start,
+    /// The broker's monitoring port, if it has one.
+    http: Option<SocketAddr>,
     /// What scrapes the broker's metrics during the run, when asked to.
     _scraper: Option<Scraper>,
+}
+
+/// The body of `GET /metrics` from the broker's monitoring port at `addr`.
+fn fetch_metrics(addr: SocketAddr) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+/// The value of the unlabelled sample `name` in a Prometheus text exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .find_map(|v| v.trim().parse().ok())
+}
+
+/// A free port on loopback for the broker's monitoring port.
+fn free_http_addr() -> anyhow::Result<SocketAddr> {
+    let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port();
+    Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
 }
 
 /// A thread that fetches `/metrics` once a second until dropped.
@@ -36,16 +64,12 @@ struct Scraper {
 
 impl Scraper {
     fn start(addr: SocketAddr) -> Scraper {
-        use std::io::{Read, Write};
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
-                if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
-                    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
-                    let _ = stream.read_to_end(&mut Vec::new());
-                }
+                let _ = fetch_metrics(addr);
                 for _ in 0..10 {
                     if flag.load(Ordering::Relaxed) {
                         return;
@@ -89,10 +113,7 @@ pub fn start(
 ) -> anyhow::Result<Mbus> {
     let mut flags = flags(retention);
     let http = if scrape {
-        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let addr = free_http_addr()?;
         flags.extend(["--http".into(), addr.to_string()]);
         Some(addr)
     } else {
@@ -102,6 +123,7 @@ pub fn start(
     Ok(Mbus {
         broker,
         start: Start::Latest,
+        http,
         _scraper: http.map(Scraper::start),
     })
 }
@@ -129,10 +151,13 @@ pub fn start_durable(
     let mut flags = flags(retention);
     flags.extend(["--data-dir".into(), data_dir.display().to_string()]);
     flags.extend(["--fsync".into(), fsync.into()]);
+    let http = free_http_addr()?;
+    flags.extend(["--http".into(), http.to_string()]);
     let broker = Broker::start_with(bins, &scratch.join("bench-mbus.log"), &flags)?;
     Ok(Mbus {
         broker,
         start: Start::Earliest,
+        http: Some(http),
         _scraper: None,
     })
 }
@@ -228,6 +253,19 @@ impl Target for Mbus {
 
     fn pong(&self) -> &'static [u8] {
         PONG
+    }
+
+    fn commits(&self) -> Option<anyhow::Result<u64>> {
+        let addr = self.http?;
+        Some(
+            fetch_metrics(addr)
+                .with_context(|| format!("cannot fetch the broker's metrics from {addr}"))
+                .and_then(|text| {
+                    sample(&text, "mbus_commit_duration_seconds_count")
+                        .map(|v| v as u64)
+                        .context("no mbus_commit_duration_seconds_count in the broker's metrics")
+                }),
+        )
     }
 
     fn stop(self: Box<Self>) -> anyhow::Result<()> {

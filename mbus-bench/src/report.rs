@@ -75,21 +75,30 @@ pub fn ratio(value: f64, baseline: f64) -> Option<f64> {
 pub fn figure(value: f64) -> String {
     let magnitude = value.abs();
     if magnitude >= 100.0 {
-        let digits = format!("{:.0}", magnitude);
-        let mut grouped = String::new();
-        for (i, digit) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                grouped.push(',');
-            }
-            grouped.push(digit);
-        }
         let sign = if value < 0.0 { "-" } else { "" };
-        format!("{sign}{grouped}")
+        format!("{sign}{}", grouped(&format!("{magnitude:.0}")))
     } else if magnitude >= 10.0 {
         format!("{value:.1}")
     } else {
         format!("{value:.2}")
     }
+}
+
+/// A whole number with its thousands grouped: 1, 100, 10,000.
+pub fn count(value: u64) -> String {
+    grouped(&value.to_string())
+}
+
+/// `digits` with a comma before each group of three from the right.
+fn grouped(digits: &str) -> String {
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// The table: a header naming the columns, then one line per row. Every cell but the

@@ -74,6 +74,10 @@ pub trait Target: Sync {
     fn pong(&self) -> &'static [u8];
     /// Stops the server and requires a clean exit.
     fn stop(self: Box<Self>) -> anyhow::Result<()>;
+    /// The group commits the server counted since it started, if it counts them.
+    fn commits(&self) -> Option<anyhow::Result<u64>> {
+        None
+    }
 }
 
 /// A client's failure caused by another client of the same run failing first; the report

@@ -108,6 +108,69 @@ fn durable_topics_give_up_memory_and_serve_from_storage() {
     }
 }
 
+/// Once the budget is reached, the segments it takes back from the oldest topics serve the whole
+/// segments the newest topics start: publishing goes on without asking for fresh memory, and
+/// what waits in the pool is bounded.
+#[test]
+fn what_the_budget_takes_back_serves_the_segments_of_other_topics() {
+    let mut h = Harness::with(config());
+    let p = h.producer();
+    let data = [7u8; 1000];
+    let mut at_budget = None;
+    for t in 0..50 {
+        for _ in 0..40 {
+            h.publish(p, &format!("t{t:02}"), &data);
+        }
+        // Five topics of 40 KiB are past the 64 KiB budget.
+        if t == 4 {
+            at_budget = Some(h.core.stats());
+        }
+    }
+    let before = at_budget.unwrap();
+    let after = h.core.stats();
+    assert!(before.memory_evicted > 0 && before.segments_allocated > 0);
+    assert_eq!(
+        after.segments_allocated, before.segments_allocated,
+        "no whole segment was made of fresh memory once the budget was reached"
+    );
+    // 45 more topics, each starting about nine whole segments after its first.
+    assert!(after.segments_reused >= 45 * 8, "{after:?}");
+    assert!(
+        after.memory_pooled <= 2 * (SEGMENT + SEGMENT / 4),
+        "{after:?}"
+    );
+}
+
+/// A deleted topic's whole segments go to the pool, and the next topic's segments are made of
+/// them.
+#[test]
+fn a_deleted_topics_segments_serve_the_next_topic() {
+    let mut h = Harness::with(config());
+    let p = h.producer();
+    let data = [7u8; 1000];
+    // A first segment, then two whole segments.
+    let mut n = 0;
+    while h.core.stats().segments_allocated < 2 {
+        h.publish(p, "old", &data);
+        n += 1;
+    }
+    h.core.delete_topic("old", false).unwrap();
+    let deleted = h.core.stats();
+    // Its three segments are whole (the first grew to the segment size); the pool keeps two,
+    // its bound under a 64 KiB budget.
+    assert!(deleted.memory_pooled >= 2 * SEGMENT, "{deleted:?}");
+    assert_eq!(deleted.memory_held, 0);
+    for _ in 0..n {
+        h.publish(p, "new", &data);
+    }
+    let after = h.core.stats();
+    assert_eq!(
+        after.segments_allocated, deleted.segments_allocated,
+        "{after:?}"
+    );
+    assert_eq!(after.segments_reused, deleted.segments_reused + 2);
+}
+
 /// The must-show of the budget on the real binary: 1,000 topics each sent 10 MiB, spread over
 /// them in turn, through `--max-memory 256MiB`; the memory the broker allocated and touched (its
 /// anonymous resident memory: the pages of its binary, whose size depends on the build, are not

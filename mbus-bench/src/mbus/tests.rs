@@ -68,3 +68,18 @@ fn a_gap_or_an_error_fails_with_its_details() {
         "{err}"
     );
 }
+
+#[test]
+fn a_sample_is_read_by_its_exact_name() {
+    let text = "# HELP mbus_commit_duration_seconds Time each group commit took\n\
+                mbus_commit_duration_seconds_sum 0.25\n\
+                mbus_commit_duration_seconds_count_other 9\n\
+                mbus_commit_duration_seconds_count 1234\n\
+                mbus_commit_duration_seconds_bucket{le=\"0.001\"} 1200\n";
+    assert_eq!(
+        sample(text, "mbus_commit_duration_seconds_count"),
+        Some(1234.0)
+    );
+    assert_eq!(sample(text, "mbus_commit_duration_seconds_sum"), Some(0.25));
+    assert_eq!(sample(text, "mbus_commit_duration_seconds"), None);
+}

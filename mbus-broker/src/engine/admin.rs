@@ -75,6 +75,9 @@ impl Core {
         self.commit.topics.retain(|&t| t != tid);
         self.commit.unsynced.retain(|&t| t != tid);
         let mark = super::budget::Mark::of(&self.topics[tid].log);
+        while let Some(seg) = self.topics[tid].log.evict_oldest() {
+            self.pool.give(seg);
+        }
         let deleted = self.topics.delete(tid);
         self.account(tid, mark);
         deleted.map_err(|source| DeleteError::Files {

@@ -2,9 +2,10 @@
 //! oldest buffers across topics once it is passed.
 //!
 //! Every log reports the memory it holds ([`Log::held`]: frames, their positions, reserved
-//! capacity and its spare segment). The core adds up the changes of each publish; while the sum
-//! is over `max_memory`, the oldest buffer of all topics goes, whichever topic holds it: a spare
-//! segment, or a topic's oldest segment, the newest one included. A memory-only topic then no
+//! capacity). The core adds up the changes of each publish; while the sum is over `max_memory`,
+//! the oldest segment of all topics goes, whichever topic holds it, the newest one included,
+//! into the segment pool (`segpool.rs`) when it is a whole segment, for the next segment any
+//! topic starts. A memory-only topic then no
 //! longer has those messages, and its consumers behind them get a `Gap`, as after retention; a
 //! durable topic still has them on disk, where its consumers read them.
 
@@ -110,7 +111,7 @@ impl Core {
         };
         self.release(tid, &seg);
         let bytes = seg.buf.len() as u64;
-        drop(seg);
+        self.pool.give(seg);
         self.note_change(tid, mark);
         let budget = &mut self.budget;
         budget.evicted += 1;

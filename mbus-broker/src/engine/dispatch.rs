@@ -79,7 +79,13 @@ impl Core {
         let t = &mut self.topics[tid];
         let before = t.log.bytes();
         let mark = Mark::of(&t.log);
-        let offset = t.log.append(&t.name, self.wall_clock, batch, self.messages);
+        let offset = t.log.append(
+            &t.name,
+            self.wall_clock,
+            batch,
+            self.messages,
+            &mut self.pool,
+        );
         if let Some(store) = t.store.as_mut() {
             let frame = t.log.frame(offset).expect("just appended");
             if let Err(e) = store.append(offset, frame) {
@@ -100,7 +106,7 @@ impl Core {
         self.appended += t.log.bytes() - before;
         while let Some(seg) = self.topics[tid].log.pop_expired() {
             self.release(tid, &seg);
-            self.topics[tid].log.recycle(seg);
+            self.pool.give(seg);
         }
         self.account(tid, mark);
         let t = &mut self.topics[tid];

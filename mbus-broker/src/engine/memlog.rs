@@ -11,6 +11,8 @@ use std::io::IoSlice;
 
 use mbus_proto::{Batch, Frame, MessageRef};
 
+use super::segpool::SegmentPool;
+
 /// Bounds on what a log keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
@@ -43,7 +45,7 @@ impl Segment {
     }
 
     /// Bytes of memory its buffers hold, unused capacity included.
-    fn held(&self) -> usize {
+    pub fn held(&self) -> usize {
         self.buf.capacity() + self.starts.capacity() * std::mem::size_of::<u32>()
     }
 
@@ -94,12 +96,9 @@ pub struct Log {
     gated: bool,
     /// Bytes held by all segments' frames.
     bytes: usize,
-    /// Bytes of memory held by all segments and the spare, unused capacity included.
+    /// Bytes of memory held by all segments, unused capacity included.
     held: usize,
     retention: Retention,
-    /// One expired segment's buffers, kept for the next segment so that a log at its retention
-    /// limit reuses memory instead of returning it and faulting fresh pages in.
-    spare: Option<Segment>,
     /// The time of the newest message, in milliseconds since the Unix epoch: no later message
     /// gets an earlier one.
     last_time: u64,
@@ -128,7 +127,6 @@ impl Log {
             bytes: 0,
             held: 0,
             retention,
-            spare: None,
             last_time,
         }
     }
@@ -170,29 +168,34 @@ impl Log {
     }
 
     /// Bytes of memory the log's buffers hold: its frames, their positions, and the capacity
-    /// reserved for more, the spare segment's included. This is what the log costs the broker.
+    /// reserved for more. This is what the log costs the broker.
     pub fn held(&self) -> usize {
         self.held
     }
 
-    /// When the oldest buffer in memory, a segment or the spare, was started, if the log holds
-    /// any (see [`Segment::born`]).
+    /// When the oldest segment in memory was started, if the log holds any (see
+    /// [`Segment::born`]).
     pub fn oldest_born(&self) -> Option<u64> {
-        let front = self.segments.front().map(|s| s.born);
-        let spare = self.spare.as_ref().map(|s| s.born);
-        front.into_iter().chain(spare).min()
+        self.segments.front().map(|s| s.born)
     }
 
     /// Appends a publish's batch as one frame stored at `time` (or at the newest message's
     /// time, if that is later: times never go back) and returns the offset of its first
-    /// message; a segment it starts is stamped `born`. Segments that retention expires are left
-    /// in place until [`Log::pop_expired`] hands them out.
-    pub fn append(&mut self, topic: &str, time: u64, batch: &Batch<'_>, born: u64) -> u64 {
+    /// message; a segment it starts is stamped `born`, its buffer taken from `pool` when it is
+    /// a whole one. Segments that retention expires are left in place until
+    /// [`Log::pop_expired`] hands them out.
+    pub fn append(
+        &mut self,
+        topic: &str,
+        time: u64,
+        batch: &Batch<'_>,
+        born: u64,
+        pool: &mut SegmentPool,
+    ) -> u64 {
         let offset = self.next;
         let time = time.max(self.last_time);
         self.last_time = time;
         let needed = mbus_proto::delivery_len(topic, offset, time, batch);
-        let spare_before = self.spare.as_ref().map_or(0, Segment::held);
         let fits = self.segments.back().is_some_and(|s| {
             s.buf.is_empty() || s.buf.len() + needed <= self.retention.segment_bytes
         });
@@ -202,20 +205,19 @@ impl Log {
         } else {
             // A log's first segment grows with it, so that a small topic (or one whose memory
             // was taken back) costs little. Once a log has filled a segment, the next ones are
-            // allocated whole, so that a busy log never copies itself to grow.
-            let capacity = if self.segments.is_empty() {
-                0
+            // whole, from the pool, so that a busy log never copies itself to grow; a frame
+            // larger than a segment gets a buffer of its own size.
+            let seg = if !self.segments.is_empty() && needed <= self.retention.segment_bytes {
+                pool.take(offset, born)
             } else {
-                self.retention.segment_bytes.max(needed)
+                let capacity = if self.segments.is_empty() { 0 } else { needed };
+                Segment {
+                    base: offset,
+                    born,
+                    buf: Vec::with_capacity(capacity),
+                    starts: Vec::new(),
+                }
             };
-            let mut seg = self.spare.take().unwrap_or_else(|| Segment {
-                base: offset,
-                born,
-                buf: Vec::with_capacity(capacity),
-                starts: Vec::new(),
-            });
-            seg.base = offset;
-            seg.born = born;
             self.segments.push_back(seg);
             0
         };
@@ -227,9 +229,7 @@ impl Log {
         seg.starts.extend(std::iter::repeat_n(at, count as usize));
         mbus_proto::encode_delivery(&mut seg.buf, topic, offset, time, batch);
         self.bytes += seg.buf.len() - start;
-        self.held = self.held + seg.held() + self.spare.as_ref().map_or(0, Segment::held)
-            - back_before
-            - spare_before;
+        self.held = self.held + seg.held() - back_before;
         self.next += count;
         if !self.gated {
             self.visible = self.next;
@@ -265,20 +265,10 @@ impl Log {
         self.pop_front()
     }
 
-    /// Removes and returns the oldest buffer, whatever retention says: the spare segment if it
-    /// was started before the oldest segment, else the oldest segment, after which the log
+    /// Removes and returns the oldest segment, whatever retention says, after which the log
     /// serves from the segment after it, or holds nothing in memory and serves from its next
     /// append. Consumers behind a removed segment are behind `first()`, as after retention.
     pub fn evict_oldest(&mut self) -> Option<Segment> {
-        let spare_first = match (&self.spare, self.segments.front()) {
-            (Some(spare), Some(front)) => spare.born <= front.born,
-            (spare, _) => spare.is_some(),
-        };
-        if spare_first {
-            let spare = self.spare.take()?;
-            self.held -= spare.held();
-            return Some(spare);
-        }
         let seg = self.pop_front()?;
         self.first = self.first.max(seg.end());
         Some(seg)
@@ -373,7 +363,6 @@ impl Log {
         if seg.starts.is_empty() {
             let seg = self.segments.pop_back().expect("it is there");
             self.held -= seg.held();
-            self.recycle(seg);
         }
     }
 
@@ -397,16 +386,6 @@ impl Log {
             };
             let last = seg.frame_first(self.next - 1);
             self.retract(last);
-        }
-    }
-
-    /// Takes back a segment from [`Log::pop_expired`] to reuse its memory for a later one.
-    pub fn recycle(&mut self, mut seg: Segment) {
-        if self.spare.is_none() && seg.buf.capacity() <= self.retention.segment_bytes {
-            seg.buf.clear();
-            seg.starts.clear();
-            self.held += seg.held();
-            self.spare = Some(seg);
         }
     }
 
@@ -538,7 +517,13 @@ mod tests {
 
     /// Appends `data` as a message without headers, stored at time 0.
     fn push(log: &mut Log, topic: &str, data: &[u8], born: u64) -> u64 {
-        log.append(topic, 0, &Batch::one(data), born)
+        let mut pool = SegmentPool::new(log.retention.segment_bytes, 1);
+        log.append(topic, 0, &Batch::one(data), born, &mut pool)
+    }
+
+    /// A pool for appends whose segments' source does not matter to the test.
+    fn pool() -> SegmentPool {
+        SegmentPool::new(1 << 20, 1)
     }
 
     fn log(max_bytes: usize, max_messages: u64, segment_bytes: usize) -> Log {
@@ -598,7 +583,7 @@ mod tests {
         for data in [&b"one"[..], b"two", b"three"] {
             batch.push(data, &[]).unwrap();
         }
-        assert_eq!(l.append("t", 7, &batch.batch().unwrap(), 0), 1);
+        assert_eq!(l.append("t", 7, &batch.batch().unwrap(), 0, &mut pool()), 1);
         push(&mut l, "t", b"four", 0);
         assert_eq!((l.first(), l.next()), (0, 5));
         let whole = read_all(&l, Cursor::default());
@@ -632,7 +617,7 @@ mod tests {
         let mut l2 = Log::durable(retention, 0, 0);
         push(&mut l2, "t", b"zero", 0);
         l2.reveal();
-        l2.append("t", 0, &batch.batch().unwrap(), 0);
+        l2.append("t", 0, &batch.batch().unwrap(), 0, &mut pool());
         l2.retract_to(1);
         assert_eq!(l2.next(), 1);
         assert_eq!(offsets(&read_all(&l2, Cursor::default())), [0]);
@@ -791,11 +776,7 @@ mod tests {
 
     /// What the log's buffers hold, counted afresh.
     fn held_counted(log: &Log) -> usize {
-        log.segments
-            .iter()
-            .chain(&log.spare)
-            .map(Segment::held)
-            .sum()
+        log.segments.iter().map(Segment::held).sum()
     }
 
     #[test]
@@ -821,8 +802,7 @@ mod tests {
                 } else {
                     log.reveal();
                 }
-                while let Some(seg) = log.pop_expired() {
-                    log.recycle(seg);
+                while log.pop_expired().is_some() {
                     assert_eq!(log.held(), held_counted(&log), "retention");
                 }
             }
@@ -853,28 +833,32 @@ mod tests {
         assert!(log.evict_oldest().is_none());
         assert_eq!(push(&mut log, "t", b"again", 20), 4);
         assert_eq!(log.message_at(4).map(|(_, m)| m.data), Some(&b"again"[..]));
-        // A spare segment started before every segment goes first, without moving `first`.
-        let mut log = Log::new(Retention {
-            max_bytes: 100,
-            max_messages: u64::MAX,
-            segment_bytes: 100,
-        });
-        for born in 0..3 {
-            push(&mut log, "t", &[0; 60], born);
+    }
+
+    #[test]
+    fn segments_after_the_first_are_whole_and_reuse_what_the_pool_was_given() {
+        let mut pool = SegmentPool::new(100, 4);
+        let mut log = log(100, u64::MAX, 100);
+        let append = |log: &mut Log, pool: &mut SegmentPool, born: u64| {
+            log.append("t", 0, &Batch::one(&[0; 60]), born, pool);
             while let Some(seg) = log.pop_expired() {
-                log.recycle(seg);
+                pool.give(seg);
             }
+        };
+        // The first segment grows with the log (here to a whole segment), outside the pool;
+        // the second is the pool's first fresh one, and retention hands the first to the pool.
+        append(&mut log, &mut pool, 0);
+        assert_eq!((pool.allocated, pool.reused, pool.len()), (0, 0, 0));
+        append(&mut log, &mut pool, 1);
+        assert_eq!((pool.allocated, pool.reused, pool.len()), (1, 0, 1));
+        // From then on, each segment retention frees serves the next one.
+        for born in 2..10 {
+            append(&mut log, &mut pool, born);
         }
-        let first = log.first();
-        assert!(log.spare.is_some());
-        assert_eq!(
-            log.oldest_born(),
-            Some(1),
-            "the spare was born with segment 1"
-        );
-        let spare = log.evict_oldest().unwrap();
-        assert!(spare.starts.is_empty() && log.spare.is_none());
-        assert_eq!(log.first(), first);
+        assert_eq!((pool.allocated, pool.reused, pool.len()), (1, 8, 1));
         assert_eq!(log.held(), held_counted(&log));
+        // A frame larger than a segment gets a buffer of its own, not from the pool.
+        log.append("t", 0, &Batch::one(&[0; 300]), 10, &mut pool);
+        assert_eq!((pool.allocated, pool.reused), (1, 8));
     }
 }

@@ -16,6 +16,7 @@ mod ids;
 pub mod inspect;
 pub mod memlog;
 mod output;
+pub mod segpool;
 pub mod storage;
 mod timers;
 mod topic;
@@ -87,6 +88,11 @@ pub struct Stats {
     pub memory_held: usize,
     /// Buffers taken back from logs to keep within the memory budget, since start.
     pub memory_evicted: u64,
+    /// Bytes of the segment buffers pooled for reuse, on top of `memory_held`.
+    pub memory_pooled: usize,
+    /// Whole segments started with a pooled buffer, and with fresh memory, since start.
+    pub segments_reused: u64,
+    pub segments_allocated: u64,
 }
 
 /// The broker core.
@@ -117,6 +123,8 @@ pub struct Core {
     write_budget: usize,
     /// The memory all logs hold, against `max_memory`.
     budget: budget::Budget,
+    /// Segment buffers that logs gave back, for the next segment any topic starts.
+    pool: segpool::SegmentPool,
     /// Totals for monitoring.
     counters: inspect::Counters,
     /// A frame read from disk for a group member, on its way to the member's buffer.
@@ -156,6 +164,10 @@ impl Core {
             appended: 0,
             write_budget: config.write_budget,
             budget: budget::Budget::new(config.max_memory),
+            pool: segpool::SegmentPool::new(
+                config.retention.segment_bytes,
+                segpool::pool_segments(config.max_memory, config.retention.segment_bytes),
+            ),
             counters: inspect::Counters::default(),
             scratch: Vec::new(),
             topics: Topics::new(config.retention, storage),
@@ -439,6 +451,9 @@ impl Core {
             unavailable_topics: self.topics.unavailable(),
             memory_held: self.budget.held,
             memory_evicted: self.budget.evicted,
+            memory_pooled: self.pool.held(),
+            segments_reused: self.pool.reused,
+            segments_allocated: self.pool.allocated,
         }
     }
 

@@ -149,6 +149,22 @@ pub fn exposition(cx: &Context<'_>) -> String {
         "Buffers taken back from logs to keep within the memory budget",
         counter(stats.memory_evicted),
     );
+    registry.register_with_unit(
+        "memory_pooled",
+        "Memory of segment buffers pooled for reuse, on top of what the logs hold",
+        Unit::Bytes,
+        gauge(stats.memory_pooled as u64),
+    );
+    registry.register(
+        "segments_reused",
+        "Whole segments started with a pooled buffer",
+        counter(stats.segments_reused),
+    );
+    registry.register(
+        "segments_allocated",
+        "Whole segments started with fresh memory",
+        counter(stats.segments_allocated),
+    );
 
     let mut topics = core.topic_infos();
     let disk: u64 = topics.iter().filter_map(|t| t.disk_bytes).sum();
