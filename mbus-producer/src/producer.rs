@@ -2,16 +2,19 @@
 
 mod wire;
 
+use std::collections::VecDeque;
 use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
 use mbus_client::Connection;
-use mbus_proto::{BatchBuilder, Frame, HEADER_LEN, Role, validate_topic};
+use mbus_proto::{BatchBuilder, Frame, Role, publish_len, validate_topic};
 
 use crate::{ProducerError, ProducerOptions};
 
 /// Buffered publishes are written once they pass this many bytes.
 const WRITE_THRESHOLD: usize = 64 * 1024;
+/// The most messages one `Publish` batch carries.
+const MAX_BATCH: usize = 4096;
 /// How long dropping a producer may spend writing what it still buffers.
 const DROP_FLUSH: Duration = Duration::from_secs(5);
 
@@ -23,6 +26,11 @@ const DROP_FLUSH: Duration = Duration::from_secs(5);
 /// a producer that is dropped writes what it still buffers, for up to 5 seconds, but does not
 /// wait for confirms.
 ///
+/// Consecutive messages to one topic travel as one `Publish` batch, which the broker stores and
+/// delivers as one frame: whatever was published when the producer writes goes out, so a fast
+/// publisher sends batches of hundreds of messages while one that publishes a message and
+/// flushes sends it alone, with no wait added.
+///
 /// The producer reads only inside its own calls. A broker that pings an idle producer is
 /// answered at the next call that writes or waits.
 #[derive(Debug)]
@@ -31,8 +39,13 @@ pub struct Producer {
     max_in_flight: u64,
     sent: u64,
     confirmed: u64,
-    /// Where a message with headers is encoded before it is framed.
+    /// The messages published since the last write, all to `batch_topic`, not yet framed.
     batch: BatchBuilder,
+    batch_topic: String,
+    /// `Publish` frames sent, which is what the broker's confirms count.
+    frames: u64,
+    /// For each frame not yet confirmed, its number and the messages published up to its end.
+    unconfirmed: VecDeque<(u64, u64)>,
 }
 
 impl Producer {
@@ -49,15 +62,18 @@ impl Producer {
             sent: 0,
             confirmed: 0,
             batch: BatchBuilder::new(),
+            batch_topic: String::new(),
+            frames: 0,
+            unconfirmed: VecDeque::new(),
         })
     }
 
     /// Publishes `data` to `topic` and returns the message's sequence number.
     ///
     /// The message is buffered, not yet sent: it goes out once the buffer passes 64 KiB, or on
-    /// [`Producer::flush`] or [`Producer::wait_confirmed`]. When `max_in_flight` messages await a
-    /// confirm, this first flushes and blocks, without a time limit, until the broker confirms
-    /// more.
+    /// [`Producer::flush`] or [`Producer::wait_confirmed`], in one batch with the messages to the
+    /// same topic published before it. When `max_in_flight` messages await a confirm, this
+    /// first flushes and blocks, without a time limit, until the broker confirms more.
     pub fn publish(&mut self, topic: &str, data: &[u8]) -> Result<u64, ProducerError> {
         self.publish_with(topic, data, &[])
     }
@@ -88,32 +104,62 @@ impl Producer {
                 self.await_frames(None)?;
             }
         }
-        let max_frame = self.conn.max_frame() as usize;
-        let out = self.conn.protocol().outbound_mut();
-        let start = out.len();
-        if headers.is_empty() {
-            Frame::publish(topic, data).encode(out);
-        } else {
-            self.batch.clear();
-            self.batch.push(data, headers)?;
-            let batch = self.batch.batch().expect("one message");
-            Frame::Publish { topic, batch }.encode(out);
-            // Headers take room in the frame too.
-            let body = out.len() - start - HEADER_LEN;
-            if body > max_frame {
-                out.truncate(start);
-                return Err(ProducerError::TooLarge {
-                    len: data.len(),
-                    max: data.len().saturating_sub(body - max_frame),
-                });
-            }
+        if !self.batch.is_empty() && (self.batch_topic != topic || self.batch.len() >= MAX_BATCH) {
+            self.frame_batch();
         }
-        debug_assert!(out.len() - start - HEADER_LEN <= max_frame);
+        if self.batch.is_empty() {
+            topic.clone_into(&mut self.batch_topic);
+        }
+        let max_frame = self.conn.max_frame() as usize;
+        self.batch.push(data, headers)?;
+        if publish_len(topic, self.batch.encoded_len()) > max_frame && self.batch.len() > 1 {
+            // It fits a batch of its own.
+            self.batch.undo_last();
+            self.frame_batch();
+            topic.clone_into(&mut self.batch_topic);
+            self.batch.push(data, headers)?;
+        }
+        let body = publish_len(topic, self.batch.encoded_len());
+        if body > max_frame {
+            // Headers take room in the frame too.
+            self.batch.clear();
+            return Err(ProducerError::TooLarge {
+                len: data.len(),
+                max: data.len().saturating_sub(body - max_frame),
+            });
+        }
         self.sent += 1;
-        if out.len() >= WRITE_THRESHOLD {
+        let buffered = self.conn.protocol().outbound().len() + self.batch.encoded_len();
+        if buffered >= WRITE_THRESHOLD {
             self.write_out(None)?;
         }
         Ok(self.sent)
+    }
+
+    /// Frames the messages of the open batch as one `Publish`, behind what is buffered.
+    fn frame_batch(&mut self) {
+        if let Some(batch) = self.batch.batch() {
+            let out = self.conn.protocol().outbound_mut();
+            Frame::Publish {
+                topic: &self.batch_topic,
+                batch,
+            }
+            .encode(out);
+            self.batch.clear();
+            self.frames += 1;
+            self.unconfirmed.push_back((self.frames, self.sent));
+        }
+    }
+
+    /// Takes in the broker's `Confirm` of its first `frames` publishes.
+    fn confirm_frames(&mut self, frames: u64) {
+        while let Some(&(frame, messages)) = self.unconfirmed.front() {
+            if frame > frames {
+                break;
+            }
+            self.confirmed = messages;
+            self.unconfirmed.pop_front();
+        }
     }
 
     /// Writes every buffered message to the broker, without waiting for confirms.

@@ -28,6 +28,8 @@ fn producer(broker: &Broker, args: &[&str]) -> Command {
 struct Consumer {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// Messages of a delivery already read, not yet returned.
+    pending: std::collections::VecDeque<Vec<u8>>,
 }
 
 impl Consumer {
@@ -49,28 +51,31 @@ impl Consumer {
         let mut c = Consumer {
             stream,
             buf: Vec::new(),
+            pending: Default::default(),
         };
         assert!(matches!(c.next(), Some(Ok(None))), "Welcome");
         assert!(matches!(c.next(), Some(Ok(None))), "Subscribed");
         c
     }
 
-    /// The next frame: `Ok(Some(data))` for a delivery, `Ok(None)` for anything else, `Err` if
-    /// nothing came within `wait`, `None` once the broker closed.
+    /// The next message or frame: `Ok(Some(data))` for each message of a delivery, `Ok(None)`
+    /// for any other frame, `Err` if nothing came within `wait`, `None` once the broker closed.
     fn next(&mut self) -> Option<Result<Option<Vec<u8>>, ()>> {
         self.next_within(Duration::from_secs(10))
     }
 
     fn next_within(&mut self, wait: Duration) -> Option<Result<Option<Vec<u8>>, ()>> {
+        if let Some(data) = self.pending.pop_front() {
+            return Some(Ok(Some(data)));
+        }
         self.stream.set_read_timeout(Some(wait)).unwrap();
         loop {
             if let Some((frame, n)) = decode(&self.buf, DEFAULT_MAX_FRAME + 64).unwrap() {
-                let data = match frame {
-                    Frame::Deliver { batch, .. } => batch.single().map(<[u8]>::to_vec),
-                    _ => None,
-                };
+                if let Frame::Deliver { batch, .. } = frame {
+                    self.pending.extend(batch.iter().map(|m| m.data.to_vec()));
+                }
                 self.buf.drain(..n);
-                return Some(Ok(data));
+                return Some(Ok(self.pending.pop_front()));
             }
             let mut chunk = [0; 64 << 10];
             match self.stream.read(&mut chunk) {

@@ -377,6 +377,8 @@ fn check_name(name: &str) -> Result<(), BatchError> {
 pub struct BatchBuilder {
     count: usize,
     elements: Vec<u8>,
+    /// Where the message pushed last starts in `elements`, for [`BatchBuilder::undo_last`].
+    last: Option<usize>,
 }
 
 impl BatchBuilder {
@@ -399,6 +401,7 @@ impl BatchBuilder {
         headers: &[(&str, &[u8])],
     ) -> Result<(), BatchError> {
         check_headers(headers)?;
+        self.last = Some(self.elements.len());
         let b = &mut self.elements;
         if headers.is_empty() {
             b.push(0x92);
@@ -447,6 +450,19 @@ impl BatchBuilder {
     pub fn clear(&mut self) {
         self.count = 0;
         self.elements.clear();
+        self.last = None;
+    }
+
+    /// Takes back the message pushed last, as when it would take the batch past a frame limit;
+    /// false if there is none to take back (nothing was pushed since the last `clear` or
+    /// `undo_last`).
+    pub fn undo_last(&mut self) -> bool {
+        let Some(start) = self.last.take() else {
+            return false;
+        };
+        self.elements.truncate(start);
+        self.count -= 1;
+        true
     }
 }
 

@@ -26,13 +26,7 @@ pub const DEFAULT_MAX_FRAME: u32 = 1 << 20;
 /// str, the batch's and the message's array headers, the delta and the payload's bin header,
 /// as the encoder writes them.
 pub fn max_publish_data(topic: &str, max_frame: u32) -> usize {
-    let str_header = match topic.len() {
-        0..32 => 1,
-        32..0x100 => 2,
-        0x100..0x1_0000 => 3,
-        _ => 5,
-    };
-    let fixed = 2 + str_header + topic.len() + 3;
+    let fixed = publish_len(topic, 3);
     // The bin header grows with the payload: the largest payload is under whichever header
     // leaves the most room while still being the header of that payload's length.
     [(2, 0xff), (3, 0xffff), (5, u32::MAX as usize)]
@@ -43,6 +37,18 @@ pub fn max_publish_data(topic: &str, max_frame: u32) -> usize {
         })
         .max()
         .unwrap_or(0)
+}
+
+/// The body length of a `Publish` to `topic` whose batch encodes to `batch_len` bytes (see
+/// [`crate::Batch::encoded_len`]): the array header, the kind, the topic's str and the batch.
+pub fn publish_len(topic: &str, batch_len: usize) -> usize {
+    let str_header = match topic.len() {
+        0..32 => 1,
+        32..0x100 => 2,
+        0x100..0x1_0000 => 3,
+        _ => 5,
+    };
+    2 + str_header + topic.len() + batch_len
 }
 
 /// Looks at the start of `buf` and tells whether a whole frame is there.

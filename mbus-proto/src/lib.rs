@@ -38,6 +38,6 @@ pub use apiv2::{ErrorCode, Frame, GroupStats, Message, PROTOCOL_VERSION, Role, S
 pub use batch::{Batch, BatchBuilder, BatchError, Headers, MessageRef};
 pub use error::DecodeError;
 pub use fast::{delivery_head, delivery_len, encode_assign, encode_delivery};
-pub use frame::{DEFAULT_MAX_FRAME, HEADER_LEN, check, decode, max_publish_data};
+pub use frame::{DEFAULT_MAX_FRAME, HEADER_LEN, check, decode, max_publish_data, publish_len};
 pub use group::{AckAction, AckRanges, AckRangesError, GroupOptions, validate_group};
 pub use topic::{MAX_TOPIC_LEN, TopicError, validate_topic};

@@ -141,3 +141,36 @@ fn the_largest_publish_payload_is_the_largest_that_fits_the_frame() {
         }
     }
 }
+
+#[test]
+fn a_publish_of_any_batch_is_as_long_as_publish_len_says() {
+    use mbus_proto::{BatchBuilder, publish_len};
+    for topic in ["t", &"x".repeat(40), &"y".repeat(300)] {
+        let mut builder = BatchBuilder::new();
+        for i in 0..70usize {
+            let headers: &[(&str, &[u8])] = if i % 3 == 0 { &[("k", b"v")] } else { &[] };
+            builder.push(&vec![1; i * 37], headers).unwrap();
+            let batch = builder.batch().unwrap();
+            let body = Frame::Publish { topic, batch }.to_bytes().len() - HEADER_LEN;
+            assert_eq!(
+                publish_len(topic, batch.encoded_len()),
+                body,
+                "{topic}, {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_message_pushed_last_can_be_taken_back_once() {
+    use mbus_proto::BatchBuilder;
+    let mut builder = BatchBuilder::new();
+    builder.push(b"one", &[]).unwrap();
+    let one = builder.clone();
+    builder.push(b"two", &[("h", b"x")]).unwrap();
+    assert!(builder.undo_last());
+    assert_eq!((builder.len(), builder.batch()), (1, one.batch()));
+    assert!(!builder.undo_last(), "only the message pushed last");
+    builder.clear();
+    assert!(!builder.undo_last());
+}

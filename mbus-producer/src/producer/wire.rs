@@ -19,6 +19,7 @@ const WRITE_POLL: Duration = Duration::from_millis(50);
 impl Producer {
     /// Writes what is buffered to the broker, reading its frames whenever a write stalls.
     pub(super) fn write_out(&mut self, deadline: Option<Instant>) -> Result<(), ProducerError> {
+        self.frame_batch();
         while !self.conn.protocol().outbound().is_empty() {
             self.drain()?;
             match self.conn.write_some(Some(WRITE_POLL)) {
@@ -59,7 +60,7 @@ impl Producer {
     fn apply_frames(&mut self) -> Result<(), ProducerError> {
         while let Some(frame) = self.conn.poll().map_err(|e| self.sort(e))? {
             match frame {
-                Incoming::Confirm { count } => self.confirmed = self.confirmed.max(count),
+                Incoming::Confirm { count } => self.confirm_frames(count),
                 _ => return Err(ClientError::UnexpectedFrame("non-Confirm").into()),
             }
         }

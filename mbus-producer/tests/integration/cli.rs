@@ -32,11 +32,9 @@ fn confirm_all(mut peer: Peer) -> (Option<String>, Vec<(String, Vec<u8>)>) {
         let Frame::Publish { topic, batch } = frame else {
             panic!("expected a Publish, got {frame:?}");
         };
-        let (message, None) = batch.split_first() else {
-            panic!("expected one message, got {batch:?}");
-        };
-        let data = message.data;
-        messages.push((topic.to_owned(), data.to_owned()));
+        for message in batch.iter() {
+            messages.push((topic.to_owned(), message.data.to_owned()));
+        }
         peer.send(Frame::Confirm {
             count: messages.len() as u64,
         });

@@ -1,6 +1,7 @@
 //! A fake broker for the tests: a listener on 127.0.0.1:0 that runs a script on one connection,
 //! decoding what the producer sends.
 
+use std::collections::VecDeque;
 use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
@@ -41,6 +42,10 @@ pub struct Peer {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     body: Vec<u8>,
+    /// Messages of the last `Publish` not yet taken, with its topic.
+    pending: VecDeque<(String, Vec<u8>, OwnedHeaders)>,
+    /// `Publish` frames received, whatever their size.
+    pub publish_frames: u64,
 }
 
 impl Peer {
@@ -53,6 +58,8 @@ impl Peer {
             writer: stream.try_clone().unwrap(),
             reader: BufReader::new(stream),
             body: Vec::new(),
+            pending: VecDeque::new(),
+            publish_frames: 0,
         }
     }
 
@@ -91,29 +98,41 @@ impl Peer {
         token
     }
 
-    /// Takes one `Publish` of one message without headers and returns its topic and data.
+    /// Takes the next message published, without headers, and returns its topic and data.
     pub fn publish(&mut self) -> (String, Vec<u8>) {
         let (topic, data, headers) = self.publish_with_headers();
         assert!(headers.is_empty(), "headers {headers:?}");
         (topic, data)
     }
 
-    /// Takes one `Publish` of one message and returns its topic, data and headers.
+    /// Takes the next message published, from the last `Publish` or the next one to arrive,
+    /// and returns its topic, data and headers.
     pub fn publish_with_headers(&mut self) -> (String, Vec<u8>, OwnedHeaders) {
-        match self.recv() {
-            Some(Frame::Publish { topic, batch }) => {
-                let (m, None) = batch.split_first() else {
-                    panic!("expected one message, got {batch:?}");
-                };
-                let headers = m
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                    .collect();
-                (topic.to_owned(), m.data.to_owned(), headers)
-            }
-            other => panic!("expected a Publish, got {other:?}"),
+        if let Some(message) = self.pending.pop_front() {
+            return message;
         }
+        let messages: Vec<_> = match self.recv() {
+            Some(Frame::Publish { topic, batch }) => batch
+                .iter()
+                .map(|m| {
+                    let headers = m
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                        .collect();
+                    (topic.to_owned(), m.data.to_owned(), headers)
+                })
+                .collect(),
+            other => panic!("expected a Publish, got {other:?}"),
+        };
+        self.publish_frames += 1;
+        self.pending.extend(messages);
+        self.pending.pop_front().expect("a batch has a message")
+    }
+
+    /// Whether messages of a `Publish` already received are still to be taken.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 }
 

@@ -91,19 +91,31 @@ fn a_closed_port_is_an_io_error() {
     );
 }
 
+/// A fast publisher's messages travel as batches, a `Publish` of many messages each; the
+/// broker's confirms count those publishes, and the producer turns them back into messages.
 #[test]
-fn many_publishes_are_confirmed_by_coalesced_confirms() {
+fn many_publishes_are_batched_and_confirmed_by_coalesced_confirms() {
     const N: u64 = 10_000;
     let (addr, broker) = fake_broker::spawn(|mut peer| {
         peer.welcome(DEFAULT_MAX_FRAME);
+        let mut mark = 1000;
         for seq in 1..=N {
             let (topic, data) = peer.publish();
             assert_eq!(topic, "orders");
             assert_eq!(data, format!("order {seq}").into_bytes());
-            if seq % 1000 == 0 {
-                peer.send(Frame::Confirm { count: seq });
+            // At the end of a publish past each thousandth message, everything so far.
+            if seq >= mark && !peer.has_pending() {
+                peer.send(Frame::Confirm {
+                    count: peer.publish_frames,
+                });
+                mark = seq + 1000;
             }
         }
+        assert!(
+            peer.publish_frames <= N / 100,
+            "{} publishes for {N} messages",
+            peer.publish_frames
+        );
         peer.recv().is_none()
     });
     let mut producer = Producer::connect(addr, &options()).unwrap();
@@ -130,7 +142,10 @@ fn publish_blocks_for_confirms_at_max_in_flight() {
         for seq in 1..=5 * MAX {
             peer.publish();
             if seq % MAX == 0 {
-                peer.send(Frame::Confirm { count: seq });
+                assert!(!peer.has_pending(), "a batch of at most {MAX}");
+                peer.send(Frame::Confirm {
+                    count: peer.publish_frames,
+                });
             }
         }
     });
@@ -159,8 +174,10 @@ fn a_broker_that_closes_early_leaves_the_counts() {
         peer.send(Frame::Confirm { count: 3 });
     });
     let mut producer = Producer::connect(addr, &options()).unwrap();
+    // Each flushed alone, a publish each.
     for _ in 0..5 {
         producer.publish("orders", b"x").unwrap();
+        producer.flush().unwrap();
     }
     let err = producer.wait_confirmed_timeout(LIMIT).unwrap_err();
     assert!(
@@ -188,8 +205,12 @@ fn an_error_after_the_last_confirm_is_a_refusal_and_keeps_the_count() {
         });
     });
     let mut producer = Producer::connect(addr, &options()).unwrap();
-    producer.publish("orders", b"one").unwrap();
-    producer.publish("orders", b"two").unwrap();
+    // The first two flushed alone, a publish each; the third goes out with the wait, which
+    // may find the broker gone already.
+    for data in [&b"one"[..], b"two"] {
+        producer.publish("orders", data).unwrap();
+        producer.flush().unwrap();
+    }
     producer.publish("orders", b"three").unwrap();
     let err = producer.wait_confirmed_timeout(LIMIT).unwrap_err();
     assert!(
@@ -362,10 +383,14 @@ fn the_broker_is_read_while_publishing() {
         peer.publish();
         peer.send(Frame::Ping);
         let mut published = 1;
+        while peer.has_pending() {
+            peer.publish();
+            published += 1;
+        }
         let mut pong_after = None;
         while let Some(frame) = peer.recv() {
             match frame {
-                Frame::Publish { .. } => published += 1,
+                Frame::Publish { batch, .. } => published += batch.len() as u64,
                 Frame::Pong => pong_after = Some(published),
                 other => panic!("unexpected {other:?}"),
             }
