@@ -76,7 +76,7 @@ pub fn figure(value: f64) -> String {
     let magnitude = value.abs();
     if magnitude >= 100.0 {
         let sign = if value < 0.0 { "-" } else { "" };
-        format!("{sign}{}", grouped(&format!("{magnitude:.0}")))
+        format!("{sign}{}", count(magnitude.round() as u64))
     } else if magnitude >= 10.0 {
         format!("{value:.1}")
     } else {
@@ -86,19 +86,7 @@ pub fn figure(value: f64) -> String {
 
 /// A whole number with its thousands grouped: 1, 100, 10,000.
 pub fn count(value: u64) -> String {
-    grouped(&value.to_string())
-}
-
-/// `digits` with a comma before each group of three from the right.
-fn grouped(digits: &str) -> String {
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
+    mbus_client::cli::grouped(value)
 }
 
 /// The table: a header naming the columns, then one line per row. Every cell but the
