@@ -30,6 +30,8 @@ struct Consumer {
     buf: Vec<u8>,
     /// Messages of a delivery already read, not yet returned.
     pending: std::collections::VecDeque<Vec<u8>>,
+    /// `Deliver` frames read.
+    deliveries: usize,
 }
 
 impl Consumer {
@@ -52,6 +54,7 @@ impl Consumer {
             stream,
             buf: Vec::new(),
             pending: Default::default(),
+            deliveries: 0,
         };
         assert!(matches!(c.next(), Some(Ok(None))), "Welcome");
         assert!(matches!(c.next(), Some(Ok(None))), "Subscribed");
@@ -72,6 +75,7 @@ impl Consumer {
         loop {
             if let Some((frame, n)) = decode(&self.buf, DEFAULT_MAX_FRAME + 64).unwrap() {
                 if let Frame::Deliver { batch, .. } = frame {
+                    self.deliveries += 1;
                     self.pending.extend(batch.iter().map(|m| m.data.to_vec()));
                 }
                 self.buf.drain(..n);
@@ -151,6 +155,35 @@ fn run(broker: &Broker, args: &[&str], input: &[u8]) -> std::process::Output {
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
     output
+}
+
+/// With `--linger`, lines that trickle in within it go out together: one batch, stored and
+/// delivered as one frame.
+#[test]
+fn with_linger_a_trickle_of_lines_goes_out_as_one_batch() {
+    let broker = Broker::spawn(BrokerConfig::ephemeral()).unwrap();
+    let mut consumer = Consumer::subscribe(broker.consumer_addr(), "slow");
+    let mut child = producer(&broker, &["-t", "slow", "--linger", "2s"])
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in ["a\n", "b\n", "c\n"] {
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        match consumer.next() {
+            Some(Ok(Some(data))) => got.push(data),
+            Some(Ok(None)) => {}
+            other => panic!("expected the lines, got {other:?} after {got:?}"),
+        }
+    }
+    assert_eq!(got, [b"a", b"b", b"c"]);
+    assert_eq!(consumer.deliveries, 1, "three lines, one delivery");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
 }
 
 #[test]

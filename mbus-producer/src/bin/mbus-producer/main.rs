@@ -3,7 +3,7 @@
 
 use std::io::{self, BufRead, BufReader};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
@@ -52,6 +52,11 @@ struct Cli {
     /// rather than stop there.
     #[arg(long)]
     skip_invalid: bool,
+    /// When stdin pauses, wait up to this long after the first line not yet written (`5ms`)
+    /// for more lines, so that a trickle goes out in fewer, larger batches; 0 writes each pause
+    /// at once.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    linger: Duration,
     /// End with a summary line (messages, bytes, rate) even when stderr is not a terminal.
     #[arg(short, long)]
     verbose: bool,
@@ -118,6 +123,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 topic,
                 headers: &headers,
                 skip_invalid: cli.skip_invalid,
+                linger: cli.linger,
             };
             lines.publish(&mut producer, stdin, &mut progress)?
         }
@@ -163,15 +169,16 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 const STDIN_BUFFER: usize = 64 << 10;
 
 /// Publishes each line of `input`, without its newline, as one message. Whenever the lines
-/// read so far are used up, what was published is written out before reading on, so that a
-/// line that arrives alone reaches the broker at once, while a fast pipe still goes out in
-/// large writes. A line the broker would refuse is reported on stderr and skipped with
+/// read so far are used up, what was published is written out before reading on (after
+/// waiting up to `linger` for more), so that a line that arrives alone reaches the broker at
+/// once, while a fast pipe still goes out in large writes. A line the broker would refuse is reported on stderr and skipped with
 /// `skip_invalid`; without it, publishing stops there and the refusal is returned, to be
 /// reported once what came before is confirmed.
 struct Lines<'a> {
     topic: &'a str,
     headers: &'a [(&'a str, &'a [u8])],
     skip_invalid: bool,
+    linger: Duration,
 }
 
 impl Lines<'_> {
@@ -184,10 +191,18 @@ impl Lines<'_> {
         let topic = self.topic;
         let mut line = Vec::new();
         let mut number = 0u64;
+        // When the first line not yet written was published.
+        let mut unwritten: Option<Instant> = None;
         loop {
             number += 1;
             if input.buffer().is_empty() {
-                producer.flush().context("cannot write to the broker")?;
+                let wait = unwritten.map_or(Duration::ZERO, |at| {
+                    self.linger.saturating_sub(at.elapsed())
+                });
+                if wait.is_zero() || !stdin_readable_within(wait) {
+                    producer.flush().context("cannot write to the broker")?;
+                    unwritten = None;
+                }
             }
             line.clear();
             if input
@@ -199,7 +214,10 @@ impl Lines<'_> {
             }
             let message = line.strip_suffix(b"\n").unwrap_or(&line);
             match producer.publish_with(topic, message, self.headers) {
-                Ok(_) => progress.add(message.len()),
+                Ok(_) => {
+                    progress.add(message.len());
+                    unwritten.get_or_insert_with(Instant::now);
+                }
                 Err(e @ ProducerError::TooLarge { .. }) => {
                     let refusal = format!("line {number} cannot be published to `{topic}`: {e}");
                     if !self.skip_invalid {
@@ -214,6 +232,18 @@ impl Lines<'_> {
             }
         }
     }
+}
+
+/// Whether stdin has something to read (or has ended) within `wait`.
+fn stdin_readable_within(wait: Duration) -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: `fd` is one valid pollfd that outlives the call.
+    unsafe { libc::poll(&mut fd, 1, ms) > 0 }
 }
 
 #[cfg(test)]
