@@ -55,6 +55,30 @@ fn sample(metrics: &str, name: &str) -> f64 {
         .unwrap()
 }
 
+/// Fails unless `promtool check metrics` (Debian's prometheus package) accepts `metrics`.
+fn promtool_accepts(metrics: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs: install Debian's prometheus package (.ci/run does)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Publishes `count` messages of `size` bytes to `topic` on one connection, all confirmed.
 fn publish(broker: &Broker, topic: &str, count: u64, size: usize) {
     let mut p = Client::open(broker.producer_addr(), Role::Producer);
@@ -110,27 +134,7 @@ fn metrics_count_exactly_what_passed_and_promtool_accepts_them() {
     assert_eq!(sample(&metrics, "mbus_topic_subscribers{topic=\"m\"}"), 1.0);
     assert!(sample(&metrics, "mbus_memory_held_bytes") >= 100_000.0);
 
-    let promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs: install Debian's prometheus package (.ci/run does)");
-    let mut child = promtool;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_accepts(&metrics);
 
     // Prometheus asks for OpenMetrics, and gets it.
     let (status, openmetrics) = request(
@@ -427,4 +431,72 @@ fn per_topic_series_stop_at_their_cap_and_the_totals_count_every_topic() {
     assert!(metrics.contains("mbus_topic_next_offset{topic=\"t0999\"} 1"));
     assert!(!metrics.contains("topic=\"t1000\""));
     assert_eq!(sample(&metrics, "mbus_topics"), 1001.0);
+}
+
+/// A consumer group's figures, on `/metrics` and `/v1/topics/NAME`: one member with credit 4 of
+/// 10 messages acked the first two, so it was given two more: it holds four, and eight are not
+/// done.
+#[test]
+fn a_groups_members_lag_and_messages_in_flight_are_shown() {
+    use mbus_proto::{AckAction, AckRanges, GroupOptions};
+    let broker = broker();
+    let http = broker.http_addr().unwrap();
+    publish(&broker, "jobs", 10, 10);
+    let mut member = Client::open(broker.consumer_addr(), Role::Consumer);
+    member.send(Frame::Join {
+        topic: "jobs",
+        group: "workers",
+        start: Start::Earliest,
+        credit: 4,
+        options: GroupOptions::default(),
+    });
+    read_all(&mut member, 4);
+    let mut ranges = Vec::new();
+    for offset in [0, 1] {
+        AckRanges::push(&mut ranges, offset);
+    }
+    member.send(Frame::Ack {
+        topic: "jobs",
+        group: "workers",
+        action: AckAction::Ack,
+        delay: 0,
+        ranges: AckRanges::new(&ranges).unwrap(),
+    });
+    // The answer to GroupInfo comes after the ack was taken in.
+    member.send(Frame::GroupInfo {
+        topic: "jobs",
+        group: "workers",
+    });
+    while !matches!(member.recv(), Some(Owned::Other(s)) if s.starts_with("GroupState")) {}
+
+    let (_, metrics) = get(http, "/metrics");
+    let series = |name: &str| {
+        sample(
+            &metrics,
+            &format!("{name}{{topic=\"jobs\",group=\"workers\"}}"),
+        )
+    };
+    assert_eq!(series("mbus_group_members"), 1.0);
+    assert_eq!(series("mbus_group_lag"), 8.0);
+    assert_eq!(series("mbus_group_in_flight"), 4.0);
+    assert_eq!(series("mbus_group_waiting"), 0.0);
+    assert_eq!(series("mbus_group_redeliveries_total"), 0.0);
+    assert_eq!(series("mbus_group_dead_letters_total"), 0.0);
+    promtool_accepts(&metrics);
+
+    let (status, body) = get(http, "/v1/topics/jobs");
+    assert_eq!(status, 200, "{body}");
+    let topic: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let group = &topic["groups"][0];
+    assert_eq!(group["name"], "workers", "{body}");
+    assert_eq!(
+        (
+            &group["members"],
+            &group["floor"],
+            &group["lag"],
+            &group["in_flight"]
+        ),
+        (&1.into(), &2.into(), &8.into(), &4.into()),
+        "{body}"
+    );
 }

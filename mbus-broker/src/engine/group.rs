@@ -254,6 +254,21 @@ impl Group {
         self.waiting.len() as u64
     }
 
+    /// Its figures, as `GroupState` carries them.
+    pub fn stats(&self) -> mbus_proto::GroupStats {
+        mbus_proto::GroupStats {
+            exists: true,
+            members: self.members.len() as u32,
+            floor: self.floor,
+            next: self.next(),
+            in_flight: self.held,
+            waiting: self.waiting(),
+            redelivered: self.redelivered,
+            dead_lettered: self.dead_lettered,
+            lost: self.lost,
+        }
+    }
+
     /// How far past the floor offsets may be given out.
     pub fn window(&self) -> u64 {
         u64::from(self.settings.max_ack_pending) * WINDOW_FACTOR

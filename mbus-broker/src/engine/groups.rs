@@ -298,17 +298,7 @@ impl Core {
             .find(topic)
             .and_then(|tid| {
                 let g = self.topics[tid].groups.iter().find(|g| *g.name == *group)?;
-                Some(GroupStats {
-                    exists: true,
-                    members: g.members.len() as u32,
-                    floor: g.floor(),
-                    next: g.next(),
-                    in_flight: g.held(),
-                    waiting: g.waiting(),
-                    redelivered: g.redelivered,
-                    dead_lettered: g.dead_lettered,
-                    lost: g.lost,
-                })
+                Some(g.stats())
             })
             .unwrap_or_default()
     }

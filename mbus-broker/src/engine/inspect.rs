@@ -56,6 +56,20 @@ pub struct TopicInfo {
     pub unavailable: Option<String>,
     /// Its consumers and where each is.
     pub subscribers: Vec<SubscriberInfo>,
+    /// Its consumer groups, by name.
+    pub groups: Vec<GroupInfo>,
+}
+
+/// One consumer group of a topic as monitoring sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Its name.
+    pub name: String,
+    /// Messages of the topic the group has not finished with: the topic's next offset less the
+    /// group's ack floor.
+    pub lag: u64,
+    /// What `GroupState` says of it.
+    pub stats: mbus_proto::GroupStats,
 }
 
 /// One consumer's place in a topic.
@@ -116,6 +130,16 @@ impl Core {
                         })
                     })
                     .collect();
+                let mut groups: Vec<GroupInfo> = topic
+                    .groups
+                    .iter()
+                    .map(|g| GroupInfo {
+                        name: g.name.to_string(),
+                        lag: next.saturating_sub(g.floor()),
+                        stats: g.stats(),
+                    })
+                    .collect();
+                groups.sort_by(|a, b| a.name.cmp(&b.name));
                 TopicInfo {
                     name: topic.name.to_string(),
                     first: topic.first(),
@@ -124,6 +148,7 @@ impl Core {
                     disk_bytes: topic.store.as_ref().map(|s| s.bytes()),
                     unavailable: topic.unavailable.clone(),
                     subscribers,
+                    groups,
                 }
             })
             .collect()

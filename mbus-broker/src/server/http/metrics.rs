@@ -231,6 +231,74 @@ pub fn exposition(cx: &Context<'_>) -> String {
     });
     registry.register_with_unit("topic_memory", memory.0, Unit::Bytes, memory.1);
 
+    // Each group of the topics above, labelled with its topic and name.
+    let groups: Vec<(&str, &crate::engine::inspect::GroupInfo)> = topics
+        .iter()
+        .flat_map(|t| t.groups.iter().map(move |g| (t.name.as_str(), g)))
+        .collect();
+    let group_labels = |topic: &str, group: &str| labels(&[("topic", topic), ("group", group)]);
+    let per_group = |value: &dyn Fn(&crate::engine::inspect::GroupInfo) -> u64| {
+        let family = Family::<Labels, Gauge>::default();
+        for (topic, group) in &groups {
+            family
+                .get_or_create(&group_labels(topic, &group.name))
+                .set(i64::try_from(value(group)).unwrap_or(i64::MAX));
+        }
+        family
+    };
+    for (name, help, family) in [
+        (
+            "group_members",
+            "Members of a consumer group",
+            per_group(&|g| u64::from(g.stats.members)),
+        ),
+        (
+            "group_lag",
+            "Messages of a topic its consumer group has not finished with",
+            per_group(&|g| g.lag),
+        ),
+        (
+            "group_in_flight",
+            "Messages a consumer group's members hold unacknowledged",
+            per_group(&|g| g.stats.in_flight),
+        ),
+        (
+            "group_waiting",
+            "Messages waiting to be given out again by a consumer group",
+            per_group(&|g| g.stats.waiting),
+        ),
+    ] {
+        registry.register(name, help, family);
+    }
+    let per_group_total = |value: &dyn Fn(&crate::engine::inspect::GroupInfo) -> u64| {
+        let family = Family::<Labels, Counter>::default();
+        for (topic, group) in &groups {
+            family
+                .get_or_create(&group_labels(topic, &group.name))
+                .inc_by(value(group));
+        }
+        family
+    };
+    for (name, help, family) in [
+        (
+            "group_redeliveries",
+            "Deliveries of a message again by a consumer group",
+            per_group_total(&|g| g.stats.redelivered),
+        ),
+        (
+            "group_dead_letters",
+            "Messages a consumer group sent to its dead-letter topic",
+            per_group_total(&|g| g.stats.dead_lettered),
+        ),
+        (
+            "group_lost",
+            "Messages retention removed before a consumer group finished with them",
+            per_group_total(&|g| g.stats.lost),
+        ),
+    ] {
+        registry.register(name, help, family);
+    }
+
     let mut out = String::new();
     encode(&mut out, &registry).expect("writing to a String cannot fail");
     out

@@ -156,6 +156,24 @@ fn topic_json(topic: &crate::engine::inspect::TopicInfo) -> Value {
         .iter()
         .map(|s| json!({ "peer": s.peer.to_string(), "position": s.position, "lag": s.lag }))
         .collect();
+    let groups: Vec<Value> = topic
+        .groups
+        .iter()
+        .map(|g| {
+            json!({
+                "name": g.name,
+                "members": g.stats.members,
+                "floor": g.stats.floor,
+                "next": g.stats.next,
+                "lag": g.lag,
+                "in_flight": g.stats.in_flight,
+                "waiting": g.stats.waiting,
+                "redelivered": g.stats.redelivered,
+                "dead_lettered": g.stats.dead_lettered,
+                "lost": g.stats.lost,
+            })
+        })
+        .collect();
     json!({
         "name": topic.name,
         "first_offset": topic.first,
@@ -165,6 +183,7 @@ fn topic_json(topic: &crate::engine::inspect::TopicInfo) -> Value {
         "disk_bytes": topic.disk_bytes,
         "unavailable": topic.unavailable,
         "subscribers": subscribers,
+        "groups": groups,
     })
 }
 
