@@ -153,7 +153,13 @@ fn metrics_count_exactly_what_passed_and_promtool_accepts_them() {
 fn the_topic_view_shows_offsets_and_each_consumers_position() {
     let broker = broker();
     let http = broker.http_addr().unwrap();
+    let now_ms = || {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        since.unwrap().as_millis() as u64
+    };
+    let before = now_ms();
     publish(&broker, "orders", 400, 10);
+    let after = now_ms();
     let mut c = Client::open(broker.consumer_addr(), Role::Consumer);
     c.send(Frame::Subscribe {
         topic: "orders",
@@ -167,6 +173,13 @@ fn the_topic_view_shows_offsets_and_each_consumers_position() {
     assert_eq!(topic["messages"], 400);
     assert_eq!(topic["subscribers"][0]["position"], 400);
     assert_eq!(topic["subscribers"][0]["lag"], 0);
+    let first = topic["first_time_ms"]
+        .as_u64()
+        .expect("a first message's time");
+    let last = topic["last_time_ms"]
+        .as_u64()
+        .expect("a last message's time");
+    assert!(before <= first && first <= last && last <= after, "{body}");
 
     let (_, list) = get(http, "/v1/topics");
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();

@@ -58,6 +58,12 @@ pub struct TopicInfo {
     pub subscribers: Vec<SubscriberInfo>,
     /// Its consumer groups, by name.
     pub groups: Vec<GroupInfo>,
+    /// When its oldest message was stored (milliseconds since the Unix epoch), when that
+    /// message is in memory: always for a topic without files, for a durable one while its cache
+    /// holds the oldest message.
+    pub first_time: Option<u64>,
+    /// When its newest message was stored, if it has one.
+    pub last_time: Option<u64>,
 }
 
 /// One consumer group of a topic as monitoring sees it.
@@ -140,6 +146,8 @@ impl Core {
                     })
                     .collect();
                 groups.sort_by(|a, b| a.name.cmp(&b.name));
+                let has_messages = next > topic.first();
+                let first_time = topic.log.message_at(topic.first()).map(|(time, _)| time);
                 TopicInfo {
                     name: topic.name.to_string(),
                     first: topic.first(),
@@ -149,6 +157,8 @@ impl Core {
                     unavailable: topic.unavailable.clone(),
                     subscribers,
                     groups,
+                    first_time: first_time.filter(|_| has_messages),
+                    last_time: has_messages.then(|| topic.log.last_time()),
                 }
             })
             .collect()

@@ -182,6 +182,8 @@ fn topic_json(topic: &crate::engine::inspect::TopicInfo) -> Value {
         "memory_bytes": topic.memory_bytes,
         "disk_bytes": topic.disk_bytes,
         "unavailable": topic.unavailable,
+        "first_time_ms": topic.first_time,
+        "last_time_ms": topic.last_time,
         "subscribers": subscribers,
         "groups": groups,
     })
