@@ -11,7 +11,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use super::Context;
-use crate::engine::inspect::ERROR_CODES;
+use crate::engine::inspect::{ERROR_CODES, GroupInfo};
 use mbus_proto::ErrorCode;
 
 /// At most this many topics get series of their own, the first by name; the broker-wide series
@@ -232,76 +232,91 @@ pub fn exposition(cx: &Context<'_>) -> String {
     registry.register_with_unit("topic_memory", memory.0, Unit::Bytes, memory.1);
 
     // Each group of the topics above, labelled with its topic and name.
-    let groups: Vec<(&str, &crate::engine::inspect::GroupInfo)> = topics
+    let groups: Vec<(&str, &GroupInfo)> = topics
         .iter()
         .flat_map(|t| t.groups.iter().map(move |g| (t.name.as_str(), g)))
         .collect();
-    let group_labels = |topic: &str, group: &str| labels(&[("topic", topic), ("group", group)]);
-    let per_group = |value: &dyn Fn(&crate::engine::inspect::GroupInfo) -> u64| {
-        let family = Family::<Labels, Gauge>::default();
-        for (topic, group) in &groups {
-            family
-                .get_or_create(&group_labels(topic, &group.name))
-                .set(i64::try_from(value(group)).unwrap_or(i64::MAX));
-        }
-        family
-    };
-    for (name, help, family) in [
-        (
-            "group_members",
-            "Members of a consumer group",
-            per_group(&|g| u64::from(g.stats.members)),
-        ),
-        (
-            "group_lag",
-            "Messages of a topic its consumer group has not finished with",
-            per_group(&|g| g.lag),
-        ),
-        (
-            "group_in_flight",
-            "Messages a consumer group's members hold unacknowledged",
-            per_group(&|g| g.stats.in_flight),
-        ),
-        (
-            "group_waiting",
-            "Messages waiting to be given out again by a consumer group",
-            per_group(&|g| g.stats.waiting),
-        ),
-    ] {
-        registry.register(name, help, family);
-    }
-    let per_group_total = |value: &dyn Fn(&crate::engine::inspect::GroupInfo) -> u64| {
-        let family = Family::<Labels, Counter>::default();
-        for (topic, group) in &groups {
-            family
-                .get_or_create(&group_labels(topic, &group.name))
-                .inc_by(value(group));
-        }
-        family
-    };
-    for (name, help, family) in [
-        (
-            "group_redeliveries",
-            "Deliveries of a message again by a consumer group",
-            per_group_total(&|g| g.stats.redelivered),
-        ),
-        (
-            "group_dead_letters",
-            "Messages a consumer group sent to its dead-letter topic",
-            per_group_total(&|g| g.stats.dead_lettered),
-        ),
-        (
-            "group_lost",
-            "Messages retention removed before a consumer group finished with them",
-            per_group_total(&|g| g.stats.lost),
-        ),
-    ] {
-        registry.register(name, help, family);
-    }
+    register_per_group::<Gauge>(
+        &mut registry,
+        &groups,
+        &[
+            ("group_members", "Members of a consumer group", &|g| {
+                u64::from(g.stats.members)
+            }),
+            (
+                "group_lag",
+                "Messages of a topic its consumer group has not finished with",
+                &|g| g.lag,
+            ),
+            (
+                "group_in_flight",
+                "Messages a consumer group's members hold unacknowledged",
+                &|g| g.stats.in_flight,
+            ),
+            (
+                "group_waiting",
+                "Messages waiting to be given out again by a consumer group",
+                &|g| g.stats.waiting,
+            ),
+        ],
+        |gauge, value| {
+            gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+        },
+    );
+    register_per_group::<Counter>(
+        &mut registry,
+        &groups,
+        &[
+            (
+                "group_redeliveries",
+                "Deliveries of a message again by a consumer group",
+                &|g| g.stats.redelivered,
+            ),
+            (
+                "group_dead_letters",
+                "Messages a consumer group sent to its dead-letter topic",
+                &|g| g.stats.dead_lettered,
+            ),
+            (
+                "group_lost",
+                "Messages retention removed before a consumer group finished with them",
+                &|g| g.stats.lost,
+            ),
+        ],
+        |counter, value| {
+            counter.inc_by(value);
+        },
+    );
 
     let mut out = String::new();
     encode(&mut out, &registry).expect("writing to a String cannot fail");
     out
+}
+
+/// One figure of a group as a metric: its name, its help, and how it is read.
+type GroupSeries<'a> = (&'a str, &'a str, &'a dyn Fn(&GroupInfo) -> u64);
+
+/// Registers a family per entry of `series`, with one series for each of `groups` (labelled
+/// with its topic and name) given its figure by `set`.
+fn register_per_group<M>(
+    registry: &mut Registry,
+    groups: &[(&str, &GroupInfo)],
+    series: &[GroupSeries<'_>],
+    set: fn(&M, u64),
+) where
+    M: Default,
+    Family<Labels, M>: prometheus_client::registry::Metric,
+{
+    for &(name, help, value) in series {
+        let family = Family::<Labels, M>::default();
+        for (topic, group) in groups {
+            set(
+                &family.get_or_create(&labels(&[("topic", topic), ("group", &group.name)])),
+                value(group),
+            );
+        }
+        registry.register(name, help, family);
+    }
 }
 
 /// The same exposition in the classic Prometheus text format (0.0.4), for clients that do not
