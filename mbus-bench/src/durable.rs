@@ -84,12 +84,9 @@ impl Bench {
     /// Every run of every setup whose target is among `columns`, interleaved like the
     /// workloads' runs; failures are added to `failures`.
     pub fn durable(&self, columns: &[Column], failures: &mut Vec<String>) -> Results {
-        let setups: Vec<(Setup, Option<&Path>)> = Setup::ALL
+        let setups: Vec<(Setup, &Column)> = Setup::ALL
             .iter()
-            .filter_map(|&s| {
-                let column = columns.iter().find(|c| c.kind == s.kind())?;
-                Some((s, column.exe.as_deref()))
-            })
+            .filter_map(|&s| Some((s, columns.iter().find(|c| c.kind == s.kind())?)))
             .collect();
         let empty = || -> Vec<Vec<Figures>> {
             WINDOWS
@@ -105,9 +102,9 @@ impl Bench {
         let runs = self.scale.runs;
         for run in 1..=runs {
             for (w, &window) in WINDOWS.iter().enumerate() {
-                for (i, &(setup, exe)) in setups.iter().enumerate() {
+                for (i, &(setup, column)) in setups.iter().enumerate() {
                     let what = format!("durable {} window {window} run {run}/{runs}", setup.name());
-                    let outcome = self.run_durable(setup, exe, window);
+                    let outcome = self.run_durable(setup, column, window);
                     let mut cells = vec![("msgs/s", &mut results.rates[w][i])];
                     if setup.kind() == Kind::Mbus {
                         cells.push(("commits/s", &mut results.commits[w][i]));
@@ -120,12 +117,7 @@ impl Bench {
     }
 
     /// One run at `window` against a freshly started broker with an empty data directory.
-    fn run_durable(
-        &self,
-        setup: Setup,
-        exe: Option<&Path>,
-        window: u64,
-    ) -> anyhow::Result<Outcome> {
+    fn run_durable(&self, setup: Setup, column: &Column, window: u64) -> anyhow::Result<Outcome> {
         let dir = self.scratch.join(setup.dir());
         fresh_dir(&dir)?;
         let target: Box<dyn Target> = match setup {
@@ -143,10 +135,7 @@ impl Bench {
                 &dir,
                 "batch",
             )?),
-            Setup::JetStream => {
-                let exe = exe.context("the peer's program is unknown")?;
-                Box::new(jetstream::start(exe, &self.scratch, &dir)?)
-            }
+            Setup::JetStream => Box::new(jetstream::start(column.exe()?, &self.scratch, &dir)?),
         };
         let count = self.scale.count(messages(window));
         let timeout = self.scale.timeout;

@@ -25,7 +25,7 @@ mod report;
 mod target;
 mod workloads;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -81,6 +81,13 @@ pub struct Args {
 struct Column {
     kind: Kind,
     exe: Option<PathBuf>,
+}
+
+impl Column {
+    /// The peer's program, which every column but mbus's and the relay's has.
+    fn exe(&self) -> anyhow::Result<&Path> {
+        self.exe.as_deref().context("the peer's program is unknown")
+    }
 }
 
 /// Each metric's figures so far, per column.
@@ -375,12 +382,7 @@ impl Bench {
 
     /// The server of `column`, started and ready.
     fn start(&self, column: &Column) -> anyhow::Result<Box<dyn Target>> {
-        let exe = || {
-            column
-                .exe
-                .as_deref()
-                .context("the peer's program is unknown")
-        };
+        let exe = || column.exe();
         Ok(match column.kind {
             Kind::Mbus => Box::new(mbus::start(
                 &self.bins,

@@ -110,12 +110,7 @@ enum Served {
 
 impl Server {
     fn start(bench: &Bench, column: &Column) -> anyhow::Result<Server> {
-        let exe = || {
-            column
-                .exe
-                .as_deref()
-                .context("the peer's program is unknown")
-        };
+        let exe = || column.exe();
         Ok(match column.kind {
             Kind::Mbus => {
                 let m = mbus::start(&bench.bins, &bench.scratch, None, false)?;
