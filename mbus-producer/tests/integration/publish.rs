@@ -132,6 +132,52 @@ fn many_publishes_are_batched_and_confirmed_by_coalesced_confirms() {
     );
 }
 
+/// The number of messages in each `Publish` a producer sends to a broker whose frame limit is
+/// `max_frame` while `publish` runs; every frame is checked against the limit.
+fn batch_sizes(max_frame: u32, publish: impl FnOnce(&mut Producer)) -> Vec<usize> {
+    let (addr, broker) = fake_broker::spawn(move |mut peer| {
+        peer.welcome(max_frame);
+        let mut sizes = Vec::new();
+        while let Some(frame) = peer.recv() {
+            let body = frame.to_bytes().len() - mbus_proto::HEADER_LEN;
+            let Frame::Publish { batch, .. } = frame else {
+                panic!("expected a Publish, got {frame:?}");
+            };
+            assert!(body <= max_frame as usize, "a body of {body} bytes");
+            sizes.push(batch.len());
+        }
+        sizes
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    publish(&mut producer);
+    producer.flush().unwrap();
+    drop(producer);
+    broker.join().unwrap()
+}
+
+/// A batch stops at the broker's frame limit: the message that would pass it starts the next.
+#[test]
+fn a_batch_stops_at_the_frame_limit() {
+    let sizes = batch_sizes(1000, |p| {
+        for _ in 0..10 {
+            p.publish("big", &[b'x'; 300]).unwrap();
+        }
+    });
+    // Three messages of 300 bytes fit a 1,000-byte frame body, a fourth does not.
+    assert_eq!(sizes, [3, 3, 3, 1]);
+}
+
+/// A batch stops at 4,096 messages, whatever the frame and the write buffer could still take.
+#[test]
+fn a_batch_stops_at_4096_messages() {
+    let sizes = batch_sizes(DEFAULT_MAX_FRAME, |p| {
+        for _ in 0..5000 {
+            p.publish("small", b"").unwrap();
+        }
+    });
+    assert_eq!(sizes, [4096, 904]);
+}
+
 #[test]
 fn publish_blocks_for_confirms_at_max_in_flight() {
     const MAX: u64 = 4;
