@@ -113,10 +113,9 @@ impl Producer {
         let max_frame = self.conn.max_frame() as usize;
         self.batch.push(data, headers)?;
         if publish_len(topic, self.batch.encoded_len()) > max_frame && self.batch.len() > 1 {
-            // It fits a batch of its own.
+            // It starts a batch of its own, to the same topic.
             self.batch.undo_last();
             self.frame_batch();
-            topic.clone_into(&mut self.batch_topic);
             self.batch.push(data, headers)?;
         }
         let body = publish_len(topic, self.batch.encoded_len());

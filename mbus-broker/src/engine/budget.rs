@@ -28,7 +28,7 @@ pub(super) struct Budget {
     /// Each topic with memory, by when its oldest buffer was started: the first is the oldest
     /// buffer of all.
     oldest: BTreeSet<(u64, TopicId)>,
-    /// Segments and spare buffers taken back since start, and their bytes.
+    /// Segments taken back since start, and their bytes.
     pub evicted: u64,
     pub evicted_bytes: u64,
     /// When memory taken back was last logged, and how much was taken back since.

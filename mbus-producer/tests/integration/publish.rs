@@ -391,6 +391,45 @@ fn payloads_over_the_frame_limit_are_rejected_before_anything_is_sent() {
     assert_eq!(broker.join().unwrap().1, vec![1; 86]);
 }
 
+/// Headers take room in the frame too: a message that fits alone but not with its headers is
+/// refused with the largest payload it could have with them, which then goes through; what was
+/// published before it is still sent.
+#[test]
+fn a_message_too_large_with_its_headers_names_the_payload_that_would_fit() {
+    const MAX: u32 = 100;
+    let (addr, broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(MAX);
+        let got = [peer.publish_with_headers(), peer.publish_with_headers()];
+        peer.send(Frame::Confirm {
+            count: peer.publish_frames,
+        });
+        got
+    });
+    let mut producer = Producer::connect(addr, &options()).unwrap();
+    producer.publish("orders", b"ok").unwrap();
+    let headers: &[(&str, &[u8])] = &[("h", &[7; 40])];
+    let err = producer
+        .publish_with("orders", &[1; 60], headers)
+        .unwrap_err();
+    let ProducerError::TooLarge { len: 60, max } = err else {
+        panic!("{err:?}");
+    };
+    assert!(max < 60, "{max}");
+    assert!(matches!(
+        producer.publish_with("orders", &vec![1; max + 1], headers),
+        Err(ProducerError::TooLarge { max: m, .. }) if m == max
+    ));
+    assert_eq!(producer.sent(), 1);
+    producer
+        .publish_with("orders", &vec![1; max], headers)
+        .unwrap();
+    assert_eq!(producer.wait_confirmed_timeout(LIMIT).unwrap(), 2);
+    drop(producer);
+    let [first, second] = broker.join().unwrap();
+    assert_eq!(first.1, b"ok");
+    assert_eq!((second.1.len(), second.2[0].1.len()), (max, 40));
+}
+
 #[test]
 fn a_frame_that_has_no_place_here_is_reported() {
     let (addr, _broker) = fake_broker::spawn(|mut peer| {
