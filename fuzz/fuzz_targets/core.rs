@@ -77,6 +77,12 @@ enum Op {
         conn: u8,
         topic: u8,
     },
+    /// Names the producer `p0` to `p3`, starting a session (`sequence` 0) or resuming one.
+    Identify {
+        conn: u8,
+        producer: u8,
+        sequence: u8,
+    },
     Ping {
         conn: u8,
     },
@@ -354,6 +360,20 @@ fuzz_target!(|input: Input| {
                 if let Some(i) = pick(&conns, conn) {
                     let topic = TOPICS[usize::from(topic) % TOPICS.len()];
                     core.receive(conns[i].0, Frame::GroupInfo { topic, group: "g" });
+                }
+            }
+            Op::Identify {
+                conn,
+                producer,
+                sequence,
+            } => {
+                if let Some(i) = pick(&conns, conn) {
+                    let producer = format!("p{}", producer % 4);
+                    let frame = Frame::Identify {
+                        producer: &producer,
+                        sequence: u64::from(sequence),
+                    };
+                    core.receive(conns[i].0, frame);
                 }
             }
             Op::Ping { conn } => {

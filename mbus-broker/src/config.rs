@@ -82,6 +82,15 @@ pub struct BrokerConfig {
     /// Join may ask. A group tracks at most 16 times as many offsets past its ack floor.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000)))]
     pub max_ack_pending: u32,
+    /// Idempotent producer identities each topic remembers, so that their resends are stored
+    /// once; when a new one comes to a full topic, the one whose last publish there is the
+    /// oldest is forgotten.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000)))]
+    pub max_producers: u32,
+    /// How long after its last publish to a topic an idempotent producer's identity is
+    /// remembered there.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "24h", value_parser = parse_duration))]
+    pub producer_ttl: Duration,
     /// Token that clients must present in their Hello; none means no authentication.
     #[cfg_attr(
         feature = "cli",
@@ -158,6 +167,8 @@ impl Default for BrokerConfig {
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
             max_ack_pending: 1000,
+            max_producers: 1000,
+            producer_ttl: Duration::from_secs(24 * 3600),
             auth_token: None,
             data_dir: None,
             fsync: Fsync::Always,
@@ -233,6 +244,10 @@ impl BrokerConfig {
             },
             max_subscriptions: self.max_subscriptions,
             max_memory: self.memory_budget(),
+            producers: crate::engine::producers::ProducerLimits {
+                max_per_topic: self.max_producers as usize,
+                ttl: self.producer_ttl,
+            },
         }
     }
 

@@ -312,7 +312,7 @@ fn check_stream(p: &Peer) -> HashMap<String, u64> {
                 *next += 1;
             }
             Owned::Error { .. } => errored = true,
-            Owned::Welcome { .. } | Owned::Pong | Owned::Other(_) => {}
+            Owned::Welcome { .. } | Owned::Pong | Owned::Identified(_) | Owned::Other(_) => {}
         }
         rest = &rest[n..];
     }

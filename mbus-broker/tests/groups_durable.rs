@@ -210,23 +210,7 @@ fn storage_md_quotes_a_group_record_as_the_store_writes_it() {
     h.core.commit();
     drop(h);
     let written = std::fs::read(dir.path().join("topics/jobs/groups/workers")).unwrap();
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../STORAGE.md")).unwrap();
-    let block = doc
-        .split("<!-- group-example -->")
-        .nth(1)
-        .expect("STORAGE.md marks its example group record");
-    let hex: String = block
-        .lines()
-        .skip_while(|l| !l.starts_with("```"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("```"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let quoted: Vec<u8> = hex
-        .split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
+    let quoted = store_util::storage_example("group-example");
     let shown: Vec<String> = written.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(quoted, written, "the store wrote {}", shown.join(" "));
 }

@@ -218,7 +218,7 @@ fn body_of_the_wrong_shape() {
 fn unknown_frame_kind_after_a_good_publish() {
     let out = under_attack(BrokerConfig::ephemeral(), |p, _| {
         let mut bytes = Frame::publish("healthy-side", b"ok").to_bytes();
-        bytes.extend_from_slice(&body(&[0x91, 0x14]));
+        bytes.extend_from_slice(&body(&[0x91, 0x16]));
         send_raw(p, Some(Role::Producer), &bytes)
     });
     assert_eq!(
@@ -226,7 +226,7 @@ fn unknown_frame_kind_after_a_good_publish() {
         Owned::Confirm(1),
         "what was stored is confirmed first"
     );
-    assert_error(&out, ErrorCode::UnknownKind, "kind 20");
+    assert_error(&out, ErrorCode::UnknownKind, "kind 22");
 }
 
 #[test]

@@ -777,6 +777,7 @@ impl Sim {
             Owned::Other(joined) if joined.starts_with("Joined") => {}
             Owned::Error { .. } | Owned::Pong | Owned::Welcome { .. } => {}
             Owned::Other(other) => return Err(format!("unexpected frame {other}")),
+            Owned::Identified(_) => return Err("Identified without an Identify".into()),
         }
         Ok(())
     }

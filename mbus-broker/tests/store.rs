@@ -429,22 +429,7 @@ fn storage_md_quotes_a_record_as_the_store_writes_it() {
     store.append(0, &frame(0, data)).unwrap();
     store.flush().unwrap();
     let written = fs::read(log_file(tmp.path(), 0)).unwrap();
-    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../STORAGE.md")).unwrap();
-    let block = doc
-        .split("<!-- record-example -->")
-        .nth(1)
-        .expect("STORAGE.md marks its example record");
-    let hex: String = block
-        .lines()
-        .skip_while(|l| !l.starts_with("```"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("```"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let quoted: Vec<u8> = hex
-        .split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
+    let quoted = store_util::storage_example("record-example");
     assert_eq!(quoted, written);
     let entry = [[0; 8], TIME.to_le_bytes()].concat();
     assert_eq!(fs::read(idx_file(tmp.path(), 0)).unwrap(), entry);

@@ -355,6 +355,26 @@ pub enum Frame<'a> {
         /// The group's figures; all zero when it does not exist.
         state: GroupStats,
     },
+    /// `[20, producer, sequence]`, producer to broker, before any `Publish`: the connection's
+    /// publishes come from the idempotent producer `producer`, and the first of them is its
+    /// publish number `sequence` (the next ones `sequence + 1`, ...), or, with `sequence` 0, the
+    /// number after the highest the broker remembers of `producer`. The broker remembers, per
+    /// topic, the last number of each producer it stored, and confirms a publish it already
+    /// stored without storing it again. It answers with [`Frame::Identified`].
+    Identify {
+        /// The producer's identity; see [`crate::validate_producer_id`].
+        producer: &'a str,
+        /// The producer's number of the connection's first publish; 0 starts a new session.
+        sequence: u64,
+    },
+    /// `[21, producer, sequence]`, broker to producer: the answer to `Identify`, the number of
+    /// the connection's first publish.
+    Identified {
+        /// The producer's identity.
+        producer: &'a str,
+        /// The number of the connection's first publish, at least 1.
+        sequence: u64,
+    },
 }
 
 /// A consumer group's figures, as `GroupState` carries them.
@@ -402,8 +422,10 @@ pub mod kind {
     pub const ASSIGN: u8 = 17;
     pub const GROUP_INFO: u8 = 18;
     pub const GROUP_STATE: u8 = 19;
+    pub const IDENTIFY: u8 = 20;
+    pub const IDENTIFIED: u8 = 21;
     /// The highest kind this version defines; higher ones are unknown.
-    pub const LAST: u8 = GROUP_STATE;
+    pub const LAST: u8 = IDENTIFIED;
 }
 
 impl<'a> Frame<'a> {
@@ -437,6 +459,8 @@ impl<'a> Frame<'a> {
             Frame::Assign { .. } => kind::ASSIGN,
             Frame::GroupInfo { .. } => kind::GROUP_INFO,
             Frame::GroupState { .. } => kind::GROUP_STATE,
+            Frame::Identify { .. } => kind::IDENTIFY,
+            Frame::Identified { .. } => kind::IDENTIFIED,
         }
     }
 
@@ -462,6 +486,8 @@ impl<'a> Frame<'a> {
             Frame::Assign { .. } => "Assign",
             Frame::GroupInfo { .. } => "GroupInfo",
             Frame::GroupState { .. } => "GroupState",
+            Frame::Identify { .. } => "Identify",
+            Frame::Identified { .. } => "Identified",
         }
     }
 }

@@ -63,6 +63,11 @@ pub enum Incoming {
         /// Messages stored so far, cumulative.
         count: u64,
     },
+    /// The broker's answer to `Identify`: the number of the connection's first publish.
+    Identified {
+        /// The number, at least 1.
+        sequence: u64,
+    },
     /// The broker took a subscription; delivery starts at `offset`.
     Subscribed {
         /// The topic.
@@ -294,6 +299,9 @@ impl ClientProtocol {
                 (Some(_), _, Frame::Pong) => None,
                 (Some(_), Role::Producer, Frame::Confirm { count }) => {
                     Some(Incoming::Confirm { count })
+                }
+                (Some(_), Role::Producer, Frame::Identified { sequence, .. }) => {
+                    Some(Incoming::Identified { sequence })
                 }
                 (
                     Some(_),

@@ -257,6 +257,9 @@ impl Serialize for Frame<'_> {
                 first,
                 count,
             } => tuple!(s, k, topic, group, attempt, first, count),
+            Frame::Identify { producer, sequence } | Frame::Identified { producer, sequence } => {
+                tuple!(s, k, producer, sequence)
+            }
             Frame::GroupState {
                 topic,
                 group,
@@ -402,6 +405,14 @@ impl<'de> Visitor<'de> for FrameVisitor {
             kind::GROUP_INFO => Frame::GroupInfo {
                 topic: field::<Str, _>(s, "GroupInfo", "topic")?.0,
                 group: field::<Str, _>(s, "GroupInfo", "group")?.0,
+            },
+            kind::IDENTIFY => Frame::Identify {
+                producer: field::<Str, _>(s, "Identify", "producer")?.0,
+                sequence: field(s, "Identify", "sequence")?,
+            },
+            kind::IDENTIFIED => Frame::Identified {
+                producer: field::<Str, _>(s, "Identified", "producer")?.0,
+                sequence: field(s, "Identified", "sequence")?,
             },
             kind::GROUP_STATE => Frame::GroupState {
                 topic: field::<Str, _>(s, "GroupState", "topic")?.0,

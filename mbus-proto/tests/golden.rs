@@ -233,6 +233,20 @@ fn examples() -> Vec<(&'static str, Frame<'static>)> {
                 },
             },
         ),
+        (
+            "identify",
+            Frame::Identify {
+                producer: "web-1.4242",
+                sequence: 1001,
+            },
+        ),
+        (
+            "identified",
+            Frame::Identified {
+                producer: "web-1.4242",
+                sequence: 1001,
+            },
+        ),
     ]
 }
 
@@ -396,7 +410,7 @@ fn every_golden_file_is_an_example_and_every_kind_has_one() {
     let mut kinds: Vec<u8> = examples().iter().map(|(_, f)| f.kind()).collect();
     kinds.sort_unstable();
     kinds.dedup();
-    assert_eq!(kinds, (1..=19).collect::<Vec<u8>>());
+    assert_eq!(kinds, (1..=21).collect::<Vec<u8>>());
 }
 
 #[test]

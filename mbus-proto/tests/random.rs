@@ -141,7 +141,7 @@ impl Parts {
         // A batch of one payload, or of several messages with deltas and headers.
         let several = self.choice & 16 == 0;
         let code = ErrorCode::from_u16(self.b as u16);
-        match (self.choice >> 8) % 19 {
+        match (self.choice >> 8) % 21 {
             0 => Frame::Hello {
                 version: mbus_proto::PROTOCOL_VERSION,
                 role,
@@ -222,6 +222,14 @@ impl Parts {
             17 => Frame::GroupInfo {
                 topic: &self.topic,
                 group: &self.topic,
+            },
+            18 => Frame::Identify {
+                producer: &self.topic,
+                sequence: self.a,
+            },
+            19 => Frame::Identified {
+                producer: &self.topic,
+                sequence: self.b,
             },
             _ => Frame::GroupState {
                 topic: &self.topic,
@@ -428,7 +436,7 @@ fn damaged_message_frames_decode_to_frames_that_round_trip_or_are_refused() {
 #[test]
 fn random_valid_frames_round_trip() {
     let mut rng = Rng::new(0xdead_beef);
-    let mut kinds = [0u32; 20];
+    let mut kinds = [0u32; 22];
     for _ in 0..20_000 {
         let parts = Parts::random(&mut rng);
         let frame = parts.frame();

@@ -10,10 +10,10 @@ fn parse(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
 }
 
 #[test]
-fn kinds_outside_one_to_nineteen_are_unknown() {
+fn kinds_outside_one_to_twenty_one_are_unknown() {
     for (body, kind) in [
         (&[0x91, 0x00][..], 0),
-        (&[0x91, 0x14], 20),
+        (&[0x91, 0x16], 22),
         (&[0x91, 0x7f], 127),
         (&[0x91, 0xcc, 0xc8], 200),
         (&[0x91, 0xcc, 0xff], 255),
@@ -30,10 +30,10 @@ fn kinds_outside_one_to_nineteen_are_unknown() {
 fn unknown_kind_wins_over_the_shape_of_the_rest() {
     // A newer peer's frame has fields this version cannot know; the kind alone decides.
     let bodies: [&[u8]; 4] = [
-        &[0x93, 0x14, 0xa1, b'x', 0x01],
+        &[0x93, 0x16, 0xa1, b'x', 0x01],
         &[0x92, 0xcc, 0xc8, 0x80],
         &[0x92, 0x00, 0xc1], // followed by the byte msgpack never uses
-        &[0xdc, 0x00, 0x03, 0x14, 0xc0, 0xc0],
+        &[0xdc, 0x00, 0x03, 0x16, 0xc0, 0xc0],
     ];
     for body in bodies {
         assert!(
@@ -46,15 +46,15 @@ fn unknown_kind_wins_over_the_shape_of_the_rest() {
 #[test]
 fn unknown_kind_in_any_integer_encoding() {
     for body in [
-        &[0x91, 0xcd, 0x00, 0x14][..],
-        &[0x91, 0xce, 0x00, 0x00, 0x00, 0x14],
-        &[0x91, 0xcf, 0, 0, 0, 0, 0, 0, 0, 0x14],
-        &[0x91, 0xd0, 0x14],
-        &[0x91, 0xd1, 0x00, 0x14],
+        &[0x91, 0xcd, 0x00, 0x16][..],
+        &[0x91, 0xce, 0x00, 0x00, 0x00, 0x16],
+        &[0x91, 0xcf, 0, 0, 0, 0, 0, 0, 0, 0x16],
+        &[0x91, 0xd0, 0x16],
+        &[0x91, 0xd1, 0x00, 0x16],
     ] {
         assert_eq!(
             parse(body),
-            Err(DecodeError::UnknownKind(20)),
+            Err(DecodeError::UnknownKind(22)),
             "{body:02x?}"
         );
     }
@@ -75,18 +75,18 @@ fn kinds_beyond_a_byte_report_255() {
 
 #[test]
 fn unknown_kind_through_decode_and_its_code() {
-    let bytes = with_prefix(&[0x91, 0x14]);
+    let bytes = with_prefix(&[0x91, 0x16]);
     let err = decode(&bytes, DEFAULT_MAX_FRAME).unwrap_err();
-    assert_eq!(err, DecodeError::UnknownKind(20));
+    assert_eq!(err, DecodeError::UnknownKind(22));
     assert_eq!(err.code(), ErrorCode::UnknownKind);
-    assert_eq!(err.to_string(), "unknown frame kind 20");
+    assert_eq!(err.to_string(), "unknown frame kind 22");
 }
 
 #[test]
 fn every_defined_kind_is_known() {
     // A one-element array of each defined kind is Malformed (fields missing) or a frame, never
     // UnknownKind.
-    for kind in 1..=19u8 {
+    for kind in 1..=21u8 {
         let body = [0x91, kind];
         let result = parse(&body);
         assert!(

@@ -78,6 +78,7 @@ impl Core {
         while let Some(seg) = self.topics[tid].log.evict_oldest() {
             self.pool.give(seg);
         }
+        self.topics[tid].producers = Default::default();
         let deleted = self.topics.delete(tid);
         self.account(tid, mark);
         deleted.map_err(|source| DeleteError::Files {

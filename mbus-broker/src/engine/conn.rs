@@ -82,6 +82,22 @@ pub struct Conn {
     /// The topic of this producer's last publish, so that a run of publishes to one topic looks
     /// its name up and validates it once.
     pub last_topic: Option<TopicId>,
+    /// The idempotent producer this connection speaks for, from its `Identify`.
+    pub identity: Option<Identity>,
+}
+
+/// An idempotent producer's identity and the number of its connection's first publish.
+#[derive(Debug)]
+pub struct Identity {
+    pub producer: Box<str>,
+    pub first: u64,
+}
+
+impl Identity {
+    /// The producer's number of the connection's next publish, if it has one.
+    pub fn next(&self, published: u64) -> Option<u64> {
+        self.first.checked_add(published)
+    }
 }
 
 impl Conn {
@@ -109,6 +125,7 @@ impl Conn {
             heard: now,
             pinged: false,
             last_topic: None,
+            identity: None,
         }
     }
 

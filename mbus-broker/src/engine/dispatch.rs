@@ -7,6 +7,7 @@ use super::TopicId;
 use super::budget::Mark;
 use super::conn::Sub;
 use super::memlog::{Cursor, Segment};
+use super::storage::ProducerEntry;
 use super::{ConnId, Core};
 
 /// Why a batch could not be appended to a topic.
@@ -33,7 +34,25 @@ impl Core {
                 tid
             }
         };
-        if let Err(e) = self.append_batch(tid, &batch) {
+        let producer = match self.conns[id].identity.as_ref() {
+            None => None,
+            Some(identity) => {
+                let Some(sequence) = identity.next(self.conns[id].published) else {
+                    let reason = "the producer's publish numbers went past 2^64 - 1";
+                    return self.reject(id, ErrorCode::LimitReached, reason);
+                };
+                if self.topics[tid].producers.stored(
+                    &identity.producer,
+                    sequence,
+                    self.wall_clock,
+                    &self.config.producers,
+                ) {
+                    return self.publish_again(id, tid);
+                }
+                Some((identity.producer.to_string(), sequence))
+            }
+        };
+        if let Err(e) = self.append_batch(tid, &batch, producer) {
             return match e {
                 AppendError::Failed(failure) => {
                     let reason = format!(
@@ -49,6 +68,12 @@ impl Core {
         if t.store.is_some() && t.publishers.last() != Some(&id) {
             t.publishers.push(id);
         }
+        self.taken(id);
+    }
+
+    /// Counts a publish taken from producer `id`: confirmed at once without a data directory,
+    /// at the next commit with one.
+    pub(super) fn taken(&mut self, id: ConnId) {
         let conn = &mut self.conns[id];
         conn.published += 1;
         if !self.topics.is_durable() {
@@ -62,11 +87,13 @@ impl Core {
 
     /// Appends `batch` to topic `tid` as one frame stamped with the broker's time, and to its
     /// store as one record, whole or not at all; the next commit makes it durable. A durable
-    /// topic that has no files yet gets them now.
+    /// topic that has no files yet gets them now. `producer` is the identity and number of the
+    /// idempotent producer's publish it is, which the topic remembers with it.
     pub(super) fn append_batch(
         &mut self,
         tid: TopicId,
         batch: &Batch<'_>,
+        producer: Option<(String, u64)>,
     ) -> Result<u64, AppendError> {
         let t = &mut self.topics[tid];
         if let Some(failure) = &t.failure {
@@ -86,9 +113,15 @@ impl Core {
             self.messages,
             &mut self.pool,
         );
+        let entry = producer.map(|(producer, sequence)| ProducerEntry {
+            producer,
+            sequence,
+            end: offset + batch.len() as u64,
+            time: self.wall_clock,
+        });
         if let Some(store) = t.store.as_mut() {
             let frame = t.log.frame(offset).expect("just appended");
-            if let Err(e) = store.append(offset, frame) {
+            if let Err(e) = store.append(offset, frame, entry.as_ref()) {
                 // The store took nothing of the batch; neither may memory, where the next
                 // commit of the topic would show it to consumers. What the log's buffers hold
                 // may still have changed (a segment started and given back): the budget is told.
@@ -99,6 +132,10 @@ impl Core {
         }
         let bytes: u64 = batch.iter().map(|m| m.data.len() as u64).sum();
         let t = &mut self.topics[tid];
+        if let Some(entry) = &entry {
+            t.producers
+                .record(entry, t.store.is_some(), &self.config.producers);
+        }
         if t.store.is_some() && !t.uncommitted {
             t.uncommitted = true;
             self.commit.topics.push(tid);

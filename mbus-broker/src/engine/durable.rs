@@ -54,6 +54,7 @@ impl Core {
                 }
             };
             self.restore_groups(tid);
+            self.restore_producers(tid);
             // A crash may have left committed messages unsynced, past the time their sync was
             // due: the first turn after recovery syncs them.
             if sync_interval.is_some() && !self.topics[tid].unsynced {
@@ -87,6 +88,18 @@ impl Core {
             let store = topic.store.as_mut().expect("durable topics have a store");
             match store.commit() {
                 Ok(()) => {
+                    topic.producers.commit();
+                    if store.producers_oversized() {
+                        let live = topic
+                            .producers
+                            .entries(self.wall_clock, &self.config.producers);
+                        if let Err(e) = store.rewrite_producers(&live) {
+                            log::error!(
+                                "topic {}: cannot rewrite its producers' file: {e}",
+                                topic.name
+                            );
+                        }
+                    }
                     topic.log.reveal();
                     if !topic.dirty {
                         topic.dirty = true;
@@ -143,6 +156,7 @@ impl Core {
     /// until a restart.
     fn roll_back(&mut self, tid: TopicId, e: &StoreError) {
         let topic = &mut self.topics[tid];
+        topic.producers.roll_back();
         let store = topic.store.as_mut().expect("durable topics have a store");
         match store.rollback() {
             Ok(()) => {

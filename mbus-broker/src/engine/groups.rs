@@ -591,9 +591,10 @@ impl Core {
                 .expect("the dead-letter headers are within the limits");
         }
         let batch = batch.batch().expect("one message");
-        let result = self
-            .dead_letter_topic(&target)
-            .and_then(|dlq| self.append_batch(dlq, &batch).map_err(|e| format!("{e:?}")));
+        let result = self.dead_letter_topic(&target).and_then(|dlq| {
+            self.append_batch(dlq, &batch, None)
+                .map_err(|e| format!("{e:?}"))
+        });
         match result {
             Ok(at) => log::debug!(
                 "group {group} of topic {topic}: offset {} dead-lettered to {target} at {at} ({})",

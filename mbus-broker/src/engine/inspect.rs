@@ -30,6 +30,8 @@ pub struct Counters {
     pub errors: [u64; ERROR_CODES],
     /// Messages memory-only topics dropped by retention or the memory budget.
     pub dropped: u64,
+    /// Publishes of idempotent producers recognised as stored already: confirmed, not stored.
+    pub deduplicated: u64,
 }
 
 impl Counters {

@@ -16,6 +16,7 @@ mod ids;
 pub mod inspect;
 pub mod memlog;
 mod output;
+pub mod producers;
 pub mod segpool;
 pub mod storage;
 mod timers;
@@ -69,6 +70,8 @@ pub struct CoreConfig {
     pub max_memory: usize,
     /// The defaults, and caps, of consumer groups' settings.
     pub groups: groups::GroupLimits,
+    /// What topics remember of idempotent producers.
+    pub producers: producers::ProducerLimits,
 }
 
 /// Counters for the shutdown summary and for tests.
@@ -283,6 +286,9 @@ impl Core {
                 self.reject(id, ErrorCode::UnexpectedFrame, &reason)
             }
             (_, Role::Producer, Frame::Publish { topic, batch }) => self.publish(id, topic, batch),
+            (_, Role::Producer, Frame::Identify { producer, sequence }) => {
+                self.identify(id, producer, sequence)
+            }
             (_, Role::Consumer, Frame::Subscribe { topic, start }) => {
                 self.subscribe(id, topic, start)
             }

@@ -39,7 +39,17 @@ pub trait TopicStorage: fmt::Debug + Send {
 
     /// Appends the encoded `Deliver` frame of a batch from `offset` on, which must be `next()`;
     /// its messages take that offset and the ones after. On error nothing was appended.
-    fn append(&mut self, offset: u64, frame: &[u8]) -> Result<(), StoreError>;
+    ///
+    /// `producer` is the publish's entry when an idempotent producer sent it. It is saved
+    /// before the frame can reach the disk, so that whatever a crash keeps of the frame, it
+    /// keeps the entry too; [`TopicStorage::producers`] then keeps the entries whose frames
+    /// were kept.
+    fn append(
+        &mut self,
+        offset: u64,
+        frame: &[u8],
+        producer: Option<&ProducerEntry>,
+    ) -> Result<(), StoreError>;
 
     /// Makes everything appended so far as durable as a confirm promises. On error what is
     /// stored beyond the last good commit is unknown.
@@ -86,6 +96,33 @@ pub trait TopicStorage: fmt::Debug + Send {
     /// process once this returns, and power loss under `--fsync always` or after the next
     /// [`TopicStorage::sync`]. On error the last state saved before stands.
     fn save_group(&mut self, name: &str, state: &[u8]) -> Result<(), StoreError>;
+
+    /// The idempotent producers' entries saved with the topic, oldest first, each kept only if
+    /// the topic still holds its publish (its `end` is at most `next()`). Called once, when the
+    /// topic is opened at start: entries the topic does not hold are dropped for good, since
+    /// their offsets will be taken by other publishes.
+    fn producers(&mut self) -> Result<Vec<ProducerEntry>, StoreError>;
+
+    /// Whether the saved entries take enough room that the engine should rewrite them as
+    /// `live`, the entries it still remembers, with [`TopicStorage::rewrite_producers`].
+    fn producers_oversized(&self) -> bool;
+
+    /// Replaces the saved entries with `live`, in the order of their `end`s, as durable as a
+    /// commit. Called right after a commit; on error the entries saved before stand.
+    fn rewrite_producers(&mut self, live: &[ProducerEntry]) -> Result<(), StoreError>;
+}
+
+/// An idempotent producer's publish to a topic, as the topic remembers and saves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerEntry {
+    /// The producer's identity.
+    pub producer: String,
+    /// The producer's number of the publish.
+    pub sequence: u64,
+    /// The offset after the publish's messages.
+    pub end: u64,
+    /// When the broker stored it, milliseconds since the Unix epoch.
+    pub time: u64,
 }
 
 /// What a [`TopicStorage::read`] appended: the frames that hold offsets `first..next`, `bytes`

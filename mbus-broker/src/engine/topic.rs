@@ -45,6 +45,8 @@ pub struct Topic {
     pub groups: Vec<super::group::Group>,
     /// On the commit's list of topics whose groups changed.
     pub groups_uncommitted: bool,
+    /// The last publish of each idempotent producer stored in the topic.
+    pub producers: super::producers::Producers,
 }
 
 impl Topic {
@@ -146,6 +148,7 @@ impl Topics {
             deleted: false,
             groups: Vec::new(),
             groups_uncommitted: false,
+            producers: Default::default(),
         });
         self.by_name.insert(name.into(), id);
         Ok(id)
@@ -182,6 +185,7 @@ impl Topics {
             deleted: false,
             groups: Vec::new(),
             groups_uncommitted: false,
+            producers: Default::default(),
         });
         self.by_name.insert(name.into(), id);
         self.unavailable += 1;

@@ -1,6 +1,8 @@
 //! The broker's storage on disk: a data directory of topic stores behind the engine's
 //! [`Storage`] trait, with the fsync policy that decides what a commit does.
 
+use super::producers::ProducerFile;
+use crate::engine::storage::ProducerEntry;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -84,6 +86,7 @@ impl Storage for FileStorage {
     fn open(&mut self, topic: &str) -> Result<Box<dyn TopicStorage>, StoreError> {
         let (store, _) = TopicStore::open_in(&self.data_dir, topic, self.store, &self.files)?;
         Ok(Box::new(FileTopic {
+            producers: ProducerFile::new(store.dir()),
             store,
             fsync: self.fsync,
             unsynced_groups: Vec::new(),
@@ -119,6 +122,8 @@ struct FileTopic {
     fsync: Fsync,
     /// Groups saved since the last sync, under `--fsync batch`.
     unsynced_groups: Vec<String>,
+    /// Its idempotent producers' entries.
+    producers: ProducerFile,
 }
 
 impl TopicStorage for FileTopic {
@@ -130,19 +135,44 @@ impl TopicStorage for FileTopic {
         self.store.next()
     }
 
-    fn append(&mut self, offset: u64, frame: &[u8]) -> Result<(), StoreError> {
-        self.store.append(offset, frame)
+    fn append(
+        &mut self,
+        offset: u64,
+        frame: &[u8],
+        producer: Option<&ProducerEntry>,
+    ) -> Result<(), StoreError> {
+        let before = self.producers.len();
+        if let Some(entry) = producer {
+            self.producers.append(entry)?;
+        }
+        let appended = self.store.append(offset, frame);
+        if appended.is_err() && producer.is_some() {
+            if let Err(e) = self.producers.truncate(before) {
+                log::error!(
+                    "store: topic {}: cannot take back the producer entry of a publish it \
+                     refused: {e}",
+                    self.store.topic()
+                );
+            }
+        }
+        appended
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        self.store.commit(self.fsync == Fsync::Always)
+        let sync = self.fsync == Fsync::Always;
+        // The entries first: a publish on disk without its entry would be stored again when
+        // resent.
+        self.producers.commit(sync)?;
+        self.store.commit(sync)
     }
 
     fn rollback(&mut self) -> Result<(), StoreError> {
+        self.producers.rollback()?;
         self.store.rollback()
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
+        self.producers.sync()?;
         self.store.sync()?;
         for name in std::mem::take(&mut self.unsynced_groups) {
             super::groups::sync(self.store.dir(), &name)?;
@@ -177,6 +207,18 @@ impl TopicStorage for FileTopic {
 
     fn groups(&mut self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         super::groups::load(self.store.dir())
+    }
+
+    fn producers(&mut self) -> Result<Vec<ProducerEntry>, StoreError> {
+        self.producers.load(self.store.next())
+    }
+
+    fn producers_oversized(&self) -> bool {
+        self.producers.oversized()
+    }
+
+    fn rewrite_producers(&mut self, live: &[ProducerEntry]) -> Result<(), StoreError> {
+        self.producers.rewrite(live, self.fsync == Fsync::Always)
     }
 
     fn save_group(&mut self, name: &str, state: &[u8]) -> Result<(), StoreError> {

@@ -7,12 +7,11 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
+use super::checked::{CHECKED_HEADER, record, records};
 use super::error::IoContext;
 use super::format::GROUPS_DIR;
 use super::layout;
 
-/// Bytes before a record's body: its length and its crc32, both little-endian.
-pub const GROUP_RECORD_HEADER: usize = 8;
 /// A group file past this size is rewritten as its last record alone.
 pub const REWRITE_BYTES: u64 = 1 << 20;
 /// The suffix of a group file being rewritten; no group name holds it.
@@ -23,31 +22,9 @@ fn path(dir: &Path, name: &str) -> PathBuf {
     dir.join(GROUPS_DIR).join(name)
 }
 
-/// Appends a record of `body` to `out`.
-fn record(out: &mut Vec<u8>, body: &[u8]) {
-    let len = u32::try_from(body.len()).expect("a group state under 4 GiB");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    out.extend_from_slice(body);
-}
-
-/// The body of the last whole record of a group file's bytes, if it has one. Reading stops at
-/// the first record that is cut short or fails its checksum: a crash tears only the last.
-pub fn last_record(mut bytes: &[u8]) -> Option<&[u8]> {
-    let mut last = None;
-    while bytes.len() >= GROUP_RECORD_HEADER {
-        let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-        let Some(body) = bytes.get(GROUP_RECORD_HEADER..GROUP_RECORD_HEADER + len) else {
-            break;
-        };
-        if crc32fast::hash(body) != crc {
-            break;
-        }
-        last = Some(body);
-        bytes = &bytes[GROUP_RECORD_HEADER + len..];
-    }
-    last
+/// The body of the last whole record of a group file's bytes, if it has one.
+pub fn last_record(bytes: &[u8]) -> Option<&[u8]> {
+    records(bytes).last().map(|(body, _)| body)
 }
 
 /// Every group saved in topic directory `dir`, with the body of its last whole record.
@@ -97,7 +74,7 @@ pub fn load(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
 /// `sync`, the record survives power loss when this returns.
 pub fn save(dir: &Path, name: &str, body: &[u8], sync: bool) -> Result<(), StoreError> {
     let file = path(dir, name);
-    let mut bytes = Vec::with_capacity(GROUP_RECORD_HEADER + body.len());
+    let mut bytes = Vec::with_capacity(CHECKED_HEADER + body.len());
     record(&mut bytes, body);
     let len = match fs::metadata(&file) {
         Ok(meta) => meta.len(),
@@ -144,26 +121,4 @@ pub fn sync(dir: &Path, name: &str) -> Result<(), StoreError> {
     let file = path(dir, name);
     File::open(&file).and_then(|f| f.sync_data()).at(&file)?;
     layout::sync_dir(&dir.join(GROUPS_DIR))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_last_whole_record_counts() {
-        let mut bytes = Vec::new();
-        record(&mut bytes, b"first");
-        record(&mut bytes, b"second");
-        assert_eq!(last_record(&bytes), Some(&b"second"[..]));
-        // Torn in the middle of the second record: the first holds.
-        for cut in 1..GROUP_RECORD_HEADER + 6 {
-            let n = bytes.len() - cut;
-            assert_eq!(last_record(&bytes[..n]), Some(&b"first"[..]), "{cut}");
-        }
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        assert_eq!(last_record(&bytes), Some(&b"first"[..]));
-        assert_eq!(last_record(&[]), None);
-    }
 }

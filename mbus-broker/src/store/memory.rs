@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::files::{BATCH_INTERVAL, Fsync};
 use super::{Frames, StoreError};
-use crate::engine::storage::{Storage, TopicStorage};
+use crate::engine::storage::{ProducerEntry, Storage, TopicStorage};
 
 /// A call of the storage that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,6 +90,12 @@ struct Topic {
     /// Each consumer group's saved state: the last saved, which a crash of the process keeps,
     /// and the last synced, which a power loss keeps.
     groups: BTreeMap<String, (Vec<u8>, Option<Vec<u8>>)>,
+    /// The idempotent producers' entries, written with their publishes: a crash of the process
+    /// keeps them all, a power loss the first `producers_synced`, a rollback the first
+    /// `producers_committed`.
+    producers: Vec<ProducerEntry>,
+    producers_committed: usize,
+    producers_synced: usize,
 }
 
 impl Topic {
@@ -174,6 +180,9 @@ impl MemoryStorage {
                 .flatten();
             topic.truncate(end);
             if crash == Crash::PowerLoss {
+                let synced = topic.producers_synced;
+                topic.producers.truncate(synced);
+                topic.producers_committed = topic.producers_committed.min(synced);
                 topic.groups.retain(|_, (saved, synced)| match synced {
                     Some(s) => {
                         *saved = s.clone();
@@ -325,7 +334,12 @@ impl TopicStorage for MemoryTopic {
         self.with(None, |t, _| Ok(t.next())).unwrap_or(0)
     }
 
-    fn append(&mut self, offset: u64, frame: &[u8]) -> Result<(), StoreError> {
+    fn append(
+        &mut self,
+        offset: u64,
+        frame: &[u8],
+        producer: Option<&ProducerEntry>,
+    ) -> Result<(), StoreError> {
         let name = self.name.clone();
         self.with(Some(Op::Append), |t, _| {
             if offset != t.next() {
@@ -339,6 +353,7 @@ impl TopicStorage for MemoryTopic {
                 topic: name.clone(),
                 offset,
             })?;
+            t.producers.extend(producer.cloned());
             let shared: Arc<[u8]> = frame.into();
             for _ in 0..count {
                 t.records.push_back(Slot {
@@ -356,8 +371,10 @@ impl TopicStorage for MemoryTopic {
         self.with(Some(Op::Commit), |t, disk| {
             t.committed = t.next();
             t.written = t.next();
+            t.producers_committed = t.producers.len();
             if disk.fsync == Fsync::Always {
                 t.synced = t.next();
+                t.producers_synced = t.producers.len();
             }
             Ok(())
         })
@@ -366,6 +383,8 @@ impl TopicStorage for MemoryTopic {
     fn rollback(&mut self) -> Result<(), StoreError> {
         self.with(None, |t, _| {
             t.truncate(t.committed);
+            t.producers.truncate(t.producers_committed);
+            t.producers_synced = t.producers_synced.min(t.producers_committed);
             Ok(())
         })
     }
@@ -374,6 +393,7 @@ impl TopicStorage for MemoryTopic {
         self.with(Some(Op::Sync), |t, _| {
             t.written = t.next();
             t.synced = t.next();
+            t.producers_synced = t.producers.len();
             for (saved, synced) in t.groups.values_mut() {
                 *synced = Some(saved.clone());
             }
@@ -453,6 +473,33 @@ impl TopicStorage for MemoryTopic {
                 .iter()
                 .map(|(name, (saved, _))| (name.clone(), saved.clone()))
                 .collect())
+        })
+    }
+
+    fn producers(&mut self) -> Result<Vec<ProducerEntry>, StoreError> {
+        self.with(None, |t, _| {
+            let next = t.next();
+            let kept = t.producers.iter().take_while(|e| e.end <= next).count();
+            t.producers.truncate(kept);
+            t.producers_committed = kept;
+            t.producers_synced = t.producers_synced.min(kept);
+            Ok(t.producers.clone())
+        })
+    }
+
+    fn producers_oversized(&self) -> bool {
+        self.with(None, |t, _| Ok(t.producers.len() > 4096))
+            .unwrap_or(false)
+    }
+
+    fn rewrite_producers(&mut self, live: &[ProducerEntry]) -> Result<(), StoreError> {
+        self.with(None, |t, disk| {
+            t.producers = live.to_vec();
+            t.producers_committed = live.len();
+            if disk.fsync == Fsync::Always {
+                t.producers_synced = live.len();
+            }
+            Ok(())
         })
     }
 

@@ -9,6 +9,7 @@
 //! so that the caller can skip it. Memory per topic is a few words per segment, whatever the
 //! amount of data, plus the write buffer between a flush and the next.
 
+mod checked;
 mod error;
 mod file;
 mod files;
@@ -17,6 +18,7 @@ mod groups;
 mod layout;
 pub mod memory;
 mod pool;
+mod producers;
 mod read;
 mod record;
 mod recovery;

@@ -224,3 +224,22 @@ pub fn record_starts(log: &[u8]) -> Vec<usize> {
     assert_eq!(p, log.len());
     starts
 }
+
+/// The bytes of the example STORAGE.md marks with `<!-- marker -->`: the hex of the first code
+/// block after the marker.
+pub fn storage_example(marker: &str) -> Vec<u8> {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../STORAGE.md")).unwrap();
+    let block = doc
+        .split(&format!("<!-- {marker} -->"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("STORAGE.md marks no {marker}"));
+    block
+        .lines()
+        .skip_while(|l| !l.starts_with("```"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .flat_map(|l| l.split_whitespace())
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect()
+}

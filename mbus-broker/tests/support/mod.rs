@@ -39,6 +39,8 @@ pub enum Owned {
         reason: String,
     },
     Pong,
+    /// The number of the connection's first publish.
+    Identified(u64),
     Other(String),
 }
 
@@ -73,6 +75,7 @@ impl From<Frame<'_>> for Owned {
                 reason: reason.into(),
             },
             Frame::Pong => Owned::Pong,
+            Frame::Identified { sequence, .. } => Owned::Identified(sequence),
             Frame::Ping => Owned::Other("Ping".into()),
             other => Owned::Other(format!("{other:?}")),
         }

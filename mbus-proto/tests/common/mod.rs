@@ -279,6 +279,22 @@ fn group_frames(long_topic: &'static str) -> Vec<Frame<'static>> {
                 lost: 0,
             },
         },
+        Frame::Identify {
+            producer: "p",
+            sequence: 1,
+        },
+        Frame::Identify {
+            producer: "web-1.4242.9f3a",
+            sequence: u64::MAX,
+        },
+        Frame::Identify {
+            producer: "p",
+            sequence: 0,
+        },
+        Frame::Identified {
+            producer: "p",
+            sequence: 1,
+        },
     ]);
     frames
 }

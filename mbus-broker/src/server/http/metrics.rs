@@ -118,6 +118,11 @@ pub fn exposition(cx: &Context<'_>) -> String {
         counter(counters.gaps),
     );
     registry.register(
+        "publishes_deduplicated",
+        "Publishes of idempotent producers confirmed without being stored again: resends of what was stored",
+        counter(counters.deduplicated),
+    );
+    registry.register(
         "messages_dropped",
         "Messages of memory-only topics dropped by retention or the memory budget",
         counter(counters.dropped),
