@@ -11,7 +11,9 @@ pub mod cli;
 mod connection;
 mod error;
 mod options;
+mod reconnect;
 
 pub use connection::Connection;
 pub use error::ClientError;
 pub use options::ConnectOptions;
+pub use reconnect::{Reconnect, is_lost};

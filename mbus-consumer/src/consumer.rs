@@ -3,13 +3,11 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use mbus_client::Connection;
+use mbus_client::{Connection, is_lost};
 use mbus_proto::client::{BatchSpan, Incoming, Span};
 use mbus_proto::{
     AckAction, AckRanges, Frame, GroupOptions, Role, Start, validate_group, validate_topic,
 };
-
-use mbus_proto::ErrorCode;
 
 use crate::{ConsumerError, ConsumerOptions, Event};
 
@@ -75,6 +73,8 @@ struct Subscription {
     /// starts: messages of a delivery before it (a batch the start falls inside, or what was
     /// handed out before a reconnect) are dropped.
     next: Option<u64>,
+    /// Subscribed again after a reconnect, its `Subscribed` not yet read.
+    resumed: bool,
 }
 
 /// The messages of a delivery not yet handed out, as spans of the read buffer.
@@ -283,11 +283,15 @@ impl Consumer {
     pub fn subscribe(&mut self, topic: &str, start: Start) -> Result<(), ConsumerError> {
         validate_topic(topic)?;
         match self.subs.iter_mut().find(|s| s.topic == topic) {
-            Some(sub) => sub.resume = start,
+            Some(sub) => {
+                sub.resume = start;
+                sub.resumed = false;
+            }
             None => self.subs.push(Subscription {
                 topic: topic.to_owned(),
                 resume: start,
                 next: None,
+                resumed: false,
             }),
         }
         self.send(Frame::Subscribe { topic, start })
@@ -422,7 +426,17 @@ impl Consumer {
                     }));
                 }
                 Incoming::Gap { topic, to, .. } => (topic, to),
-                Incoming::Subscribed { topic, offset, .. } => (topic, offset),
+                Incoming::Subscribed {
+                    topic,
+                    offset,
+                    first,
+                    next,
+                } => {
+                    if self.restarted_empty(topic, offset, first, next)? {
+                        continue;
+                    }
+                    (topic, offset)
+                }
                 _ => return Err(ConsumerError::UnexpectedFrame("Confirm")),
             };
             // Where the topic goes on, after a reconnect too: past what is handed out now.
@@ -507,35 +521,52 @@ impl Consumer {
         }
     }
 
+    /// After a reconnect, a topic whose next offset is below where the subscription resumes
+    /// holds fewer messages than this consumer had read: the broker lost them (it runs without
+    /// a data directory and restarted). Rather than wait for offsets that new messages will
+    /// take only once they pass the old ones, the consumer reads the topic again from its first
+    /// offset and says so; returns true when it did, and the `Subscribed` that comes next
+    /// counts instead of this one.
+    fn restarted_empty(
+        &mut self,
+        topic: Span,
+        offset: u64,
+        first: u64,
+        next: u64,
+    ) -> Result<bool, ConsumerError> {
+        let name = self.conn.protocol_ref().text(topic).to_owned();
+        let Some(sub) = self.subs.iter_mut().find(|s| s.topic == name) else {
+            return Ok(false);
+        };
+        let restarted = std::mem::take(&mut sub.resumed) && next < offset;
+        if restarted {
+            log::warn!(
+                "topic {name} holds offsets {first}..{next} after the reconnect, below offset \
+                 {offset} where this consumer was: the broker lost its messages (a restart \
+                 without a data directory); reading the topic again from offset {first}"
+            );
+            self.send(Frame::Subscribe {
+                topic: &name,
+                start: Start::Offset(first),
+            })?;
+        }
+        Ok(restarted)
+    }
+
     /// Opens the connection again after `lost`, as [`ConsumerOptions::reconnect`] says, and
     /// subscribes every topic again where it left off. Returns the last error once the attempts
     /// are used up, or at once an error that another attempt would not mend.
     fn reconnect(&mut self, lost: ConsumerError) -> Result<(), ConsumerError> {
         let policy = self.options.reconnect.expect("reconnect is on");
-        let mut wait = policy.backoff;
-        let mut last = lost;
-        for attempt in 1..=policy.max_attempts {
-            log::warn!(
-                "lost the broker ({last}); connecting again in {wait:?}, attempt {attempt} of {}",
-                policy.max_attempts
-            );
-            std::thread::sleep(wait);
-            wait = (wait * 2).min(policy.max_backoff);
-            match self.resubscribe() {
-                Ok(()) => {
-                    log::warn!("connected again; {} topics resumed", self.subs.len());
-                    return Ok(());
-                }
-                Err(e) if is_lost(&e) => last = e,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last)
+        policy.run(lost, is_lost, || self.resubscribe())?;
+        log::warn!("connected again; {} topics resumed", self.subs.len());
+        Ok(())
     }
 
     fn resubscribe(&mut self) -> Result<(), ConsumerError> {
         self.conn = Connection::open(&self.addrs[..], Role::Consumer, &self.options.connect)?;
-        for sub in &self.subs {
+        for sub in &mut self.subs {
+            sub.resumed = true;
             self.conn.protocol().send(Frame::Subscribe {
                 topic: &sub.topic,
                 start: sub.resume,
@@ -583,21 +614,5 @@ fn message_event<'a>(
         data: message.data,
         group: group.map(|g| g.0),
         attempt: group.map_or(1, |g| g.1),
-    }
-}
-
-/// Whether `e` means the broker went away, or is going, so that connecting again may work:
-/// the connection failed or closed, the broker is shutting down or full. A refusal of what the
-/// consumer asked (a bad topic, a wrong token) is not: asking again gets the same answer.
-fn is_lost(e: &ConsumerError) -> bool {
-    match e {
-        ConsumerError::Io(_) | ConsumerError::Closed => true,
-        ConsumerError::Refused { code, .. } => {
-            matches!(
-                code,
-                ErrorCode::ShuttingDown | ErrorCode::TooManyConnections
-            )
-        }
-        _ => false,
     }
 }

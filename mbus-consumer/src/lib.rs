@@ -28,5 +28,6 @@ pub use consumer::Consumer;
 pub use event::Event;
 pub use mbus_client::ClientError as ConsumerError;
 pub use mbus_client::ConnectOptions;
+pub use mbus_client::Reconnect;
 pub use mbus_proto::{Headers, Start};
-pub use options::{ConsumerOptions, Reconnect};
+pub use options::ConsumerOptions;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mbus_client::ConnectOptions;
+use mbus_client::{ConnectOptions, Reconnect};
 
 /// Settings for [`crate::Consumer::connect`]. Start from `default()` and set what differs.
 #[derive(Debug, Clone, Default)]
@@ -14,32 +14,8 @@ pub struct ConsumerOptions {
     /// [`crate::ConsumerError::Timeout`]; `None` waits for ever. Must not be zero.
     pub read_timeout: Option<Duration>,
     /// Whether and how the consumer connects again when the connection is lost; `None` (the
-    /// default) reports the loss instead.
+    /// default) reports the loss instead. After a reconnect it subscribes each topic again
+    /// where it left off (the offset after the last message it handed out) and joins its groups
+    /// again, so that nothing is handed out twice.
     pub reconnect: Option<Reconnect>,
-}
-
-/// How a consumer connects again after losing its connection: it waits `backoff`, doubled
-/// after each failed attempt up to `max_backoff`, gives up after `max_attempts` failures in a
-/// row, and subscribes each topic again where it left off (the offset after the last message
-/// it handed out), so that nothing is handed out twice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Reconnect {
-    /// The wait before the first attempt.
-    pub backoff: Duration,
-    /// The longest wait between attempts.
-    pub max_backoff: Duration,
-    /// Failed attempts in a row after which the last error is returned.
-    pub max_attempts: u32,
-}
-
-impl Default for Reconnect {
-    /// 100 ms, doubling up to 5 s, 30 attempts: about two minutes without a broker.
-    fn default() -> Self {
-        Reconnect {
-            backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            max_attempts: 30,
-        }
-    }
 }

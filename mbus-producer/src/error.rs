@@ -25,6 +25,13 @@ pub enum ProducerError {
     /// The message's headers break the protocol's limits; nothing was sent.
     #[error("invalid headers: {0}")]
     Headers(#[from] mbus_proto::BatchError),
+    /// The broker predates idempotent producers: it refused the `Identify` of a producer given
+    /// an identity.
+    #[error(
+        "the broker does not know idempotent producers (it refused Identify as {0}); \
+         publish without an identity, or run a newer broker"
+    )]
+    NoIdempotence(String),
     /// The broker closed the connection before confirming every message.
     #[error("the broker closed the connection after confirming {confirmed} of {sent} messages")]
     Closed {

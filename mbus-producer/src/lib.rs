@@ -6,6 +6,10 @@
 //! passes 64 KiB, and the broker confirms cumulatively. [`Producer::wait_confirmed`] flushes and
 //! blocks until the broker has confirmed everything, which is the moment a message is safe.
 //!
+//! With [`ProducerOptions::identity`] and [`ProducerOptions::reconnect`] set, the producer is
+//! idempotent and survives the broker: a lost connection is opened again and whatever the broker
+//! had not confirmed is resent, and the broker stores each publish once.
+//!
 //! ```no_run
 //! use mbus_producer::{Producer, ProducerOptions};
 //!
@@ -21,6 +25,6 @@ mod options;
 mod producer;
 
 pub use error::{ClientError, ProducerError};
-pub use mbus_client::ConnectOptions;
-pub use options::ProducerOptions;
+pub use mbus_client::{ConnectOptions, Reconnect};
+pub use options::{ProducerOptions, generated_identity};
 pub use producer::Producer;

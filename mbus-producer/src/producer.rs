@@ -1,13 +1,14 @@
 //! The producer: publishes over one connection and counts the broker's confirms.
 
+mod session;
 mod wire;
 
 use std::collections::VecDeque;
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use mbus_client::Connection;
-use mbus_proto::{BatchBuilder, Frame, Role, publish_len, validate_topic};
+use mbus_client::{ClientError, Connection};
+use mbus_proto::{BatchBuilder, Frame, publish_len, validate_topic};
 
 use crate::{ProducerError, ProducerOptions};
 
@@ -33,38 +34,74 @@ const DROP_FLUSH: Duration = Duration::from_secs(5);
 ///
 /// The producer reads only inside its own calls. A broker that pings an idle producer is
 /// answered at the next call that writes or waits.
+///
+/// With [`ProducerOptions::reconnect`], a call that finds the connection lost connects again
+/// (waiting as the policy says, a log line per attempt), resends every publish not confirmed,
+/// in order, and goes on; with [`ProducerOptions::identity`] too, the broker stores each of
+/// them once.
 #[derive(Debug)]
 pub struct Producer {
     conn: Connection,
+    /// Where the broker is, for connecting again.
+    addrs: Vec<SocketAddr>,
+    options: ProducerOptions,
+    /// The producer's number of this connection's first publish: a confirm of `count` covers
+    /// publishes up to `first + count - 1`.
+    first: u64,
+    /// Dropping: what is buffered is written once, with no reconnect.
+    closing: bool,
     max_in_flight: u64,
     sent: u64,
     confirmed: u64,
     /// The messages published since the last write, all to `batch_topic`, not yet framed.
     batch: BatchBuilder,
     batch_topic: String,
-    /// `Publish` frames sent, which is what the broker's confirms count.
+    /// `Publish` frames made, over every connection: the number of the last one.
     frames: u64,
-    /// For each frame not yet confirmed, its number and the messages published up to its end.
-    unconfirmed: VecDeque<(u64, u64)>,
+    /// Each frame not yet confirmed, oldest first.
+    unconfirmed: VecDeque<Unconfirmed>,
+    /// Bytes of the frames `unconfirmed` keeps to resend.
+    kept: usize,
+}
+
+/// A `Publish` frame the broker has not confirmed.
+#[derive(Debug)]
+struct Unconfirmed {
+    /// The producer's number of the publish.
+    number: u64,
+    /// The messages published up to its end.
+    messages: u64,
+    /// Its bytes, kept to resend after a reconnect (empty without one).
+    frame: Vec<u8>,
 }
 
 impl Producer {
     /// Connects, says `Hello` and waits for the broker's `Welcome`, all within the options'
-    /// connect timeout.
+    /// connect timeout; with an identity it starts the producer's session too (`Identify`,
+    /// answered by `Identified`).
     pub fn connect(
         addr: impl ToSocketAddrs,
         options: &ProducerOptions,
     ) -> Result<Producer, ProducerError> {
-        let conn = Connection::open(addr, Role::Producer, &options.connect)?;
+        if let Some(identity) = &options.identity {
+            mbus_proto::validate_producer_id(identity).map_err(ClientError::InvalidTopic)?;
+        }
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(ClientError::from)?.collect();
+        let (conn, first) = session::open(&addrs, options, 0)?;
         Ok(Producer {
             conn,
+            addrs,
+            options: options.clone(),
+            first,
+            closing: false,
             max_in_flight: options.max_in_flight.max(1),
             sent: 0,
             confirmed: 0,
             batch: BatchBuilder::new(),
             batch_topic: String::new(),
-            frames: 0,
+            frames: first - 1,
             unconfirmed: VecDeque::new(),
+            kept: 0,
         })
     }
 
@@ -98,9 +135,9 @@ impl Producer {
                 max,
             });
         }
-        if self.sent - self.confirmed >= self.max_in_flight {
+        if self.too_far_ahead() {
             self.write_out(None)?;
-            while self.sent - self.confirmed >= self.max_in_flight {
+            while self.too_far_ahead() {
                 self.await_frames(None)?;
             }
         }
@@ -135,28 +172,47 @@ impl Producer {
         Ok(self.sent)
     }
 
+    /// Whether `publish` must wait for confirms first: too many messages, or (when they are
+    /// kept to resend) too many bytes, are unconfirmed.
+    fn too_far_ahead(&self) -> bool {
+        self.sent - self.confirmed >= self.max_in_flight
+            || self.kept >= self.options.max_unconfirmed_bytes
+    }
+
     /// Frames the messages of the open batch as one `Publish`, behind what is buffered.
     fn frame_batch(&mut self) {
         if let Some(batch) = self.batch.batch() {
             let out = self.conn.protocol().outbound_mut();
+            let start = out.len();
             Frame::Publish {
                 topic: &self.batch_topic,
                 batch,
             }
             .encode(out);
+            let frame = match self.options.reconnect {
+                Some(_) => out[start..].to_vec(),
+                None => Vec::new(),
+            };
+            self.kept += frame.len();
             self.batch.clear();
             self.frames += 1;
-            self.unconfirmed.push_back((self.frames, self.sent));
+            self.unconfirmed.push_back(Unconfirmed {
+                number: self.frames,
+                messages: self.sent,
+                frame,
+            });
         }
     }
 
-    /// Takes in the broker's `Confirm` of its first `frames` publishes.
-    fn confirm_frames(&mut self, frames: u64) {
-        while let Some(&(frame, messages)) = self.unconfirmed.front() {
-            if frame > frames {
+    /// Takes in the broker's `Confirm` of the connection's first `count` publishes.
+    fn confirm_frames(&mut self, count: u64) {
+        let through = (self.first - 1).saturating_add(count);
+        while let Some(front) = self.unconfirmed.front() {
+            if front.number > through {
                 break;
             }
-            self.confirmed = messages;
+            self.confirmed = front.messages;
+            self.kept -= front.frame.len();
             self.unconfirmed.pop_front();
         }
     }
@@ -202,6 +258,11 @@ impl Producer {
         self.confirmed
     }
 
+    /// The identity this producer publishes under, if it is idempotent.
+    pub fn identity(&self) -> Option<&str> {
+        self.options.identity.as_deref()
+    }
+
     /// The largest frame body the broker accepts, from its `Welcome`.
     pub fn max_frame(&self) -> u32 {
         self.conn.max_frame()
@@ -218,6 +279,7 @@ impl Drop for Producer {
     /// Writes what is still buffered, as `BufWriter` does, within a bounded time; whether the
     /// broker stored it is what [`Producer::finish`] would have said.
     fn drop(&mut self) {
+        self.closing = true;
         let deadline = Instant::now().checked_add(DROP_FLUSH);
         let _ = self.write_out(deadline);
     }

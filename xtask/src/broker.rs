@@ -33,9 +33,23 @@ impl Broker {
 
     /// [`Broker::start`] with further `mbus-broker` flags, such as retention limits.
     pub fn start_with(bins: &Binaries, log: &Path, flags: &[String]) -> anyhow::Result<Broker> {
-        let [producer_port, consumer_port] = free_ports()?;
-        let log_file =
-            File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        Broker::start_on(bins, log, free_ports()?, flags)
+    }
+
+    /// [`Broker::start_with`] on the given producer and consumer ports, its log appended to
+    /// `log`: a broker started again where clients look for it.
+    pub fn start_on(
+        bins: &Binaries,
+        log: &Path,
+        [producer_port, consumer_port]: [u16; 2],
+        flags: &[String],
+    ) -> anyhow::Result<Broker> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("cannot open {}", log.display()))?;
         let mut proc = Proc::spawn(
             "broker",
             Command::new(&bins.broker)
@@ -89,6 +103,11 @@ impl Broker {
     /// The broker's process id, for reading its memory use.
     pub fn pid(&self) -> u32 {
         self.proc.id()
+    }
+
+    /// Kills the broker with SIGKILL, as a crash would.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.proc.kill()
     }
 
     /// Stops the broker with SIGTERM and requires a clean exit.

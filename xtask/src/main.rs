@@ -2,6 +2,7 @@
 
 mod bench;
 mod crash;
+mod crash_clients;
 mod demo;
 mod fuzz;
 mod integration;

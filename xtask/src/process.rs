@@ -121,6 +121,15 @@ impl Proc {
         Ok(())
     }
 
+    /// Kills the child with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        let name = &self.name;
+        self.child
+            .kill()
+            .and_then(|()| self.child.wait().map(drop))
+            .with_context(|| format!("cannot kill {name}"))
+    }
+
     /// Sends SIGTERM, then waits for a clean exit (code 0).
     pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<()> {
         self.stop_with(libc::SIGTERM, "SIGTERM", timeout)

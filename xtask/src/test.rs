@@ -1,6 +1,6 @@
 //! `cargo xtask test`: everything that checks the project, in one command: the workspace's tests,
-//! the client libraries without their binaries, the command-line round trip, an integration run
-//! of the real binaries, and a short fuzz.
+//! the client libraries without their binaries, the command-line round trip, the clients through
+//! broker crashes, an integration run of the real binaries, and a short fuzz.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 
-use crate::{fuzz, integration};
+use crate::{crash_clients, fuzz, integration};
 use xtask::broker::Broker;
 use xtask::process::Proc;
 use xtask::workspace::{self, root};
@@ -38,6 +38,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "--no-default-features",
     ])?;
     cli_round_trip()?;
+    // Both clients through broker crashes: exactly once with a data directory; without one,
+    // what a restart loses is reported.
+    crash_clients::run(10, true)?;
+    crash_clients::run(3, false)?;
     integration::run(&integration::Args::default())?;
     if args.fuzz_secs > 0 {
         fuzz::run(&fuzz::Args::for_secs(args.fuzz_secs))?;

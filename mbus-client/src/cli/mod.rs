@@ -17,6 +17,22 @@ pub struct BrokerArgs {
     pub auth_token: Option<String>,
 }
 
+/// How a command connects again when it loses the broker.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReconnectArgs {
+    /// When the connection is lost, connect again this many times (waiting 100 ms, doubling up
+    /// to 5 s, a line on stderr per attempt) and go on where it left off; 0 exits instead.
+    #[arg(long, default_value_t = 30)]
+    pub reconnect_attempts: u32,
+}
+
+impl ReconnectArgs {
+    /// The policy the flag asks for: none for 0 attempts.
+    pub fn policy(&self) -> Option<crate::Reconnect> {
+        crate::Reconnect::attempts(self.reconnect_attempts)
+    }
+}
+
 /// What `--completions SHELL` and `--man` ask of a command, shared by both clients.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DocArgs {

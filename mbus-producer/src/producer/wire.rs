@@ -18,30 +18,44 @@ const WRITE_POLL: Duration = Duration::from_millis(50);
 
 impl Producer {
     /// Writes what is buffered to the broker, reading its frames whenever a write stalls.
+    /// A connection found lost is opened again when the producer reconnects, and what it had
+    /// not confirmed is written again.
     pub(super) fn write_out(&mut self, deadline: Option<Instant>) -> Result<(), ProducerError> {
         self.frame_batch();
         while !self.conn.protocol().outbound().is_empty() {
-            self.drain()?;
+            if let Err(e) = self.drain() {
+                self.recover(e)?;
+                continue;
+            }
             match self.conn.write_some(Some(WRITE_POLL)) {
                 Ok(0) if deadline.is_some_and(|d| Instant::now() >= d) => {
                     return Err(ClientError::Timeout.into());
                 }
                 Ok(_) => {}
-                Err(ClientError::Closed) => return Err(self.last_words()),
-                Err(e) => return Err(self.sort(e)),
+                Err(ClientError::Closed) => {
+                    let e = self.last_words();
+                    self.recover(e)?;
+                }
+                Err(e) => {
+                    let e = self.sort(e);
+                    self.recover(e)?;
+                }
             }
         }
         Ok(())
     }
 
     /// Blocks until the broker sends something, applies it and sends any Pong it asked for.
+    /// A connection found lost is opened again when the producer reconnects.
     pub(super) fn await_frames(&mut self, deadline: Option<Instant>) -> Result<(), ProducerError> {
-        match self.conn.read_until(deadline) {
-            Ok(true) => {}
+        let read = match self.conn.read_until(deadline) {
+            Ok(true) => self.apply_frames(),
             Ok(false) => return Err(ClientError::Timeout.into()),
-            Err(e) => return Err(self.sort(e)),
+            Err(e) => Err(self.sort(e)),
+        };
+        if let Err(e) = read {
+            self.recover(e)?;
         }
-        self.apply_frames()?;
         self.write_out(deadline)
     }
 

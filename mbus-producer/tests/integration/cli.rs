@@ -23,21 +23,32 @@ fn run_with_stdin(mut command: Command, stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Welcomes the producer, confirms everything it publishes, and returns the messages once it
-/// has closed the connection, with the token its Hello carried.
+/// Welcomes the producer, answers its `Identify` if it sends one, confirms everything it
+/// publishes, and returns the messages once it has closed the connection, with the token its
+/// Hello carried.
 fn confirm_all(mut peer: Peer) -> (Option<String>, Vec<(String, Vec<u8>)>) {
     let token = peer.welcome(DEFAULT_MAX_FRAME);
     let mut messages = Vec::new();
+    let mut publishes = 0;
     while let Some(frame) = peer.recv() {
-        let Frame::Publish { topic, batch } = frame else {
-            panic!("expected a Publish, got {frame:?}");
-        };
-        for message in batch.iter() {
-            messages.push((topic.to_owned(), message.data.to_owned()));
+        match frame {
+            Frame::Identify { producer, .. } if publishes == 0 => {
+                let producer = producer.to_owned();
+                peer.send(Frame::Identified {
+                    producer: &producer,
+                    sequence: 1,
+                });
+                continue;
+            }
+            Frame::Publish { topic, batch } => {
+                for message in batch.iter() {
+                    messages.push((topic.to_owned(), message.data.to_owned()));
+                }
+            }
+            other => panic!("expected a Publish, got {other:?}"),
         }
-        peer.send(Frame::Confirm {
-            count: messages.len() as u64,
-        });
+        publishes += 1;
+        peer.send(Frame::Confirm { count: publishes });
     }
     (token, messages)
 }
@@ -80,6 +91,7 @@ fn each_stdin_line_is_a_message_and_the_token_comes_from_the_environment() {
 fn headers_are_given_to_every_message_in_order() {
     let (addr, broker) = fake_broker::spawn(|mut peer| {
         peer.welcome(DEFAULT_MAX_FRAME);
+        peer.identify();
         let got = [peer.publish_with_headers(), peer.publish_with_headers()];
         peer.send(Frame::Confirm { count: 2 });
         got
@@ -165,4 +177,30 @@ fn an_invalid_topic_is_a_usage_error() {
             .unwrap()
             .contains("no/slashes")
     );
+}
+
+#[test]
+fn a_broker_without_idempotent_producers_is_published_to_without_an_identity() {
+    let (addr, broker) = fake_broker::serve(|accept| {
+        let mut old = accept();
+        old.welcome(DEFAULT_MAX_FRAME);
+        old.recv();
+        old.send(Frame::Error {
+            code: ErrorCode::UnknownKind,
+            reason: "unknown frame kind 20",
+        });
+        drop(old);
+        confirm_all(accept())
+    });
+    let output = mbus_producer(addr.port(), &["--topic", "orders", "--message", "hi"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("publishing without an identity"),
+        "{stderr}"
+    );
+    let (_, messages) = broker.join().unwrap();
+    assert_eq!(messages, [("orders".to_owned(), b"hi".to_vec())]);
 }

@@ -23,6 +23,16 @@ pub fn spawn<T: Send + 'static>(
     (addr, handle)
 }
 
+/// Runs `script` in a thread on a listener it accepts connections from, one after another.
+pub fn serve<T: Send + 'static>(
+    script: impl FnOnce(&dyn Fn() -> Peer) -> T + Send + 'static,
+) -> (SocketAddr, JoinHandle<T>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || script(&|| Peer::new(accept(&listener))));
+    (addr, handle)
+}
+
 fn accept(listener: &TcpListener) -> TcpStream {
     listener.set_nonblocking(true).unwrap();
     let deadline = Instant::now() + LIMIT;
@@ -96,6 +106,28 @@ impl Peer {
             idle_timeout: 60_000,
         });
         token
+    }
+
+    /// Takes the `Identify` of an idempotent producer and answers it as a broker that knows
+    /// nothing of the identity would; returns the identity.
+    pub fn identify(&mut self) -> String {
+        self.identify_after(0).0
+    }
+
+    /// Takes the `Identify` of an idempotent producer and answers it as a broker whose topics
+    /// remember publish `last` of it as the highest; returns the identity and the number the
+    /// producer asked for.
+    pub fn identify_after(&mut self, last: u64) -> (String, u64) {
+        let (producer, sequence) = match self.recv() {
+            Some(Frame::Identify { producer, sequence }) => (producer.to_owned(), sequence),
+            other => panic!("expected an Identify, got {other:?}"),
+        };
+        let first = if sequence == 0 { last + 1 } else { sequence };
+        self.send(Frame::Identified {
+            producer: &producer,
+            sequence: first,
+        });
+        (producer, sequence)
     }
 
     /// Takes the next message published, without headers, and returns its topic and data.

@@ -497,3 +497,64 @@ fn the_broker_is_read_while_publishing() {
     let pong_after = broker.join().unwrap().expect("no Pong");
     assert!(pong_after < N, "the Pong came after all {N} messages");
 }
+
+#[test]
+fn a_lost_connection_is_opened_again_and_what_was_not_confirmed_is_resent_under_the_identity() {
+    let (addr, broker) = fake_broker::serve(|accept| {
+        let mut first = accept();
+        first.welcome(DEFAULT_MAX_FRAME);
+        // The identity's topics remember its publish 4: this session's first is 5.
+        let session = first.identify_after(4);
+        let sent: Vec<_> = (0..3).map(|_| first.publish()).collect();
+        first.send(Frame::Confirm { count: 1 });
+        drop(first);
+        let mut second = accept();
+        second.welcome(DEFAULT_MAX_FRAME);
+        let resumed = second.identify_after(4);
+        let resent: Vec<_> = (0..2).map(|_| second.publish()).collect();
+        second.send(Frame::Confirm { count: 2 });
+        assert!(
+            second.recv().is_none(),
+            "the producer closes once all is confirmed"
+        );
+        (session, resumed, sent, resent)
+    });
+    let mut options = options();
+    options.identity = Some("web-1".into());
+    options.reconnect = mbus_producer::Reconnect::attempts(5);
+    let mut p = Producer::connect(addr, &options).unwrap();
+    for data in [b"one", b"two", b"six"] {
+        p.publish("orders", data).unwrap();
+        p.flush().unwrap();
+    }
+    assert_eq!(p.finish().unwrap(), 3);
+    let (session, resumed, sent, resent) = broker.join().unwrap();
+    assert_eq!(session, ("web-1".to_owned(), 0), "a new session");
+    assert_eq!(
+        resumed,
+        ("web-1".to_owned(), 6),
+        "resumed at the first unconfirmed"
+    );
+    assert_eq!(resent, sent[1..], "the two unconfirmed, in order");
+}
+
+#[test]
+fn an_identity_a_broker_does_not_know_is_a_clear_error() {
+    let (addr, _broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        peer.recv();
+        peer.send(Frame::Error {
+            code: ErrorCode::UnknownKind,
+            reason: "unknown frame kind 20",
+        });
+    });
+    let mut options = options();
+    options.identity = Some("web-1".into());
+    let err = Producer::connect(addr, &options).unwrap_err();
+    assert!(matches!(err, ProducerError::NoIdempotence(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("does not know idempotent producers"),
+        "{err}"
+    );
+}

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use log::{info, warn};
-use mbus_client::cli::{BrokerArgs, DocArgs, Progress, parse_topic};
-use mbus_consumer::{Consumer, ConsumerError, ConsumerOptions, Event, Reconnect};
+use mbus_client::cli::{BrokerArgs, DocArgs, Progress, ReconnectArgs, parse_topic};
+use mbus_consumer::{Consumer, ConsumerError, ConsumerOptions, Event};
 use mbus_proto::GroupOptions;
 
 use crate::delivered::Delivered;
@@ -81,10 +81,8 @@ struct Cli {
     /// The broker's consumer port.
     #[arg(long, default_value_t = 9991)]
     port: u16,
-    /// When the connection is lost, connect again this many times (waiting 100 ms, doubling up
-    /// to 5 s) and go on where each topic left off; 0 exits instead.
-    #[arg(long, default_value_t = 30)]
-    reconnect_attempts: u32,
+    #[command(flatten)]
+    reconnect: ReconnectArgs,
     /// End with a summary line (messages, bytes, rate) even when stderr is not a terminal.
     #[arg(short, long)]
     verbose: bool,
@@ -112,11 +110,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     let mut options = ConsumerOptions::default();
     options.connect.auth_token = cli.broker.auth_token.clone();
-    options.reconnect = (cli.reconnect_attempts > 0).then(|| {
-        let mut reconnect = Reconnect::default();
-        reconnect.max_attempts = cli.reconnect_attempts;
-        reconnect
-    });
+    options.reconnect = cli.reconnect.policy();
     let host = &cli.broker.host;
     let mut consumer = Consumer::connect((host.as_str(), cli.port), &options)
         .with_context(|| format!("cannot connect to the broker at {host}:{}", cli.port))?;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use log::info;
-use mbus_client::cli::{BrokerArgs, DocArgs, Progress, parse_topic};
-use mbus_producer::{Producer, ProducerError, ProducerOptions};
+use mbus_client::cli::{BrokerArgs, DocArgs, Progress, ReconnectArgs, parse_topic};
+use mbus_producer::{Producer, ProducerError, ProducerOptions, generated_identity};
 
 use crate::load::Load;
 
@@ -57,6 +57,14 @@ struct Cli {
     /// at once.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     linger: Duration,
+    /// The identity the broker knows this producer by, so that what it resends after a
+    /// reconnect is stored once (1 to 64 of `A-Z a-z 0-9 . _ -`). By default one is made for
+    /// the process; given one, a later run with it goes on after the last publish of the one
+    /// before.
+    #[arg(long, value_parser = parse_producer_id)]
+    producer_id: Option<String>,
+    #[command(flatten)]
+    reconnect: ReconnectArgs,
     /// End with a summary line (messages, bytes, rate) even when stderr is not a terminal.
     #[arg(short, long)]
     verbose: bool,
@@ -87,9 +95,23 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     mbus_proto::batch::check_headers(&headers).context("invalid --header")?;
     let mut options = ProducerOptions::default();
     options.connect.auth_token = cli.broker.auth_token.clone();
+    options.identity = Some(cli.producer_id.clone().unwrap_or_else(generated_identity));
+    options.reconnect = cli.reconnect.policy();
     let host = &cli.broker.host;
-    let mut producer = Producer::connect((host.as_str(), cli.port), &options)
-        .with_context(|| format!("cannot connect to the broker at {host}:{}", cli.port))?;
+    let addr = (host.as_str(), cli.port);
+    let mut producer = match Producer::connect(addr, &options) {
+        // A broker older than idempotent producers is still served, without the promise.
+        Err(ProducerError::NoIdempotence(reason)) if cli.producer_id.is_none() => {
+            log::warn!(
+                "the broker does not know idempotent producers ({reason}); publishing without \
+                 an identity, so a message resent after a reconnect may be stored twice"
+            );
+            options.identity = None;
+            Producer::connect(addr, &options)
+        }
+        other => other,
+    }
+    .with_context(|| format!("cannot connect to the broker at {host}:{}", cli.port))?;
     if let Some(count) = cli.count {
         let load = Load {
             count,
@@ -147,6 +169,10 @@ fn parse_size(s: &str) -> Result<usize, String> {
         .parse()
         .map_err(|e| format!("expected a size such as 128 or 4KiB: {e}"))?;
     usize::try_from(size.as_u64()).map_err(|_| format!("{s} is too large"))
+}
+
+fn parse_producer_id(s: &str) -> Result<String, mbus_proto::TopicError> {
+    mbus_proto::validate_producer_id(s).map(|()| s.to_owned())
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
