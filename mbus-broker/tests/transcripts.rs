@@ -84,4 +84,8 @@ fn the_protocol_documents_sessions_replay_against_the_broker() {
     replay(broker.consumers, "consumer-session.txt");
     replay(broker.consumers, "group-session.txt");
     replay(broker.producers, "refused-version.txt");
+    // An idempotent producer's session, its resend on a new connection, and the topic after.
+    replay(broker.producers, "idempotent-session.txt");
+    replay(broker.producers, "idempotent-resend.txt");
+    replay(broker.consumers, "idempotent-check.txt");
 }
