@@ -13,7 +13,10 @@
 //! - consumers that join group `g` of a topic get only offsets they were assigned, and ack,
 //!   nak, term or hold each; after a crash, no offset whose ack a commit had saved is ever
 //!   delivered again; and at the end every message of a topic whose group has a member is
-//!   acked, dead-lettered or lost, never forgotten.
+//!   acked, dead-lettered or lost, never forgotten;
+//! - half the producers are idempotent: when one loses its connection (it is closed, refused or
+//!   the broker crashes), it may come back under its identity and resend, in order, every
+//!   publish it saw no confirm of; none of its messages is ever stored twice.
 //!
 //! A failing run prints its seed; `MBUS_SIM_SEED=<seed>` replays exactly that run (add
 //! `MBUS_SIM_TRACE=1` to print what it did), and `MBUS_SIM_SEEDS=<n>` from
@@ -93,6 +96,11 @@ struct Client {
     /// A producer's messages so far: each payload carries its number, so that order is checked
     /// per message however they were batched.
     messages: u64,
+    /// An idempotent producer's publishes before this connection's first (which the broker
+    /// numbers `base + 1`): its confirms count from there. 0 for the others.
+    base: usize,
+    /// Whether the producer is idempotent.
+    identified: bool,
     /// A consumer's next expected offset per subscribed topic.
     expect: BTreeMap<&'static str, u64>,
     /// Per topic and producer, the last sequence number it received.
@@ -147,6 +155,9 @@ struct Sim {
     draining: bool,
     /// Per topic, what its group's members acked.
     acks: HashMap<&'static str, Acks>,
+    /// Idempotent producers whose connection was lost with publishes unconfirmed: the
+    /// producer's number, the index of its first unconfirmed publish, and its message count.
+    resumable: Vec<(u64, usize, u64)>,
     /// Messages given to group members, and of those, how many after a restart.
     group_messages: u64,
     trace: String,
@@ -206,6 +217,7 @@ impl Sim {
             next_producer: 0,
             located: HashMap::new(),
             stored_at: HashMap::new(),
+            resumable: Vec::new(),
             scanned: HashMap::new(),
             publishes: HashMap::new(),
             confirmed: Vec::new(),
@@ -227,7 +239,8 @@ impl Sim {
 
     fn step(&mut self) -> Result<(), String> {
         match self.rng.below(100) {
-            0..=5 => self.connect(Role::Producer),
+            0..=4 => self.connect(Role::Producer),
+            5 => self.resume(),
             6..=10 => self.connect(Role::Consumer),
             11..=40 => self.publish(),
             41..=45 => self.subscribe(),
@@ -261,7 +274,21 @@ impl Sim {
                 },
             );
         }
-        let _ = writeln!(self.trace, "open {role:?} {id:?}");
+        let identified = role == Role::Producer && self.rng.chance(50);
+        if identified {
+            let name = format!("p{producer}");
+            self.core.receive(
+                id,
+                Frame::Identify {
+                    producer: &name,
+                    sequence: 0,
+                },
+            );
+        }
+        let _ = writeln!(
+            self.trace,
+            "open {role:?} {id:?} producer {producer} identified {identified}"
+        );
         self.clients.push(Client {
             id,
             role,
@@ -272,10 +299,80 @@ impl Sim {
             sent: 0,
             confirmed: 0,
             messages: 0,
+            base: 0,
+            identified,
             expect: BTreeMap::new(),
             seen: HashMap::new(),
             groups: BTreeMap::new(),
         });
+    }
+
+    /// An idempotent producer that lost its connection comes back under its identity, resumes
+    /// at its first unconfirmed publish and resends each it saw no confirm of, unchanged.
+    fn resume(&mut self) {
+        if self.resumable.is_empty() || self.clients.len() >= 12 {
+            return;
+        }
+        let k = self.rng.below(self.resumable.len() as u64) as usize;
+        let (producer, base, messages) = self.resumable.swap_remove(k);
+        let id = self.core.open(Role::Producer, peer());
+        self.core.receive(
+            id,
+            Frame::Hello {
+                version: mbus_proto::PROTOCOL_VERSION,
+                role: Role::Producer,
+                token: None,
+            },
+        );
+        let name = format!("p{producer}");
+        self.core.receive(
+            id,
+            Frame::Identify {
+                producer: &name,
+                sequence: base as u64 + 1,
+            },
+        );
+        let resend: Vec<Publish> = self.publishes[&producer][base..].to_vec();
+        let _ = writeln!(
+            self.trace,
+            "resume producer {producer} as {id:?} at publish {}, resending {}",
+            base + 1,
+            resend.len()
+        );
+        self.clients.push(Client {
+            id,
+            role: Role::Producer,
+            inbound: Vec::new(),
+            blocked: false,
+            pinged: false,
+            producer,
+            sent: resend.len() as u64,
+            confirmed: 0,
+            messages,
+            base,
+            identified: true,
+            expect: BTreeMap::new(),
+            seen: HashMap::new(),
+            groups: BTreeMap::new(),
+        });
+        for publish in &resend {
+            let topic = publish[0].0;
+            let mut builder = BatchBuilder::new();
+            for (k, (_, data)) in publish.iter().enumerate() {
+                let headers: &[(&str, &[u8])] = if k % 2 == 1 { &[("k", b"v")] } else { &[] };
+                builder.push(data, headers).expect("within the limits");
+            }
+            let batch = builder.batch().expect("at least one message");
+            self.core.receive(id, Frame::Publish { topic, batch });
+        }
+    }
+
+    /// Client `c` is gone: an idempotent producer with publishes unconfirmed may come back.
+    fn lost(&mut self, c: &Client) {
+        if c.identified && c.confirmed < c.sent {
+            self.resumable
+                .push((c.producer, c.base + c.confirmed as usize, c.messages));
+        }
     }
 
     fn client_of(&mut self, role: Role) -> Option<usize> {
@@ -457,6 +554,7 @@ impl Sim {
         }
         let i = self.rng.below(self.clients.len() as u64) as usize;
         let c = self.clients.remove(i);
+        self.lost(&c);
         self.core.close(c.id);
     }
 
@@ -508,7 +606,9 @@ impl Sim {
             promised => promised,
         };
         let _ = writeln!(self.trace, "crash {crash:?}");
-        self.clients.clear();
+        for c in std::mem::take(&mut self.clients) {
+            self.lost(&c);
+        }
         // What a commit saved survives; what was acked since did not reach the files.
         for acks in self.acks.values_mut() {
             acks.pending.clear();
@@ -574,7 +674,8 @@ impl Sim {
 
     fn drop_client(&mut self, id: ConnId) {
         if let Some(i) = self.clients.iter().position(|c| c.id == id) {
-            self.clients.remove(i);
+            let c = self.clients.remove(i);
+            self.lost(&c);
         }
         self.core.close(id);
     }
@@ -692,7 +793,8 @@ impl Sim {
                     ));
                 }
                 let publishes = self.publishes.entry(c.producer).or_default();
-                for (topic, data) in publishes[c.confirmed as usize..n as usize].iter().flatten() {
+                let (from, to) = (c.base + c.confirmed as usize, c.base + n as usize);
+                for (topic, data) in publishes[from..to].iter().flatten() {
                     let id = parse(data).expect("the sim's own payload");
                     self.confirmed.push((topic, id, now));
                 }
@@ -777,7 +879,16 @@ impl Sim {
             Owned::Other(joined) if joined.starts_with("Joined") => {}
             Owned::Error { .. } | Owned::Pong | Owned::Welcome { .. } => {}
             Owned::Other(other) => return Err(format!("unexpected frame {other}")),
-            Owned::Identified(_) => return Err("Identified without an Identify".into()),
+            Owned::Identified(first) => {
+                if !c.identified || first != c.base as u64 + 1 {
+                    return Err(format!(
+                        "Identified {first} for {:?}, identified {} at {}",
+                        c.id,
+                        c.identified,
+                        c.base + 1
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -896,6 +1007,8 @@ impl Sim {
         let Some(storage) = &self.storage else {
             return Ok(());
         };
+        // Messages found again where the scan went, with where they were seen before.
+        let mut moved = Vec::new();
         for topic in TOPICS {
             let stored = storage.survives(topic, Crash::Process).start..storage.next(topic);
             let scanned = self.scanned.entry(topic).or_default();
@@ -903,12 +1016,28 @@ impl Sim {
             let mut offset = (*scanned).clamp(stored.start, stored.end);
             while let Some(frame) = storage.frame(topic, offset) {
                 if let Some(id) = payload(&frame, offset).as_deref().and_then(parse) {
+                    if let Some(&before) = self.located.get(&id) {
+                        moved.push((id, before));
+                    }
                     self.located.insert(id, (topic, offset));
                     self.stored_at.insert((topic, offset), id);
                 }
                 offset += 1;
             }
             *scanned = offset;
+        }
+        // One seen before at an offset that still holds it, now at another: stored twice.
+        for (id, (t, before)) in moved {
+            let kept = storage.survives(t, Crash::Process).start..storage.next(t);
+            if self.located.get(&id) != Some(&(t, before))
+                && kept.contains(&before)
+                && self.stored_at.get(&(t, before)) == Some(&id)
+            {
+                let (topic, offset) = self.located[&id];
+                return Err(format!(
+                    "message {id:?} is stored twice, at {t} {before} and {topic} {offset}"
+                ));
+            }
         }
         let promised = self.promised();
         let mut failure = None;
