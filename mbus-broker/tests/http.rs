@@ -513,3 +513,23 @@ fn a_groups_members_lag_and_messages_in_flight_are_shown() {
         "{body}"
     );
 }
+
+#[test]
+fn a_resend_of_an_idempotent_producer_counts_as_deduplicated_not_published() {
+    let broker = broker();
+    let http = broker.http_addr().unwrap();
+    for sequence in [0, 1] {
+        let mut p = Client::open(broker.producer_addr(), Role::Producer);
+        p.send(Frame::Identify {
+            producer: "web-1",
+            sequence,
+        });
+        assert_eq!(p.recv(), Some(Owned::Identified(1)));
+        p.send(Frame::publish("d", b"once"));
+        assert_eq!(p.recv(), Some(Owned::Confirm(1)));
+    }
+    let (_, metrics) = get(http, "/metrics");
+    assert_eq!(sample(&metrics, "mbus_messages_published_total"), 1.0);
+    assert_eq!(sample(&metrics, "mbus_publishes_deduplicated_total"), 1.0);
+    promtool_accepts(&metrics);
+}
