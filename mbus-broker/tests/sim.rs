@@ -357,11 +357,7 @@ impl Sim {
         });
         for publish in &resend {
             let topic = publish[0].0;
-            let mut builder = BatchBuilder::new();
-            for (k, (_, data)) in publish.iter().enumerate() {
-                let headers: &[(&str, &[u8])] = if k % 2 == 1 { &[("k", b"v")] } else { &[] };
-                builder.push(data, headers).expect("within the limits");
-            }
+            let builder = batch_of(publish.iter().map(|(_, data)| data));
             let batch = builder.batch().expect("at least one message");
             self.core.receive(id, Frame::Publish { topic, batch });
         }
@@ -421,11 +417,7 @@ impl Sim {
             messages.len()
         );
         let id = c.id;
-        let mut builder = BatchBuilder::new();
-        for (k, data) in messages.iter().enumerate() {
-            let headers: &[(&str, &[u8])] = if k % 2 == 1 { &[("k", b"v")] } else { &[] };
-            builder.push(data, headers).expect("within the limits");
-        }
+        let builder = batch_of(messages.iter());
         self.publishes
             .entry(c.producer)
             .or_default()
@@ -1086,6 +1078,16 @@ impl Sim {
 fn start_core(config: &CoreConfig, storage: Option<&MemoryStorage>, now: Instant) -> Core {
     let storage = storage.map(|s| Box::new(s.clone()) as Box<dyn Storage>);
     Core::start(config.clone(), storage, now).expect("memory storage lists its topics")
+}
+
+/// The batch of a publish of `messages`, every other one with a header.
+fn batch_of<'a>(messages: impl Iterator<Item = &'a Vec<u8>>) -> BatchBuilder {
+    let mut builder = BatchBuilder::new();
+    for (k, data) in messages.enumerate() {
+        let headers: &[(&str, &[u8])] = if k % 2 == 1 { &[("k", b"v")] } else { &[] };
+        builder.push(data, headers).expect("within the limits");
+    }
+    builder
 }
 
 /// The payload of `offset` in a stored `Deliver` frame, which holds a run of offsets.

@@ -176,7 +176,7 @@ impl Producer {
     /// kept to resend) too many bytes, are unconfirmed.
     fn too_far_ahead(&self) -> bool {
         self.sent - self.confirmed >= self.max_in_flight
-            || self.kept >= self.options.max_unconfirmed_bytes
+            || (self.kept > 0 && self.kept >= self.options.max_unconfirmed_bytes)
     }
 
     /// Frames the messages of the open batch as one `Publish`, behind what is buffered.
