@@ -24,6 +24,11 @@ pub struct ProducerOptions {
     /// With `reconnect`, the most bytes of unconfirmed publishes kept to resend: past it,
     /// [`crate::Producer::publish`] blocks until the broker confirms more.
     pub max_unconfirmed_bytes: usize,
+    /// With an identity, the number of the producer's first publish on this connection,
+    /// resuming a session at it, rather than starting a new one: for a producer that numbers
+    /// its publishes by a sequence of its own, such as a stream's, so that a resend after its
+    /// own restart keeps its number. `None` (the default) starts a session.
+    pub resume_at: Option<u64>,
 }
 
 impl Default for ProducerOptions {
@@ -34,6 +39,7 @@ impl Default for ProducerOptions {
             identity: None,
             reconnect: None,
             max_unconfirmed_bytes: 64 << 20,
+            resume_at: None,
         }
     }
 }

@@ -87,7 +87,7 @@ impl Producer {
             mbus_proto::validate_producer_id(identity).map_err(ClientError::InvalidTopic)?;
         }
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(ClientError::from)?.collect();
-        let (conn, first) = session::open(&addrs, options, 0)?;
+        let (conn, first) = session::open(&addrs, options, options.resume_at.unwrap_or(0))?;
         Ok(Producer {
             conn,
             addrs,
@@ -215,6 +215,19 @@ impl Producer {
             self.kept -= front.frame.len();
             self.unconfirmed.pop_front();
         }
+    }
+
+    /// Ends the open batch: the next message published starts a `Publish` of its own. With an
+    /// identity, each publish has a number ([`Producer::next_number`]), so a producer that
+    /// numbers its messages itself ends the batch after each one.
+    pub fn end_batch(&mut self) {
+        self.frame_batch();
+    }
+
+    /// The number the producer's next `Publish` gets: that of the open batch, or of the next
+    /// message published when no batch is open.
+    pub fn next_number(&self) -> u64 {
+        self.frames + 1
     }
 
     /// Writes every buffered message to the broker, without waiting for confirms.
