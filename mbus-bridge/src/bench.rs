@@ -32,9 +32,7 @@ pub struct BenchArgs {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let client = async_nats::connect(args.nats.as_str())
-        .await
-        .with_context(|| format!("cannot connect to NATS at {}", args.nats))?;
+    let client = crate::nats::connect(&args.nats).await?;
     let js = jetstream::new(client);
     let spec = StreamSpec {
         name: args.stream.clone(),

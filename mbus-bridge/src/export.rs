@@ -60,7 +60,8 @@ pub struct Progress {
 pub async fn run(export: Export, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let progress = Arc::new(Progress::default());
     let reporter = tokio::spawn(report(progress.clone(), stop.clone()));
-    let result = crate::retry::supervise("export", &stop, || session(&export, &stop, &progress)).await;
+    let result =
+        crate::retry::supervise("export", &stop, || session(&export, &stop, &progress)).await;
     reporter.abort();
     result
 }
@@ -87,9 +88,7 @@ async fn session(
     stop: &watch::Receiver<bool>,
     progress: &Arc<Progress>,
 ) -> anyhow::Result<()> {
-    let client = async_nats::connect(export.nats.as_str())
-        .await
-        .with_context(|| format!("cannot connect to NATS at {}", export.nats))?;
+    let client = crate::nats::connect(&export.nats).await?;
     let js = jetstream::new(client);
     crate::stream::ensure(&js, &export.stream, export.create.as_ref()).await?;
     let credit = export.credit.max(1) as usize;
@@ -108,7 +107,9 @@ async fn session(
         tokio::spawn(async move {
             while let Some((topic, offset, ack)) = pending_rx.recv().await {
                 let ack: jetstream::context::PublishAckFuture = ack;
-                let ack = ack.await.context("JetStream did not acknowledge a publish")?;
+                let ack = ack
+                    .await
+                    .context("JetStream did not acknowledge a publish")?;
                 progress.awaiting.fetch_sub(1, Ordering::Relaxed);
                 progress.published.fetch_add(1, Ordering::Relaxed);
                 if ack.duplicate {
@@ -187,7 +188,13 @@ fn read_mbus(
             ack_wait,
             ..GroupOptions::default()
         };
-        consumer.join(topic, &export.group, Start::Earliest, export.credit, settings)?;
+        consumer.join(
+            topic,
+            &export.group,
+            Start::Earliest,
+            export.credit,
+            settings,
+        )?;
     }
     let mut in_flight = 0u64;
     loop {

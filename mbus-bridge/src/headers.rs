@@ -42,7 +42,10 @@ pub fn to_nats<'a>(
     for (name, value) in headers {
         match printable(value) {
             Some(text) => map.append(name, text),
-            None => map.append(format!("{B64}{name}").as_str(), STANDARD.encode(value).as_str()),
+            None => map.append(
+                format!("{B64}{name}").as_str(),
+                STANDARD.encode(value).as_str(),
+            ),
         }
     }
     map.insert(SOURCE, source);
@@ -76,7 +79,10 @@ pub fn from_nats(map: Option<&HeaderMap>) -> Vec<(String, Vec<u8>)> {
         }
     }
     if let (Some(source), Some(topic), Some(offset)) = (get(SOURCE), get(TOPIC), get(OFFSET)) {
-        out.push((ORIGIN.to_owned(), message_id(&source, &topic, offset.parse().unwrap_or(0)).into_bytes()));
+        out.push((
+            ORIGIN.to_owned(),
+            message_id(&source, &topic, offset.parse().unwrap_or(0)).into_bytes(),
+        ));
     }
     if let Some(time) = get(TIME) {
         out.push((ORIGIN_TIME.to_owned(), time.into_bytes()));
@@ -95,16 +101,31 @@ mod tests {
             ("raw", &[0, 159, 146, 150]),
             ("trace-id", b"second"),
         ];
-        let map = to_nats(original.iter().copied(), "a", "orders", 42, 1_796_205_600_000);
+        let map = to_nats(
+            original.iter().copied(),
+            "a",
+            "orders",
+            42,
+            1_796_205_600_000,
+        );
         assert_eq!(map.get("Nats-Msg-Id"), None, "the id is set apart");
         assert_eq!(map.get(OFFSET).unwrap().as_str(), "42");
         let back = from_nats(Some(&map));
         let names: Vec<&str> = back.iter().map(|(n, _)| n.as_str()).collect();
-        assert!(names.contains(&"raw") && names.contains(&ORIGIN), "{names:?}");
+        assert!(
+            names.contains(&"raw") && names.contains(&ORIGIN),
+            "{names:?}"
+        );
         let values = |name: &str| -> Vec<Vec<u8>> {
-            back.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
+            back.iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .collect()
         };
-        assert_eq!(values("trace-id"), vec![b"7f3a".to_vec(), b"second".to_vec()]);
+        assert_eq!(
+            values("trace-id"),
+            vec![b"7f3a".to_vec(), b"second".to_vec()]
+        );
         assert_eq!(values("raw"), vec![vec![0, 159, 146, 150]]);
         assert_eq!(values(ORIGIN), vec![b"a:orders:42".to_vec()]);
         assert_eq!(values(ORIGIN_TIME), vec![b"1796205600000".to_vec()]);

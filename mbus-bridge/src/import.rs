@@ -62,9 +62,7 @@ async fn session(
     stop: &watch::Receiver<bool>,
     progress: &Arc<Progress>,
 ) -> anyhow::Result<()> {
-    let client = async_nats::connect(import.nats.as_str())
-        .await
-        .with_context(|| format!("cannot connect to NATS at {}", import.nats))?;
+    let client = crate::nats::connect(&import.nats).await?;
     let js = jetstream::new(client);
     let stream = crate::stream::ensure(&js, &import.stream, import.create.as_ref()).await?;
     let mut source = start_at_floor(&stream, import).await?;

@@ -7,6 +7,7 @@ mod bench;
 mod export;
 mod headers;
 mod import;
+mod nats;
 mod retry;
 mod stream;
 mod subject;

@@ -36,7 +36,10 @@ pub async fn ensure(
         storage: stream::StorageType::File,
         ..Default::default()
     };
-    js.get_or_create_stream(config)
-        .await
-        .with_context(|| format!("cannot create stream {name} with {} replicas", spec.replicas))
+    js.get_or_create_stream(config).await.with_context(|| {
+        format!(
+            "cannot create stream {name} with {} replicas",
+            spec.replicas
+        )
+    })
 }

@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's own tasks, one module each, run as `cargo xtask <task>`.
 
 mod bench;
+mod cluster;
+mod cluster_bench;
 mod crash;
 mod crash_clients;
 mod demo;
@@ -27,6 +29,8 @@ enum Task {
     /// Run the same workloads against mbus, nats-server and redis-server and print a table
     #[command(disable_help_flag = true)]
     Bench(bench::Args),
+    /// Start broker A, a bridge, a three-node NATS JetStream cluster, a bridge and broker B
+    Cluster(cluster::Args),
     /// Kill a durable broker with SIGKILL again and again and check nothing confirmed is lost
     Crash(crash::Args),
     /// Start a broker, publish a few orders and watch consumers receive them
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Bench(args) => bench::run(&args),
+        Task::Cluster(args) => cluster::run(&args),
         Task::Crash(args) => crash::run(&args),
         Task::Demo => demo::run(),
         Task::Fuzz(args) => fuzz::run(&args),

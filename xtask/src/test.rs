@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 
-use crate::{crash_clients, fuzz, integration};
+use crate::{cluster, crash_clients, fuzz, integration};
 use xtask::broker::Broker;
 use xtask::process::Proc;
 use xtask::workspace::{self, root};
@@ -42,6 +42,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // what a restart loses is reported.
     crash_clients::run(10, true)?;
     crash_clients::run(3, false)?;
+    // Beyond one machine: A to B through the R3 cluster, while a NATS node, the bridges and
+    // broker A are killed; and the broker never links the bridge's async runtime.
+    no_tokio_in_the_broker()?;
+    cluster::run(&cluster::Args::chaos_check())?;
     integration::run(&integration::Args::default())?;
     if args.fuzz_secs > 0 {
         fuzz::run(&fuzz::Args::for_secs(args.fuzz_secs))?;
@@ -53,6 +57,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// Makes sure `promtool` is there for the test that checks the broker's `/metrics` output,
 /// installing Debian's `prometheus` package through apt-get when it is not.
 fn ensure_promtool() -> anyhow::Result<()> {
+    ensure_tool("promtool", "prometheus")
+}
+
+/// Makes sure `tool` runs (`tool --version`), installing Debian's `package` through apt-get
+/// when it does not.
+pub fn ensure_tool(tool: &str, package: &str) -> anyhow::Result<()> {
     let found = |tool: &str| {
         Command::new(tool)
             .arg("--version")
@@ -61,10 +71,10 @@ fn ensure_promtool() -> anyhow::Result<()> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if found("promtool") {
+    if found(tool) {
         return Ok(());
     }
-    println!("test: installing promtool (Debian's prometheus package) through apt-get");
+    println!("test: installing {tool} (Debian's {package} package) through apt-get");
     let root = Command::new("id")
         .arg("-u")
         .output()
@@ -91,11 +101,43 @@ fn ensure_promtool() -> anyhow::Result<()> {
         Ok(())
     };
     apt(&["update", "-qq"])?;
-    apt(&["install", "-y", "-qq", "prometheus"])?;
+    apt(&["install", "-y", "-qq", package])?;
     ensure!(
-        found("promtool"),
-        "promtool is still missing after installing prometheus"
+        found(tool),
+        "{tool} is still missing after installing {package}"
     );
+    Ok(())
+}
+
+/// `cargo tree -p mbus-broker` names no tokio: the broker stays one mio thread, and the async
+/// NATS client lives in `mbus-bridge` alone.
+fn no_tokio_in_the_broker() -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "tree",
+            "-p",
+            "mbus-broker",
+            "--prefix",
+            "none",
+            "--edges",
+            "normal,build",
+        ])
+        .output()
+        .context("cannot run cargo tree")?;
+    ensure!(out.status.success(), "cargo tree -p mbus-broker failed");
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let crates = tree.lines().count();
+    let tokio: Vec<&str> = tree
+        .lines()
+        .filter(|l| l.starts_with("tokio") || l.starts_with("async-nats"))
+        .collect();
+    ensure!(
+        tokio.is_empty() && crates > 10,
+        "mbus-broker depends on {tokio:?}"
+    );
+    println!("test: cargo tree -p mbus-broker: {crates} crates, no tokio, no async-nats");
     Ok(())
 }
 

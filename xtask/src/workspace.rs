@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, anyhow, bail};
 
 /// The binaries a task runs, as cargo reported them.
+#[derive(Clone)]
 pub struct Binaries {
     pub broker: PathBuf,
     pub producer: PathBuf,
