@@ -25,6 +25,8 @@ pub struct Export {
     pub mbus: String,
     pub auth_token: Option<String>,
     pub topics: Vec<String>,
+    /// A topic-name prefix, and the source broker's monitoring address that lists its topics.
+    pub prefix_topics: Option<(String, String)>,
     pub group: String,
     /// The source broker's name in message ids.
     pub source: String,
@@ -35,6 +37,9 @@ pub struct Export {
     pub create: Option<StreamSpec>,
     pub prefix: String,
 }
+
+/// How often `--topic-prefix` asks the broker for its topics.
+const DISCOVER: Duration = Duration::from_secs(5);
 
 /// One message read from mbus, owned, on its way to JetStream.
 struct Outgoing {
@@ -183,11 +188,12 @@ fn read_mbus(
     let mut consumer = Consumer::connect(export.mbus.as_str(), &options)
         .with_context(|| format!("cannot connect to the mbus broker at {}", export.mbus))?;
     let ack_wait = u64::try_from(export.ack_wait.as_millis()).unwrap_or(u64::MAX);
+    let settings = GroupOptions {
+        ack_wait,
+        ..GroupOptions::default()
+    };
+    let mut joined = Vec::new();
     for topic in &export.topics {
-        let settings = GroupOptions {
-            ack_wait,
-            ..GroupOptions::default()
-        };
         consumer.join(
             topic,
             &export.group,
@@ -195,11 +201,48 @@ fn read_mbus(
             export.credit,
             settings,
         )?;
+        joined.push(topic.clone());
     }
+    let mut looked: Option<std::time::Instant> = None;
     let mut in_flight = 0u64;
     loop {
+        if let Some((prefix, http)) = &export.prefix_topics {
+            if looked.is_none_or(|at| at.elapsed() >= DISCOVER) {
+                looked = Some(std::time::Instant::now());
+                match crate::discover::topics(http) {
+                    Ok(names) => {
+                        for topic in crate::discover::new_matches(&names, prefix, &joined) {
+                            log::info!("export: topic {topic} matches {prefix:?}: exported too");
+                            consumer.join(
+                                &topic,
+                                &export.group,
+                                Start::Earliest,
+                                export.credit,
+                                settings,
+                            )?;
+                            joined.push(topic);
+                        }
+                    }
+                    Err(e) => log::warn!("export: cannot list the topics at {http}: {e:#}"),
+                }
+            }
+        }
+        // With every message of its credit in flight the group sends nothing more: the thread
+        // then waits for acks, not for the broker.
+        let full = u64::from(export.credit.max(1)) * joined.len().max(1) as u64;
         loop {
-            match acks.try_recv() {
+            let next = if in_flight >= full {
+                acks.recv_timeout(Duration::from_millis(20))
+                    .map_err(|e| match e {
+                        std_mpsc::RecvTimeoutError::Timeout => std_mpsc::TryRecvError::Empty,
+                        std_mpsc::RecvTimeoutError::Disconnected => {
+                            std_mpsc::TryRecvError::Disconnected
+                        }
+                    })
+            } else {
+                acks.try_recv()
+            };
+            match next {
                 Ok((topic, offset)) => {
                     consumer.ack(&topic, &export.group, offset)?;
                     in_flight -= 1;
@@ -219,7 +262,7 @@ fn read_mbus(
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }
-        let event = match consumer.next_event_timeout(Duration::from_millis(20)) {
+        let event = match consumer.next_event_timeout(Duration::from_millis(2)) {
             Ok(event) => event,
             Err(ConsumerError::Timeout) => continue,
             Err(e) => return Err(e).context("lost the mbus broker"),

@@ -4,6 +4,7 @@
 //! idempotent producer. `jetstream-bench` measures the cluster's own publish rate, to compare.
 
 mod bench;
+mod discover;
 mod export;
 mod headers;
 mod import;
@@ -78,8 +79,15 @@ struct ExportArgs {
     #[arg(long, default_value = "127.0.0.1:9991")]
     mbus: String,
     /// A topic to export; repeat for more.
-    #[arg(short, long = "topic", required = true, value_parser = parse_topic)]
+    #[arg(short, long = "topic", value_parser = parse_topic, required_unless_present = "topic_prefix")]
     topics: Vec<String>,
+    /// Export every topic whose name starts with this too, as the source broker's monitoring
+    /// port (--http) lists them, looked at again every 5 s.
+    #[arg(long, requires = "http")]
+    topic_prefix: Option<String>,
+    /// The source broker's monitoring port (its --http), as host:port, for --topic-prefix.
+    #[arg(long)]
+    http: Option<String>,
     /// The mbus consumer group whose position is the export's.
     #[arg(long, default_value = "mbus-bridge")]
     group: String,
@@ -170,6 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 mbus: args.mbus,
                 auth_token: args.auth_token,
                 topics: args.topics,
+                prefix_topics: args.topic_prefix.zip(args.http),
                 group: args.group,
                 credit: args.credit,
                 ack_wait: args.ack_wait,

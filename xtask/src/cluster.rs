@@ -30,7 +30,7 @@ pub struct Args {
     /// everything and exit 0 only then
     #[arg(long)]
     check: bool,
-    /// With --check: meanwhile kill and restart a NATS node and both bridges, then broker A
+    /// With --check: meanwhile kill and restart a NATS node and both bridges, then the brokers
     #[arg(long, requires = "check")]
     chaos: bool,
     /// Messages for --check, over both topics (default 10,000; 100,000 with --chaos)
@@ -93,7 +93,7 @@ enum Chaos {
     None,
     /// A NATS node is killed and restarted, and so are the bridges, apart and together.
     ClusterAndBridges,
-    /// Broker A (durable) is killed with SIGKILL and restarted, twice.
+    /// Broker A (durable) is killed with SIGKILL and restarted, twice, then broker B once.
     SourceBroker,
 }
 
@@ -144,6 +144,8 @@ pub struct Cluster {
     nodes: Vec<Node>,
     a_ports: [u16; 2],
     b_ports: [u16; 2],
+    /// A's monitoring port, where the export finds the topics its prefix takes.
+    a_http: u16,
     a: Option<Broker>,
     b: Option<Broker>,
     export: Option<Proc>,
@@ -154,7 +156,7 @@ pub struct Cluster {
 
 impl Cluster {
     fn start(bins: &Binaries, bridge: &Path, scratch: &Path) -> anyhow::Result<Cluster> {
-        let ports: [u16; 10] = free_ports()?;
+        let ports: [u16; 11] = free_ports()?;
         let (client, routes) = (&ports[0..3], &ports[3..6]);
         let mut nodes = Vec::new();
         for i in 0..3 {
@@ -189,6 +191,7 @@ impl Cluster {
             nodes,
             a_ports: [ports[6], ports[7]],
             b_ports: [ports[8], ports[9]],
+            a_http: ports[10],
             a: None,
             b: None,
             export: None,
@@ -224,6 +227,8 @@ impl Cluster {
             "5m".to_owned(),
             "--max-deliver".to_owned(),
             "100000".to_owned(),
+            "--http".to_owned(),
+            format!("127.0.0.1:{}", self.a_http),
         ];
         let log = self.scratch.join("a.log");
         self.a = Some(Broker::start_on(&self.bins, &log, self.a_ports, &flags)?);
@@ -260,11 +265,11 @@ impl Cluster {
 
     fn start_export(&mut self) -> anyhow::Result<()> {
         let mut cmd = self.bridge_command("export", "export.log")?;
+        // One topic by name, the other by a prefix, found through A's monitoring port.
         cmd.args(["--mbus", &format!("127.0.0.1:{}", self.a_ports[1])])
-            .args(["--source", "a"]);
-        for topic in TOPICS {
-            cmd.args(["--topic", topic]);
-        }
+            .args(["--source", "a", "--topic", TOPICS[0]])
+            .args(["--topic-prefix", "pay"])
+            .args(["--http", &format!("127.0.0.1:{}", self.a_http)]);
         self.export = Some(Proc::spawn("mbus-bridge export", &mut cmd)?);
         Ok(())
     }
@@ -361,7 +366,7 @@ fn check(cluster: &mut Cluster, total: u64, chaos: Chaos) -> anyhow::Result<()> 
     let round = match chaos {
         Chaos::None => "check",
         Chaos::ClusterAndBridges => "chaos (a NATS node, the bridges)",
-        Chaos::SourceBroker => "chaos (broker A)",
+        Chaos::SourceBroker => "chaos (brokers A and B)",
     };
     println!("cluster: {round}: {total} messages from A to B through the R3 stream");
     // B holds exactly what the rounds before sent it, so this round's messages start there.
@@ -444,6 +449,13 @@ fn check(cluster: &mut Cluster, total: u64, chaos: Chaos) -> anyhow::Result<()> 
                 cluster.start_a()?;
                 println!("cluster: broker A is back");
             }
+            // B too, once: the import's resends after it are stored once as well.
+            at(started, 6.5);
+            cluster.b.take().expect("B runs").kill()?;
+            println!("cluster: killed broker B (SIGKILL)");
+            at(started, 7.0);
+            cluster.start_b()?;
+            println!("cluster: broker B is back");
         }
     }
     for producer in &mut producers {
