@@ -5,11 +5,12 @@
 //! set to start right after its ack floor, so messages come again in order, and the broker
 //! stores each resend once: its number is the same as before.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
 use mbus_producer::{Producer, ProducerError, ProducerOptions, Reconnect};
@@ -207,26 +208,18 @@ fn write_mbus(
     done: mpsc::UnboundedSender<(jetstream::Message, bool)>,
     writing: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let mut producer: Option<Producer> = None;
-    // Published, not yet confirmed: acked once mbus confirms them.
-    let mut unconfirmed: Vec<jetstream::Message> = Vec::new();
-    let settle = |producer: &mut Producer, unconfirmed: &mut Vec<jetstream::Message>| {
-        producer
-            .wait_confirmed()
-            .context("the mbus broker did not confirm")?;
-        for message in unconfirmed.drain(..) {
-            if done.send((message, true)).is_err() {
-                bail!("the acknowledging task stopped");
-            }
-        }
-        anyhow::Ok(())
+    let mut session: Option<Session> = None;
+    let hand_back = |message: jetstream::Message, imported: bool| {
+        done.send((message, imported))
+            .map_err(|_| anyhow::anyhow!("the acknowledging task stopped"))
     };
     loop {
         let next = match incoming.try_recv() {
             Ok(next) => next,
             Err(mpsc::error::TryRecvError::Empty) => {
-                if let Some(p) = producer.as_mut() {
-                    settle(p, &mut unconfirmed)?;
+                // Nothing more has come: what was published is confirmed before waiting.
+                if let Some(s) = session.as_mut() {
+                    s.settle(&hand_back)?;
                 }
                 match incoming.blocking_recv() {
                     Some(next) => next,
@@ -234,57 +227,101 @@ fn write_mbus(
                 }
             }
             Err(mpsc::error::TryRecvError::Disconnected) => {
-                if let Some(p) = producer.as_mut() {
-                    settle(p, &mut unconfirmed)?;
+                if let Some(s) = session.as_mut() {
+                    s.settle(&hand_back)?;
                 }
                 return Ok(());
             }
         };
         let Some(topic) = next.topic.as_deref() else {
-            if let Some(p) = producer.as_mut() {
-                settle(p, &mut unconfirmed)?;
+            if let Some(s) = session.as_mut() {
+                s.settle(&hand_back)?;
             }
-            let _ = done.send((next.message, false));
+            hand_back(next.message, false)?;
             continue;
         };
         // A stream sequence that does not follow the last one (a gap, or a message handed out
         // again) starts the numbering again there, on a new connection.
-        if producer
+        if session
             .as_ref()
-            .is_some_and(|p| p.next_number() != next.sequence)
+            .is_some_and(|s| s.producer.next_number() != next.sequence)
         {
-            let mut old = producer.take().expect("checked");
-            settle(&mut old, &mut unconfirmed)?;
+            session.take().expect("checked").settle(&hand_back)?;
         }
-        if producer.is_none() {
-            producer = Some(connect(import, next.sequence)?);
+        if session.is_none() {
+            session = Some(Session {
+                producer: connect(import, next.sequence)?,
+                unconfirmed: VecDeque::new(),
+                handed_back: 0,
+            });
         }
-        let p = producer.as_mut().expect("connected above");
+        let s = session.as_mut().expect("connected above");
         let with_origin: Vec<(&str, &[u8])> = next
             .headers
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_slice()))
             .collect();
-        match p.publish_with(topic, &next.data, &with_origin) {
+        match s.producer.publish_with(topic, &next.data, &with_origin) {
             Ok(_) => {}
             Err(e @ (ProducerError::TooLarge { .. } | ProducerError::Headers(_))) => {
                 log::error!(
                     "import: stream sequence {} cannot be published to {topic}: {e}; terminated",
                     next.sequence
                 );
-                settle(p, &mut unconfirmed)?;
                 // Its number goes unused: the next message starts a connection of its own.
-                producer = None;
-                let _ = done.send((next.message, false));
+                session.take().expect("connected").settle(&hand_back)?;
+                hand_back(next.message, false)?;
                 continue;
             }
             Err(e) => return Err(e).context("cannot publish to the mbus broker"),
         }
-        p.end_batch();
-        unconfirmed.push(next.message);
-        if unconfirmed.len() >= 1024 || !writing.load(Ordering::Relaxed) {
-            settle(p, &mut unconfirmed)?;
+        s.producer.end_batch();
+        s.unconfirmed.push_back(next.message);
+        if s.unconfirmed.len() >= MAX_UNCONFIRMED || !writing.load(Ordering::Relaxed) {
+            s.settle(&hand_back)?;
+        } else {
+            s.hand_back_confirmed(&hand_back)?;
         }
+    }
+}
+
+/// Messages published to mbus and not yet confirmed, at most, before the writer waits.
+const MAX_UNCONFIRMED: usize = 8192;
+
+/// One producer connection and the JetStream messages it published, in order.
+struct Session {
+    producer: Producer,
+    unconfirmed: VecDeque<jetstream::Message>,
+    /// Messages of this connection already handed back: one per publish.
+    handed_back: u64,
+}
+
+impl Session {
+    /// Hands back, to be acked in JetStream, each message the broker has confirmed so far.
+    fn hand_back_confirmed(
+        &mut self,
+        hand_back: &impl Fn(jetstream::Message, bool) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        while self.handed_back < self.producer.confirmed() {
+            let message = self
+                .unconfirmed
+                .pop_front()
+                .expect("one message per publish");
+            hand_back(message, true)?;
+            self.handed_back += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits until the broker confirmed everything published, and hands it all back.
+    fn settle(
+        &mut self,
+        hand_back: &impl Fn(jetstream::Message, bool) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.producer
+            .wait_confirmed()
+            .context("the mbus broker did not confirm")?;
+        self.hand_back_confirmed(hand_back)
     }
 }
 

@@ -227,6 +227,9 @@ impl Cluster {
             "5m".to_owned(),
             "--max-deliver".to_owned(),
             "100000".to_owned(),
+            // And may hold many at once, so that PubAcks come back at JetStream's pace.
+            "--max-ack-pending".to_owned(),
+            "10000".to_owned(),
             "--http".to_owned(),
             format!("127.0.0.1:{}", self.a_http),
         ];
@@ -267,7 +270,7 @@ impl Cluster {
         let mut cmd = self.bridge_command("export", "export.log")?;
         // One topic by name, the other by a prefix, found through A's monitoring port.
         cmd.args(["--mbus", &format!("127.0.0.1:{}", self.a_ports[1])])
-            .args(["--source", "a", "--topic", TOPICS[0]])
+            .args(["--source", "a", "--topic", TOPICS[0], "--credit", "5000"])
             .args(["--topic-prefix", "pay"])
             .args(["--http", &format!("127.0.0.1:{}", self.a_http)]);
         self.export = Some(Proc::spawn("mbus-bridge export", &mut cmd)?);
