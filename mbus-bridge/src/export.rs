@@ -94,7 +94,9 @@ async fn session(
     progress: &Arc<Progress>,
 ) -> anyhow::Result<()> {
     let client = crate::nats::connect(&export.nats).await?;
-    let js = jetstream::new(client);
+    let mut js = jetstream::new(client);
+    // A PubAck lost with a node is waited for this long before the session starts again.
+    js.set_timeout(crate::nats::REPLY_TIMEOUT);
     crate::stream::ensure(&js, &export.stream, export.create.as_ref()).await?;
     let credit = export.credit.max(1) as usize;
     let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(credit);

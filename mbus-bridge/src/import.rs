@@ -64,7 +64,8 @@ async fn session(
     progress: &Arc<Progress>,
 ) -> anyhow::Result<()> {
     let client = crate::nats::connect(&import.nats).await?;
-    let js = jetstream::new(client);
+    let mut js = jetstream::new(client);
+    js.set_timeout(crate::nats::REPLY_TIMEOUT);
     let stream = crate::stream::ensure(&js, &import.stream, import.create.as_ref()).await?;
     let mut source = start_at_floor(&stream, import).await?;
     let mut messages = source

@@ -1,8 +1,15 @@
 //! Connecting to the NATS cluster: a comma-separated list of server URLs, any of which serves;
 //! the client then learns the cluster's other nodes and fails over between them by itself.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use async_nats::ServerAddr;
+
+/// How long a JetStream reply (a PubAck, an API answer) is waited for: long enough for a new
+/// stream leader to be elected, short enough that a reply lost with a node does not stall a
+/// session for long.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client connected to one of `urls` (comma-separated).
 pub async fn connect(urls: &str) -> anyhow::Result<async_nats::Client> {

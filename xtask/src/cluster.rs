@@ -91,7 +91,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Chaos {
     None,
-    /// A NATS node is killed and restarted, and so are the bridges, apart and together.
+    /// Two NATS nodes are killed and restarted, one at a time, and so are the bridges, apart
+    /// and together.
     ClusterAndBridges,
     /// Broker A (durable) is killed with SIGKILL and restarted, twice, then broker B once.
     SourceBroker,
@@ -368,7 +369,7 @@ fn check(cluster: &mut Cluster, total: u64, chaos: Chaos) -> anyhow::Result<()> 
     let per_topic = total / TOPICS.len() as u64;
     let round = match chaos {
         Chaos::None => "check",
-        Chaos::ClusterAndBridges => "chaos (a NATS node, the bridges)",
+        Chaos::ClusterAndBridges => "chaos (NATS nodes, the bridges)",
         Chaos::SourceBroker => "chaos (brokers A and B)",
     };
     println!("cluster: {round}: {total} messages from A to B through the R3 stream");
@@ -404,9 +405,13 @@ fn check(cluster: &mut Cluster, total: u64, chaos: Chaos) -> anyhow::Result<()> 
         Chaos::ClusterAndBridges => {
             // Each bridge is killed where it has messages in flight on both of its sides,
             // several times, once both at once; a NATS node is down in between.
+            // Two of the three nodes go down, one at a time, so that a bridge's own node is
+            // likely among them.
             let mut events: Vec<(f64, Event)> = vec![
-                (1.5, Event::NodeDown),
-                (3.5, Event::NodeUp),
+                (1.5, Event::NodeDown(1)),
+                (3.5, Event::NodeUp(1)),
+                (5.5, Event::NodeDown(0)),
+                (7.2, Event::NodeUp(0)),
                 (7.5, Event::Both),
             ];
             events.extend([2.5, 4.5, 6.5].map(|t| (t, Event::Export)));
@@ -415,13 +420,13 @@ fn check(cluster: &mut Cluster, total: u64, chaos: Chaos) -> anyhow::Result<()> 
             for (t, event) in events {
                 at(started, t);
                 match event {
-                    Event::NodeDown => {
-                        cluster.nodes[1].kill()?;
-                        println!("cluster: killed NATS node n2");
+                    Event::NodeDown(i) => {
+                        cluster.nodes[i].kill()?;
+                        println!("cluster: killed NATS node {}", cluster.nodes[i].name);
                     }
-                    Event::NodeUp => {
-                        cluster.nodes[1].start()?;
-                        println!("cluster: NATS node n2 is back");
+                    Event::NodeUp(i) => {
+                        cluster.nodes[i].start()?;
+                        println!("cluster: NATS node {} is back", cluster.nodes[i].name);
                     }
                     Event::Export => {
                         kill(&mut cluster.export, "export")?;
@@ -479,8 +484,8 @@ fn check(cluster: &mut Cluster, total: u64, chaos: Chaos) -> anyhow::Result<()> 
 /// What the first chaos round does at a moment.
 #[derive(Debug, Clone, Copy)]
 enum Event {
-    NodeDown,
-    NodeUp,
+    NodeDown(usize),
+    NodeUp(usize),
     Export,
     Import,
     Both,
@@ -524,6 +529,15 @@ fn collect(lines: &Receiver<String>, total: u64, limit: Duration) -> anyhow::Res
     }
 }
 
+/// The value of header `name` of a message `mbus-consumer --json` printed.
+pub fn header(json: &serde_json::Value, name: &str) -> Option<String> {
+    json["headers"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["name"] == name))
+        .and_then(|h| h["value"].as_str())
+        .map(str::to_owned)
+}
+
 /// Every topic's messages `1..=per_topic` exactly once and in order, each with the origin
 /// headers the bridges give it: its offset at A (consecutive) and A's time.
 fn verify(lines: &[String], per_topic: u64) -> anyhow::Result<()> {
@@ -541,13 +555,7 @@ fn verify(lines: &[String], per_topic: u64) -> anyhow::Result<()> {
         let want = format!("{topic} {}", next[t]);
         ensure!(data == want, "{topic}: got {data:?}, expected {want:?}");
         next[t] += 1;
-        let header = |name: &str| {
-            json["headers"]
-                .as_array()
-                .and_then(|h| h.iter().find(|h| h["name"] == name))
-                .and_then(|h| h["value"].as_str())
-                .map(str::to_owned)
-        };
+        let header = |name: &str| header(&json, name);
         let from = header("mbus-origin").with_context(|| format!("{want}: no mbus-origin"))?;
         let offset: u64 = from
             .rsplit(':')

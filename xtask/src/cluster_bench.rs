@@ -140,10 +140,7 @@ pub fn run(cluster: &mut Cluster, bridge: &Path) -> anyhow::Result<()> {
 fn latency(line: &str) -> anyhow::Result<u64> {
     let json: serde_json::Value = serde_json::from_str(line)?;
     let at_b = json["time"].as_u64().context("no time")?;
-    let at_a: u64 = json["headers"]
-        .as_array()
-        .and_then(|h| h.iter().find(|h| h["name"] == "mbus-origin-time"))
-        .and_then(|h| h["value"].as_str())
+    let at_a: u64 = crate::cluster::header(&json, "mbus-origin-time")
         .and_then(|t| t.parse().ok())
         .context("no mbus-origin-time")?;
     Ok(at_b.saturating_sub(at_a))
