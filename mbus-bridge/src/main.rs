@@ -16,6 +16,7 @@ mod subject;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
 
@@ -159,6 +160,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Mode::Export(ExportArgs { nats, .. }) | Mode::Import(ImportArgs { nats, .. }) = &cli.mode
+    {
+        nats::servers(&nats.nats).context("invalid --nats")?;
+    }
     let (stop_tx, stop) = watch::channel(false);
     // SIGTERM and SIGINT drain: nothing new is taken, what is in flight is finished.
     tokio::spawn(async move {

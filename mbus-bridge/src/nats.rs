@@ -11,14 +11,17 @@ use async_nats::ServerAddr;
 /// session for long.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A client connected to one of `urls` (comma-separated).
-pub async fn connect(urls: &str) -> anyhow::Result<async_nats::Client> {
-    let servers = urls
-        .split(',')
+/// The servers `urls` (comma-separated) names; checked at start, since no retry mends a typo.
+pub fn servers(urls: &str) -> anyhow::Result<Vec<ServerAddr>> {
+    urls.split(',')
         .map(|url| url.trim().parse::<ServerAddr>())
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("invalid NATS server URL in {urls:?}"))?;
-    async_nats::connect(servers)
+        .with_context(|| format!("invalid NATS server URL in {urls:?}"))
+}
+
+/// A client connected to one of `urls` (comma-separated).
+pub async fn connect(urls: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::connect(servers(urls)?)
         .await
         .with_context(|| format!("cannot connect to NATS at {urls}"))
 }
