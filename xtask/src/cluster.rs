@@ -51,11 +51,17 @@ impl Args {
             bench: false,
         }
     }
+
+    /// Whether `--bench` was asked, which `cluster_bench` runs.
+    pub fn bench(&self) -> bool {
+        self.bench
+    }
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    crate::test::ensure_tool("nats-server", "nats-server")?;
-    let release = args.bench;
+/// Builds everything (optimized with `release`) and starts the whole topology, with its files
+/// in a fresh `target/xtask/cluster`.
+pub fn start(release: bool) -> anyhow::Result<Cluster> {
+    xtask::tools::ensure_tool("nats-server", "nats-server")?;
     let bins = workspace::build(release)?;
     let bridge = workspace::cargo_build(release, &["mbus-bridge"])?
         .remove("mbus-bridge")
@@ -63,10 +69,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let scratch = workspace::scratch_dir()?.join("cluster");
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch).with_context(|| format!("cannot create {}", show(&scratch)))?;
-    let mut cluster = Cluster::start(&bins, &bridge, &scratch)?;
-    if args.bench {
-        return crate::cluster_bench::run(&mut cluster, &bridge);
-    }
+    Cluster::start(&bins, &bridge, &scratch)
+}
+
+/// The topology for a person to try (until Enter), or `--check`ed unattended.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let mut cluster = start(false)?;
     if !args.check {
         println!("{}", cluster.describe());
         println!("cluster: press Enter to stop everything");
@@ -312,6 +320,11 @@ impl Cluster {
         self.nats_urls()
     }
 
+    /// The `mbus-bridge` binary.
+    pub fn bridge(&self) -> &Path {
+        &self.bridge
+    }
+
     fn describe(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "cluster: NATS JetStream nodes at {}", self.nats_urls());
@@ -343,7 +356,7 @@ impl Cluster {
     }
 
     /// Stops the bridges (drained with SIGTERM), the brokers and the NATS nodes.
-    fn stop(&mut self) -> anyhow::Result<()> {
+    pub fn stop(&mut self) -> anyhow::Result<()> {
         for bridge in [self.export.take(), self.import.take()]
             .into_iter()
             .flatten()

@@ -19,7 +19,15 @@ const LATENCY: u64 = 10_000;
 const LATENCY_RATE: u64 = 2_000;
 const TOPIC: &str = "orders";
 
-pub fn run(cluster: &mut Cluster, bridge: &Path) -> anyhow::Result<()> {
+/// Starts the topology from optimized builds, measures it and stops it.
+pub fn run() -> anyhow::Result<()> {
+    let mut cluster = crate::cluster::start(true)?;
+    let bridge = cluster.bridge().to_owned();
+    measure(&mut cluster, &bridge)?;
+    cluster.stop()
+}
+
+fn measure(cluster: &mut Cluster, bridge: &Path) -> anyhow::Result<()> {
     let mut offset = 0;
     let (mut rates, mut p50s, mut p99s, mut js) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for pass in 1..=PASSES {

@@ -4,4 +4,5 @@
 pub mod broker;
 pub mod ports;
 pub mod process;
+pub mod tools;
 pub mod workspace;

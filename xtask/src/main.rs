@@ -49,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Bench(args) => bench::run(&args),
+        Task::Cluster(args) if args.bench() => cluster_bench::run(),
         Task::Cluster(args) => cluster::run(&args),
         Task::Crash(args) => crash::run(&args),
         Task::Demo => demo::run(),

@@ -11,6 +11,9 @@ pub const VERSION_FILE: &str = "VERSION";
 pub const TOPICS_DIR: &str = "topics";
 /// The directory in a topic's directory that holds its consumer groups' files.
 pub const GROUPS_DIR: &str = "groups";
+/// The file in a topic's directory that holds its idempotent producers' publishes; no segment
+/// name looks like it.
+pub const PRODUCERS_FILE: &str = "producers";
 /// Extension of segment files, which hold the records.
 pub const LOG_EXT: &str = "log";
 /// Extension of index files, which hold one record position and time per offset.

@@ -117,7 +117,7 @@ pub fn list_segments(dir: &Path) -> Result<Listing, StoreError> {
     for entry in fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
-        if name == super::format::GROUPS_DIR || name == super::producers::PRODUCERS_FILE {
+        if name == super::format::GROUPS_DIR || name == super::format::PRODUCERS_FILE {
             continue;
         }
         match name.to_str().and_then(parse_segment_name) {

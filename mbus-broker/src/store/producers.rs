@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use super::StoreError;
 use super::checked::{record, records};
 use super::error::IoContext;
+use super::format::PRODUCERS_FILE;
 use super::layout;
 use crate::engine::storage::ProducerEntry;
 
-/// The producer file's name in a topic directory; no segment name looks like it.
-pub const PRODUCERS_FILE: &str = "producers";
 /// The producer file being rewritten.
 const REWRITE_FILE: &str = "producers~";
 /// A producer file past this size is rewritten with only the entries the topic remembers.
