@@ -32,8 +32,7 @@ pub struct BenchArgs {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let client = crate::nats::connect(&args.nats).await?;
-    let js = jetstream::new(client);
+    let js = crate::nats::jetstream(&args.nats).await?;
     let spec = StreamSpec {
         name: args.stream.clone(),
         subjects: vec![format!("{}.>", args.stream)],

@@ -93,10 +93,8 @@ async fn session(
     stop: &watch::Receiver<bool>,
     progress: &Arc<Progress>,
 ) -> anyhow::Result<()> {
-    let client = crate::nats::connect(&export.nats).await?;
-    let mut js = jetstream::new(client);
-    // A PubAck lost with a node is waited for this long before the session starts again.
-    js.set_timeout(crate::nats::REPLY_TIMEOUT);
+    // A PubAck lost with a node is waited for REPLY_TIMEOUT before the session starts again.
+    let js = crate::nats::jetstream(&export.nats).await?;
     crate::stream::ensure(&js, &export.stream, export.create.as_ref()).await?;
     let credit = export.credit.max(1) as usize;
     let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(credit);

@@ -63,9 +63,7 @@ async fn session(
     stop: &watch::Receiver<bool>,
     progress: &Arc<Progress>,
 ) -> anyhow::Result<()> {
-    let client = crate::nats::connect(&import.nats).await?;
-    let mut js = jetstream::new(client);
-    js.set_timeout(crate::nats::REPLY_TIMEOUT);
+    let js = crate::nats::jetstream(&import.nats).await?;
     let stream = crate::stream::ensure(&js, &import.stream, import.create.as_ref()).await?;
     let mut source = start_at_floor(&stream, import).await?;
     let mut messages = source

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::ServerAddr;
+use async_nats::{ServerAddr, jetstream};
 
 /// How long a JetStream reply (a PubAck, an API answer) is waited for: long enough for a new
 /// stream leader to be elected, short enough that a reply lost with a node does not stall a
@@ -19,9 +19,13 @@ pub fn servers(urls: &str) -> anyhow::Result<Vec<ServerAddr>> {
         .with_context(|| format!("invalid NATS server URL in {urls:?}"))
 }
 
-/// A client connected to one of `urls` (comma-separated).
-pub async fn connect(urls: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::connect(servers(urls)?)
+/// JetStream through a client connected to one of `urls` (comma-separated), its replies
+/// waited for [`REPLY_TIMEOUT`].
+pub async fn jetstream(urls: &str) -> anyhow::Result<jetstream::Context> {
+    let client = async_nats::connect(servers(urls)?)
         .await
-        .with_context(|| format!("cannot connect to NATS at {urls}"))
+        .with_context(|| format!("cannot connect to NATS at {urls}"))?;
+    let mut js = jetstream::new(client);
+    js.set_timeout(REPLY_TIMEOUT);
+    Ok(js)
 }

@@ -408,3 +408,35 @@ fn storage_md_quotes_a_producer_record_as_the_store_writes_it() {
     let written = std::fs::read(dir.path().join("topics/orders/producers")).unwrap();
     assert_eq!(store_util::storage_example("producer-example"), written);
 }
+
+#[test]
+fn publish_numbers_past_the_largest_are_refused_by_name() {
+    let mut h = Harness::new();
+    let p = identified(&mut h, "web-1", u64::MAX);
+    publish_all(&mut h, p, 1..=1);
+    assert_eq!(
+        h.output(p),
+        vec![Owned::Confirm(1)],
+        "number 2^64 - 1 is taken"
+    );
+    publish_all(&mut h, p, 2..=2);
+    let refused = |out: Vec<Owned>| match out.last() {
+        Some(Owned::Error { code, reason }) => {
+            assert_eq!(*code, ErrorCode::LimitReached);
+            assert!(reason.contains("publish numbers went past"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    };
+    refused(h.output(p));
+    // A new session would start after 2^64 - 1.
+    let q = h.producer();
+    h.core.receive(
+        q,
+        Frame::Identify {
+            producer: "web-1",
+            sequence: 0,
+        },
+    );
+    refused(h.output(q));
+    assert_eq!(stored(&mut h), expected(1..=1));
+}

@@ -86,6 +86,18 @@ impl Peer {
         Some(Frame::parse(&self.body).unwrap())
     }
 
+    /// Whether the producer sends nothing for `wait`.
+    pub fn silent_for(&mut self, wait: Duration) -> bool {
+        use std::io::BufRead;
+        self.writer.set_read_timeout(Some(wait)).unwrap();
+        let quiet = matches!(
+            self.reader.fill_buf(),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+        );
+        self.writer.set_read_timeout(Some(LIMIT)).unwrap();
+        quiet
+    }
+
     pub fn send(&mut self, frame: Frame<'_>) {
         self.writer.write_all(&frame.to_bytes()).unwrap();
     }

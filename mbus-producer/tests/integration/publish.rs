@@ -558,3 +558,33 @@ fn an_identity_a_broker_does_not_know_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn past_max_unconfirmed_bytes_a_publish_waits_for_a_confirm() {
+    let (addr, broker) = fake_broker::spawn(|mut peer| {
+        peer.welcome(DEFAULT_MAX_FRAME);
+        let first = peer.publish();
+        // The frame kept to resend is over the bound: nothing more comes before a confirm.
+        let held = peer.silent_for(Duration::from_millis(300));
+        peer.send(Frame::Confirm { count: 1 });
+        let second = peer.publish();
+        peer.send(Frame::Confirm { count: 2 });
+        (first, held, second)
+    });
+    let mut options = options();
+    options.reconnect = mbus_producer::Reconnect::attempts(1);
+    options.max_unconfirmed_bytes = 1;
+    let mut p = Producer::connect(addr, &options).unwrap();
+    p.publish("orders", b"one").unwrap();
+    p.flush().unwrap();
+    p.publish("orders", b"two").unwrap();
+    assert_eq!(
+        p.confirmed(),
+        1,
+        "the second publish waited for the first's confirm"
+    );
+    assert_eq!(p.finish().unwrap(), 2);
+    let (first, held, second) = broker.join().unwrap();
+    assert!(held, "the producer sent more past its bound");
+    assert_eq!((first.1, second.1), (b"one".to_vec(), b"two".to_vec()));
+}
